@@ -1,0 +1,36 @@
+# Two commands for a fresh machine: `make demo` (the main job) and `make test`.
+# Both create .venv when it is missing. torch is installed only when the venv has none,
+# so a GPU user who installed a CUDA build of torch into .venv first keeps it.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+TORCH_PINS := torch==2.14.1 torchvision==0.29.1
+
+.PHONY: demo test test-all lint bench venv
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: $(BIN)/python pyproject.toml
+	$(BIN)/python -c "import torch, torchvision" 2>/dev/null || $(BIN)/python -m pip install $(TORCH_PINS)
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@
+
+venv: $(VENV)/.installed
+
+demo: venv
+	$(BIN)/mirg demo
+
+test: venv
+	$(BIN)/python -m pytest
+
+test-all: venv
+	$(BIN)/python -m pytest -m ''
+
+lint: venv
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+
+bench: venv
+	$(BIN)/python benchmarks/bench_core.py

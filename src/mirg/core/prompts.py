@@ -1,0 +1,75 @@
+"""The one prompt builder: SFT, GRPO, evaluation and inference all call ``build_messages``.
+
+Messages use the conversational format that TRL and the Qwen-VL chat templates read:
+each image is a ``{"type": "image"}`` part preceded by its label ("Image-1:" …), so the
+question's words "Image-2" refer to something the model can see labelled.
+"""
+
+from __future__ import annotations
+
+from mirg.core.profiles import CoordinateProfile, get_profile
+
+_COORDS = {
+    1000: "integers from 0 to 1000, relative to the width and height of that image",
+    1: "decimals from 0 to 1, relative to the width and height of that image",
+    None: "absolute pixel coordinates of that image as you see it",
+}
+
+
+def system_prompt(profile: str | CoordinateProfile) -> str:
+    """Ask for mirg's canonical think/answer format in the profile's coordinates."""
+    p = get_profile(profile)
+    return (
+        "You are given several images, labelled Image-1, Image-2, and so on. "
+        "First reason about the images inside <think> </think>, then give the answer inside "
+        "<answer> </answer> as JSON: "
+        '{"image": K, "bbox_2d": [x1, y1, x2, y2]}, where K is the number of the image that '
+        f"holds the target and the box is in {_COORDS[p.scale]}."
+    )
+
+
+def image_label(k: int) -> str:
+    """Label of the k-th image, 1-based: ``Image-1``."""
+    return f"Image-{k}"
+
+
+def user_content(question: str, n_images: int) -> list[dict]:
+    """User turn: each image after its label, then the question."""
+    parts: list[dict] = []
+    for k in range(1, n_images + 1):
+        parts.append({"type": "text", "text": f"{image_label(k)}:"})
+        parts.append({"type": "image"})
+    parts.append({"type": "text", "text": question})
+    return parts
+
+
+def build_messages(
+    question: str, n_images: int, profile: str | CoordinateProfile, *, system: bool = True
+) -> list[dict]:
+    """The prompt messages for one sample (no assistant turn)."""
+    messages: list[dict] = []
+    if system:
+        messages.append(
+            {"role": "system", "content": [{"type": "text", "text": system_prompt(profile)}]}
+        )
+    messages.append({"role": "user", "content": user_content(question, n_images)})
+    return messages
+
+
+def assistant_message(text: str) -> list[dict]:
+    """A completion in conversational form (TRL prompt/completion records)."""
+    return [{"role": "assistant", "content": [{"type": "text", "text": text}]}]
+
+
+def count_image_placeholders(messages: list[dict]) -> int:
+    """How many images the messages ask for; exports check it equals len(images)."""
+    n = 0
+    for message in messages:
+        content = message.get("content")
+        if isinstance(content, list):
+            n += sum(
+                1 for part in content if isinstance(part, dict) and part.get("type") == "image"
+            )
+        elif isinstance(content, str):
+            n += content.count("<image>")
+    return n
