@@ -39,14 +39,14 @@ _BOX_RE = re.compile(
 _IMAGE_KEY_RE = re.compile(
     r'"image"\s{0,8}:\s{0,8}"?\s{0,8}(?:image[\s_\-]{0,3})?(-?\d{1,6})', re.I
 )
-_ORDINALS = {
+ORDINALS = {
     "first": 1, "second": 2, "third": 3, "fourth": 4, "fifth": 5,
     "sixth": 6, "seventh": 7, "eighth": 8, "ninth": 9, "tenth": 10,
 }  # fmt: skip
 _IMAGE_REF_RE = re.compile(
     r"\b(?:image|picture|img)[\s_\-#:]{0,3}(\d{1,3})\b"  # Image-2, image 2, image_2
     r"|\b(\d{1,3})(?:st|nd|rd|th)\s{1,3}(?:image|picture)\b"  # 2nd image, 3th image
-    r"|\b(" + "|".join(_ORDINALS) + r")\s{1,3}(?:image|picture)\b",  # the second image
+    r"|\b(" + "|".join(ORDINALS) + r")\s{1,3}(?:image|picture)\b",  # the second image
     re.I,
 )
 
@@ -117,7 +117,7 @@ def _image_refs(text: str) -> list[tuple[int, int]]:
     refs = []
     for m in _IMAGE_REF_RE.finditer(text):
         digits = m.group(1) or m.group(2)
-        k = int(digits) if digits else _ORDINALS[m.group(3).lower()]
+        k = int(digits) if digits else ORDINALS[m.group(3).lower()]
         refs.append((m.start(), k))
     return refs
 

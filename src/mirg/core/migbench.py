@@ -1,0 +1,183 @@
+"""Reader for the MIG-Bench annotation file (``MIG_data.json``).
+
+The file is a JSON list; an item has no id and is identified by its 0-based position.
+Besides validating each item, the reader derives the **target image** (1-based) that the
+strict protocol and the image reward need, from each task's rules:
+
+* ``common_object``, ``multi_view``, ``object_tracking``: the question names it, as the
+  last "in the Nth image" ("…locate this object in the 3th image");
+* ``region``: the region is located inside the source image, which is Image-1;
+* ``correspondence``, ``view_diff``, ``refer_grounding``, ``reasoning``: Image-2 (the
+  first image is the reference, the answer is in the second);
+* ``group_grounding``: named only in ``additional_info`` ("It is in the first image.");
+* ``diff``: none (the two images are aligned, the box holds in both).
+
+Reference boxes written inside questions (``<|box_start|>(x1,y1),(x2,y2)<|box_end|>``,
+0..1000 relative) are parsed into relative boxes.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mirg.core.answers import ORDINALS
+
+TASKS: tuple[str, ...] = (
+    "diff",
+    "view_diff",
+    "common_object",
+    "object_tracking",
+    "multi_view",
+    "region",
+    "refer_grounding",
+    "group_grounding",
+    "reasoning",
+    "correspondence",
+)
+#: Column names of the published tables, in their order.
+TASK_COLUMNS: dict[str, str] = {
+    "diff": "static",
+    "view_diff": "robust",
+    "common_object": "common",
+    "object_tracking": "ot",
+    "multi_view": "mv",
+    "region": "region",
+    "refer_grounding": "refer",
+    "group_grounding": "gg",
+    "reasoning": "reason",
+    "correspondence": "co_re",
+}
+_NAMED_IN_QUESTION = {"common_object", "multi_view", "object_tracking"}
+_FIXED_TARGET = {
+    "region": 1,
+    "correspondence": 2,
+    "view_diff": 2,
+    "refer_grounding": 2,
+    "reasoning": 2,
+    "diff": None,
+}
+_NTH_IMAGE_RE = re.compile(r"in the (\d{1,2})(?:st|nd|rd|th) image", re.I)
+_GG_TARGET_RE = re.compile(r"It is in the (\w{1,10}) image", re.I)
+_REF_BOX_RE = re.compile(
+    r"<\|box_start\|>\((\d{1,4}),\s{0,4}(\d{1,4})\),\s{0,4}\((\d{1,4}),\s{0,4}(\d{1,4})\)<\|box_end\|>"
+)
+
+
+class BenchError(ValueError):
+    """Malformed benchmark input; the message names the file, item and field."""
+
+
+@dataclass(frozen=True)
+class MigBenchItem:
+    index: int
+    task: str
+    images: tuple[str, ...]
+    question: str
+    answer: tuple[float, float, float, float]  # as stored: may be inverted or exceed 1
+    additional_info: str = ""
+    need_format: bool = True
+    target_image: int | None = None
+    reference_boxes: tuple[tuple[float, float, float, float], ...] = field(default=())
+
+    @property
+    def key(self) -> int:
+        """How predictions refer to this item (its position in the file)."""
+        return self.index
+
+
+def reference_boxes(question: str) -> tuple[tuple[float, float, float, float], ...]:
+    """Relative boxes quoted in a question in the 0..1000 box-token convention."""
+    return tuple(
+        tuple(int(v) / 1000.0 for v in m.groups())  # type: ignore[misc]
+        for m in _REF_BOX_RE.finditer(question)
+    )
+
+
+def derive_target_image(task: str, question: str, additional_info: str) -> int | None:
+    """The 1-based image holding the answer, by the task's rule (module docstring).
+
+    Raises ValueError when the rule finds nothing (callers add the item's location).
+    """
+    if task in _FIXED_TARGET:
+        return _FIXED_TARGET[task]
+    if task in _NAMED_IN_QUESTION:
+        found = _NTH_IMAGE_RE.findall(question)
+        if not found:
+            raise ValueError("question names no target image ('in the Nth image')")
+        return int(found[-1])
+    if task == "group_grounding":
+        m = _GG_TARGET_RE.search(additional_info)
+        if not m or m.group(1).lower() not in ORDINALS:
+            raise ValueError("additional_info names no target image ('It is in the … image')")
+        return ORDINALS[m.group(1).lower()]
+    raise ValueError(f"unknown task {task!r}; known: {', '.join(TASKS)}")
+
+
+def _item(raw: object, index: int, where: str) -> MigBenchItem:
+    def bad(field_name: str, why: str) -> BenchError:
+        return BenchError(f"{where}: item {index}: field {field_name!r}: {why}")
+
+    if not isinstance(raw, dict):
+        raise BenchError(f"{where}: item {index}: expected an object, got {type(raw).__name__}")
+    for name in ("task", "images", "question", "answer"):
+        if name not in raw:
+            raise bad(name, "missing")
+    task = raw["task"]
+    if task not in TASKS:
+        raise bad("task", f"unknown task {task!r}; known: {', '.join(TASKS)}")
+    images = raw["images"]
+    if not isinstance(images, list) or not images or not all(isinstance(p, str) for p in images):
+        raise bad("images", "expected a non-empty list of paths")
+    question = raw["question"]
+    if not isinstance(question, str):
+        raise bad("question", "expected text")
+    answer = raw["answer"]
+    if (
+        not isinstance(answer, list)
+        or len(answer) != 4
+        or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in answer)
+        or not all(math.isfinite(v) for v in answer)
+    ):
+        raise bad("answer", f"expected a box of 4 finite numbers, got {answer!r}")
+    info = raw.get("additional_info", "") or ""
+    if not isinstance(info, str):
+        raise bad("additional_info", "expected text")
+    try:
+        target = derive_target_image(task, question, info)
+    except ValueError as exc:
+        raise bad(
+            "additional_info" if task == "group_grounding" else "question", str(exc)
+        ) from None
+    if target is not None and not 1 <= target <= len(images):
+        raise bad("question", f"target image {target} but the item has {len(images)} images")
+    return MigBenchItem(
+        index=index,
+        task=task,
+        images=tuple(images),
+        question=question,
+        answer=tuple(float(v) for v in answer),  # type: ignore[arg-type]
+        additional_info=info,
+        need_format=bool(raw.get("need_format", True)),
+        target_image=target,
+        reference_boxes=reference_boxes(question),
+    )
+
+
+def load_migbench(path: str | Path) -> list[MigBenchItem]:
+    """Read and validate ``MIG_data.json``; raises BenchError naming file, item and field."""
+    path = Path(path)
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: MIG-Bench annotation file not found") from None
+    except json.JSONDecodeError as exc:
+        raise BenchError(
+            f"{path}: not valid JSON (line {exc.lineno}, column {exc.colno}): {exc.msg}"
+        ) from None
+    if not isinstance(raw, list):
+        raise BenchError(f"{path}: expected a JSON list of items, got {type(raw).__name__}")
+    return [_item(entry, i, str(path)) for i, entry in enumerate(raw)]

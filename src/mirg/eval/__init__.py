@@ -1,0 +1,1 @@
+"""Evaluation: scoring CLI, benchmark runs, inference and reports."""

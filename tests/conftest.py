@@ -1,0 +1,26 @@
+"""Shared test fixtures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+MIGBENCH_FILE = REPO.parent / "shared" / "migbench" / "MIG_data.json"
+PUBLISHED_RESULTS = REPO.parent / "shared" / "migbench" / "published_results.csv"
+
+
+@pytest.fixture(scope="session")
+def migbench_path() -> Path:
+    """The real MIG-Bench annotation file beside the repo (../shared), or a skip saying why."""
+    if not MIGBENCH_FILE.is_file():
+        pytest.skip(f"MIG-Bench annotations not found at {MIGBENCH_FILE} (../shared is absent)")
+    return MIGBENCH_FILE
+
+
+@pytest.fixture(scope="session")
+def migbench_items(migbench_path):
+    from mirg.core.migbench import load_migbench
+
+    return load_migbench(migbench_path)
