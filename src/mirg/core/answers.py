@@ -74,19 +74,21 @@ class ParsedAnswer:
         return self.error is None
 
 
-def _blocks(text: str, open_tag: str, close_tag: str) -> list[tuple[int, int, int, int]]:
-    """(open_start, content_start, content_end, close_end) of each complete block, linear."""
+def _blocks(text: str, open_tag: str, close_tag: str) -> list[tuple[int, int]]:
+    """(content_start, content_end) of each complete block, in linear time.
+
+    Each closing tag pairs with the nearest opening tag before it, so a stray unclosed
+    ``<answer>`` earlier in the text does not swallow the real answer.
+    """
     out = []
     pos = 0
     while True:
-        start = text.find(open_tag, pos)
-        if start < 0:
-            return out
-        content = start + len(open_tag)
-        end = text.find(close_tag, content)
+        end = text.find(close_tag, pos)
         if end < 0:
             return out
-        out.append((start, content, end, end + len(close_tag)))
+        start = text.rfind(open_tag, pos, end)
+        if start >= 0:
+            out.append((start + len(open_tag), end))
         pos = end + len(close_tag)
 
 
@@ -99,7 +101,7 @@ def answer_region(text: str) -> tuple[str, int]:
     """
     blocks = _blocks(text, ANSWER_OPEN, ANSWER_CLOSE)
     if blocks:
-        _, a, b, _ = blocks[-1]
+        a, b = blocks[-1]
         return text[a:b], len(blocks)
     think_end = text.rfind(THINK_CLOSE)
     if think_end >= 0:

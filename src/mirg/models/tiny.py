@@ -1,0 +1,395 @@
+"""Tiny random-init Qwen-VL models built fully offline (no hub), for tests and the demo.
+
+A tiny model is a real ``Qwen2VL``/``Qwen2_5_VL``/``Qwen3VL`` architecture with small
+towers, a small byte-level BPE tokenizer trained locally with Qwen's pre-tokenizer and the
+family's special tokens, the family's chat template and a real processor (image and
+video processors), all written with ``save_pretrained`` so the Auto classes reload it like
+any downloaded checkpoint. Everything downstream (SFT, GRPO, evaluation) therefore runs
+the same code path on a tiny model as on Qwen2.5-VL-7B.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mirg.core.profiles import PROFILES, get_profile
+from mirg.core.prompts import system_prompt
+
+FAMILIES = ("qwen2-vl", "qwen2.5-vl", "qwen3-vl")
+
+# Qwen's special tokens, in Qwen's order (ids follow the BPE vocabulary).
+SPECIAL_TOKENS = (
+    "<|endoftext|>",
+    "<|im_start|>",
+    "<|im_end|>",
+    "<|object_ref_start|>",
+    "<|object_ref_end|>",
+    "<|box_start|>",
+    "<|box_end|>",
+    "<|quad_start|>",
+    "<|quad_end|>",
+    "<|vision_start|>",
+    "<|vision_end|>",
+    "<|vision_pad|>",
+    "<|image_pad|>",
+    "<|video_pad|>",
+)
+
+# Qwen2-VL / Qwen2.5-VL chat template (as shipped with the instruct checkpoints).
+QWEN2_VL_CHAT_TEMPLATE = (
+    "{% set image_count = namespace(value=0) %}{% set video_count = namespace(value=0) %}"
+    "{% for message in messages %}{% if loop.first and message['role'] != 'system' %}"
+    "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n{% endif %}"
+    "<|im_start|>{{ message['role'] }}\n"
+    "{% if message['content'] is string %}{{ message['content'] }}<|im_end|>\n"
+    "{% else %}{% for content in message['content'] %}"
+    "{% if content['type'] == 'image' or 'image' in content or 'image_url' in content %}"
+    "{% set image_count.value = image_count.value + 1 %}"
+    "{% if add_vision_id %}Picture {{ image_count.value }}: {% endif %}"
+    "<|vision_start|><|image_pad|><|vision_end|>"
+    "{% elif content['type'] == 'video' or 'video' in content %}"
+    "{% set video_count.value = video_count.value + 1 %}"
+    "{% if add_vision_id %}Video {{ video_count.value }}: {% endif %}"
+    "<|vision_start|><|video_pad|><|vision_end|>"
+    "{% elif 'text' in content %}{{ content['text'] }}{% endif %}{% endfor %}<|im_end|>\n"
+    "{% endif %}{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+# Qwen3-VL instruct template without tool calling: no default system prompt.
+QWEN3_VL_CHAT_TEMPLATE = (
+    "{%- set image_count = namespace(value=0) %}{%- set video_count = namespace(value=0) %}"
+    "{%- for message in messages %}"
+    "{{- '<|im_start|>' + message['role'] + '\\n' }}"
+    "{%- if message['content'] is string %}{{- message['content'] }}"
+    "{%- else %}{%- for content in message['content'] %}"
+    "{%- if content['type'] == 'image' or 'image' in content or 'image_url' in content %}"
+    "{%- set image_count.value = image_count.value + 1 %}"
+    "{%- if add_vision_id %}Picture {{ image_count.value }}: {% endif %}"
+    "<|vision_start|><|image_pad|><|vision_end|>"
+    "{%- elif content['type'] == 'video' or 'video' in content %}"
+    "{%- set video_count.value = video_count.value + 1 %}"
+    "{%- if add_vision_id %}Video {{ video_count.value }}: {% endif %}"
+    "<|vision_start|><|video_pad|><|vision_end|>"
+    "{%- elif 'text' in content %}{{- content['text'] }}{%- endif %}"
+    "{%- endfor %}{%- endif %}"
+    "{{- '<|im_end|>\\n' }}"
+    "{%- endfor %}"
+    "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}{%- endif %}"
+)
+
+
+@dataclass(frozen=True)
+class TinySpec:
+    """Dimensions of a tiny model. Defaults: ~0.3-0.5M parameters, seconds to build."""
+
+    hidden_size: int = 64
+    num_layers: int = 2
+    num_heads: int = 4
+    num_kv_heads: int = 2
+    intermediate_size: int = 128
+    vision_hidden_size: int = 32
+    vision_depth: int = 2
+    vision_heads: int = 2
+    vision_intermediate_size: int = 64
+    vocab_size: int = 1024  # BPE merges target; special tokens come on top
+    max_position_embeddings: int = 4096
+    min_pixels: int | None = None  # None: the family's default for tiny models
+    max_pixels: int | None = None
+    seed: int = 0
+
+    @property
+    def head_dim(self) -> int:
+        return self.hidden_size // self.num_heads
+
+
+# --------------------------------------------------------------------------- tokenizer
+
+
+def _corpus(seed: int) -> list[str]:
+    """Text the tiny tokenizer is trained on: mirg's prompts, questions and answers."""
+    rng = random.Random(seed)
+    colours = "red green blue yellow orange purple pink brown black white gray cyan".split()
+    shapes = "circle square triangle star cross diamond rectangle ring hexagon".split()
+    sizes = ["small", "large", "big", "tiny", "medium"]
+    words = (
+        "the a an of in on at to with and or is are which where find locate object image "
+        "images same different changed added removed moved marked box crop region source "
+        "appears every each other than another colour color shape size left right top "
+        "bottom center first second third that this it holds contains show answer reason "
+        "look compare candidate target reference described rule out so therefore not only"
+    ).split()
+    lines = [system_prompt(p) for p in PROFILES]
+    lines += [f"Image-{k}:" for k in range(1, 9)]
+    for _ in range(1500):
+        c, s, z = rng.choice(colours), rng.choice(shapes), rng.choice(sizes)
+        k, j = rng.randint(1, 6), rng.randint(1, 6)
+        box = [rng.randint(0, 1000) for _ in range(4)]
+        lines.append(f"Where is the {z} {c} {s} in Image-{k}?")
+        lines.append(f"Find the {c} {s} marked in Image-1 in Image-{j}.")
+        lines.append(" ".join(rng.choice(words) for _ in range(rng.randint(5, 15))) + ".")
+        lines.append(
+            f"<think>Image-{k} has a {c} {s} at {box}. It is the target.</think>"
+            f'<answer>{{"image": {k}, "bbox_2d": {box}}}</answer>'
+        )
+        lines.append(f"<|box_start|>({box[0]},{box[1]}),({box[2]},{box[3]})<|box_end|>")
+        lines.append(json.dumps({"bbox_2d": [round(v / 1000, 3) for v in box]}))
+    return lines
+
+
+def build_tokenizer(vocab_size: int = 1024, seed: int = 0) -> Any:
+    """A Qwen2 byte-level BPE tokenizer trained locally, with Qwen's special tokens.
+
+    transformers 5 builds ``Qwen2Tokenizer`` in memory from ``vocab`` and ``merges`` (as
+    tuples); the vocabulary is trained here with ``tokenizers`` under Qwen's own
+    pre-tokenizer (digits split one by one), so the tokenization matches Qwen's behaviour.
+    """
+    from tokenizers import Regex, Tokenizer, models, pre_tokenizers, trainers
+    from transformers import Qwen2Tokenizer
+    from transformers.models.qwen2.tokenization_qwen2 import PRETOKENIZE_REGEX
+
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split(Regex(PRETOKENIZE_REGEX), behavior="isolated", invert=False),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+        ]
+    )
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+        special_tokens=[],
+    )
+    bpe.train_from_iterator(_corpus(seed), trainer=trainer)
+    state = json.loads(bpe.to_str())["model"]
+    vocab: dict[str, int] = state["vocab"]
+    merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in state["merges"]]
+    tokenizer = Qwen2Tokenizer(
+        vocab=vocab,
+        merges=merges,
+        unk_token=None,
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        errors="replace",
+        model_max_length=32768,
+        clean_up_tokenization_spaces=False,
+    )
+    from tokenizers import AddedToken
+
+    tokenizer.add_tokens([AddedToken(t, special=True, normalized=False) for t in SPECIAL_TOKENS])
+    tokenizer.add_special_tokens(
+        {"eos_token": "<|im_end|>", "pad_token": "<|endoftext|>"}, replace_extra_special_tokens=False
+    )
+    return tokenizer
+
+
+# --------------------------------------------------------------------------- configs
+
+
+def _token_ids(tokenizer: Any) -> dict[str, int]:
+    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in SPECIAL_TOKENS}
+    return {
+        "image_token_id": ids["<|image_pad|>"],
+        "video_token_id": ids["<|video_pad|>"],
+        "vision_start_token_id": ids["<|vision_start|>"],
+        "vision_end_token_id": ids["<|vision_end|>"],
+        "bos_token_id": ids["<|endoftext|>"],
+        "eos_token_id": ids["<|im_end|>"],
+        "pad_token_id": ids["<|endoftext|>"],
+    }
+
+
+def _mrope_section(head_dim: int) -> list[int]:
+    """Split head_dim/2 rotary frequencies over (time, height, width) like Qwen (16:24:24)."""
+    half = head_dim // 2
+    t = max(1, half // 4)
+    h = (half - t) // 2
+    return [t, h, half - t - h]
+
+
+def build_config(family: str, tokenizer: Any, spec: TinySpec) -> Any:
+    """The tiny model config; token ids come from the tokenizer so image tokens match."""
+    ids = _token_ids(tokenizer)
+    vocab = len(tokenizer)
+    text = {
+        "vocab_size": vocab,
+        "hidden_size": spec.hidden_size,
+        "intermediate_size": spec.intermediate_size,
+        "num_hidden_layers": spec.num_layers,
+        "num_attention_heads": spec.num_heads,
+        "num_key_value_heads": spec.num_kv_heads,
+        "max_position_embeddings": spec.max_position_embeddings,
+        "bos_token_id": ids["bos_token_id"],
+        "eos_token_id": ids["eos_token_id"],
+        "pad_token_id": ids["pad_token_id"],
+    }
+    tokens = {
+        k: ids[k]
+        for k in ("image_token_id", "video_token_id", "vision_start_token_id", "vision_end_token_id")
+    }
+    mrope = _mrope_section(spec.head_dim)
+    if family == "qwen2-vl":
+        from transformers import Qwen2VLConfig
+
+        vision = {
+            "depth": spec.vision_depth,
+            "embed_dim": spec.vision_hidden_size,
+            "hidden_size": spec.hidden_size,  # Qwen2-VL's merger output = text width
+            "num_heads": spec.vision_heads,
+            "mlp_ratio": max(1, spec.vision_intermediate_size // spec.vision_hidden_size),
+            "patch_size": 14,
+            "spatial_merge_size": 2,
+            "temporal_patch_size": 2,
+        }
+        text["rope_parameters"] = {"rope_type": "default", "mrope_section": mrope}
+        config = Qwen2VLConfig(text_config=text, vision_config=vision, **tokens)
+    elif family == "qwen2.5-vl":
+        from transformers import Qwen2_5_VLConfig
+
+        vision = {
+            "depth": spec.vision_depth,
+            "hidden_size": spec.vision_hidden_size,
+            "intermediate_size": spec.vision_intermediate_size,
+            "num_heads": spec.vision_heads,
+            "out_hidden_size": spec.hidden_size,
+            "patch_size": 14,
+            "spatial_merge_size": 2,
+            "temporal_patch_size": 2,
+            "window_size": 112,
+            "fullatt_block_indexes": [spec.vision_depth - 1],
+        }
+        text["rope_parameters"] = {"rope_type": "default", "mrope_section": mrope}
+        config = Qwen2_5_VLConfig(text_config=text, vision_config=vision, **tokens)
+    elif family == "qwen3-vl":
+        from transformers import Qwen3VLConfig
+
+        vision = {
+            "depth": spec.vision_depth,
+            "hidden_size": spec.vision_hidden_size,
+            "intermediate_size": spec.vision_intermediate_size,
+            "num_heads": spec.vision_heads,
+            "out_hidden_size": spec.hidden_size,
+            "patch_size": 16,
+            "spatial_merge_size": 2,
+            "temporal_patch_size": 2,
+            # absolute position embeddings on a grid up to 16x16 patches (256 px)
+            "num_position_embeddings": 256,
+            "deepstack_visual_indexes": [spec.vision_depth - 1],
+        }
+        text["head_dim"] = spec.head_dim
+        text["rope_parameters"] = {
+            "rope_type": "default",
+            "rope_theta": 5_000_000.0,
+            "mrope_section": mrope,
+            "mrope_interleaved": True,
+        }
+        config = Qwen3VLConfig(text_config=text, vision_config=vision, **tokens)
+    else:
+        raise ValueError(f"unknown tiny-model family {family!r}; choose one of {', '.join(FAMILIES)}")
+    config.tie_word_embeddings = True
+    config.get_text_config().tie_word_embeddings = True
+    return config
+
+
+# --------------------------------------------------------------------------- processor
+
+
+def default_pixels(family: str) -> tuple[int, int]:
+    """Pixel caps for tiny models: small frames so a CPU step takes milliseconds.
+
+    112x112 (16 merged tokens for Qwen2/2.5-VL) up to 224x224; Qwen3-VL's merged patch
+    is 32 px, so its caps are in the same token budget.
+    """
+    factor = 32 if family == "qwen3-vl" else 28
+    return (factor * factor * 4, factor * factor * 64)
+
+
+def build_processor(family: str, tokenizer: Any, spec: TinySpec) -> Any:
+    """The family's processor with its image and video processors and chat template."""
+    lo, hi = default_pixels(family)
+    min_pixels = spec.min_pixels or lo
+    max_pixels = spec.max_pixels or hi
+    size = {"shortest_edge": min_pixels, "longest_edge": max_pixels}
+    template = QWEN3_VL_CHAT_TEMPLATE if family == "qwen3-vl" else QWEN2_VL_CHAT_TEMPLATE
+    if family == "qwen3-vl":
+        from transformers import Qwen2VLImageProcessor, Qwen3VLProcessor
+        from transformers.models.qwen3_vl.video_processing_qwen3_vl import Qwen3VLVideoProcessor
+
+        image = Qwen2VLImageProcessor(
+            size=size,
+            patch_size=16,
+            merge_size=2,
+            temporal_patch_size=2,
+            image_mean=[0.5, 0.5, 0.5],
+            image_std=[0.5, 0.5, 0.5],
+        )
+        video = Qwen3VLVideoProcessor(
+            size={"shortest_edge": min_pixels, "longest_edge": max_pixels * 2},
+            patch_size=16,
+            merge_size=2,
+            temporal_patch_size=2,
+        )
+        return Qwen3VLProcessor(
+            image_processor=image, tokenizer=tokenizer, video_processor=video, chat_template=template
+        )
+    from transformers import Qwen2_5_VLProcessor, Qwen2VLImageProcessor, Qwen2VLProcessor
+    from transformers.models.qwen2_vl.video_processing_qwen2_vl import Qwen2VLVideoProcessor
+
+    image = Qwen2VLImageProcessor(size=size, patch_size=14, merge_size=2, temporal_patch_size=2)
+    video = Qwen2VLVideoProcessor(
+        size={"shortest_edge": min_pixels, "longest_edge": max_pixels * 2},
+        patch_size=14,
+        merge_size=2,
+        temporal_patch_size=2,
+    )
+    cls = Qwen2_5_VLProcessor if family == "qwen2.5-vl" else Qwen2VLProcessor
+    return cls(image_processor=image, tokenizer=tokenizer, video_processor=video, chat_template=template)
+
+
+# --------------------------------------------------------------------------- model
+
+
+def build_tiny_model(family: str = "qwen3-vl", spec: TinySpec | None = None) -> tuple[Any, Any]:
+    """(model, processor) of a tiny random-init model of ``family``, built offline."""
+    import torch
+    from transformers import AutoModelForImageTextToText
+
+    if family not in FAMILIES:
+        raise ValueError(f"unknown tiny-model family {family!r}; choose one of {', '.join(FAMILIES)}")
+    spec = spec or TinySpec()
+    if spec.hidden_size % spec.num_heads or spec.num_heads % spec.num_kv_heads:
+        raise ValueError("hidden_size must divide by num_heads and num_heads by num_kv_heads")
+    tokenizer = build_tokenizer(spec.vocab_size, spec.seed)
+    processor = build_processor(family, tokenizer, spec)
+    config = build_config(family, tokenizer, spec)
+    torch.manual_seed(spec.seed)
+    model = AutoModelForImageTextToText.from_config(config)
+    ids = _token_ids(tokenizer)
+    model.generation_config.eos_token_id = [ids["eos_token_id"], ids["pad_token_id"]]
+    model.generation_config.pad_token_id = ids["pad_token_id"]
+    model.generation_config.bos_token_id = ids["bos_token_id"]
+    return model, processor
+
+
+def save_tiny_model(
+    out: str | Path, family: str = "qwen3-vl", spec: TinySpec | None = None
+) -> Path:
+    """Build a tiny model and write it (safetensors, config, processor) to ``out``."""
+    out = Path(out)
+    model, processor = build_tiny_model(family, spec)
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out)
+    processor.save_pretrained(out)
+    n_params = sum(p.numel() for p in model.parameters())
+    info = {
+        "family": family,
+        "profile": get_profile(family).name,
+        "parameters": n_params,
+        "spec": {k: getattr(spec or TinySpec(), k) for k in TinySpec.__dataclass_fields__},
+    }
+    (out / "mirg_tiny_model.json").write_text(json.dumps(info, indent=2) + "\n")
+    return out
