@@ -4,7 +4,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mirg.core.answers import answer_region, has_canonical_format, parse_answer, parse_image_reference
+from mirg.core.answers import (
+    answer_region,
+    has_canonical_format,
+    parse_answer,
+    parse_image_reference,
+)
 
 CANONICAL = '<think>Image-1 shows the cup; Image-3 has it too.</think><answer>{"image": 2, "bbox_2d": [10, 20, 300, 400]}</answer>'
 
@@ -13,7 +18,11 @@ CANONICAL = '<think>Image-1 shows the cup; Image-3 has it too.</think><answer>{"
     ("text", "image", "box"),
     [
         (CANONICAL, 2, (10, 20, 300, 400)),
-        ('<answer>{"image": "Image-3", "bbox_2d": [0.1, 0.2, 0.3, 0.4]}</answer>', 3, (0.1, 0.2, 0.3, 0.4)),
+        (
+            '<answer>{"image": "Image-3", "bbox_2d": [0.1, 0.2, 0.3, 0.4]}</answer>',
+            3,
+            (0.1, 0.2, 0.3, 0.4),
+        ),
         ('{"bbox_2d": [12, 34, 56, 78]}', None, (12, 34, 56, 78)),
         ('```json\n[{"bbox_2d": [12, 34, 56, 78], "label": "cup"}]\n```', None, (12, 34, 56, 78)),
         ("<|box_start|>(12,34),(56,78)<|box_end|>", None, (12, 34, 56, 78)),
@@ -58,7 +67,7 @@ def test_image_references(text, expected):
         ("", "no box"),
         ("I cannot find it.", "no box"),
         ("<answer>(1,2),(3,4)</answer><answer>(1,2),(3,4)</answer>", "2 answer blocks"),
-        ("<answer>(1,2),(3,4) or (5,6),(7,8)</answer>", "2 different boxes"),
+        ("<answer>(1,2),(3,4) or (5,6),(7,8)</answer>", "several different boxes"),
         ('{"image": 0, "bbox_2d": [1, 2, 3, 4]}', "not 1-based"),
         ("[1, 2, 3]", "no box"),
     ],
@@ -84,7 +93,9 @@ def test_reasoning_images_do_not_count_when_an_answer_block_exists():
 
 
 def test_last_answer_block_is_read_when_unclosed_first():
-    parsed = parse_answer("<answer>draft (9,9),(9,9) <answer>{\"image\": 1, \"bbox_2d\": [1,2,3,4]}</answer>")
+    parsed = parse_answer(
+        '<answer>draft (9,9),(9,9) <answer>{"image": 1, "bbox_2d": [1,2,3,4]}</answer>'
+    )
     assert parsed.ok and parsed.n_answers == 1
 
 
@@ -131,10 +142,10 @@ ADVERSARIAL = [
 @pytest.mark.parametrize("text", ADVERSARIAL, ids=lambda t: repr(t[:12]))
 def test_one_megabyte_adversarial_input_parses_fast(text):
     assert len(text) >= 900_000
-    start = time.perf_counter()
-    parse_answer(text)
-    has_canonical_format(text)
-    assert time.perf_counter() - start < 1.0
+    for check in (parse_answer, has_canonical_format):
+        start = time.perf_counter()
+        check(text)
+        assert time.perf_counter() - start < 1.0, check.__name__
 
 
 @settings(max_examples=300)

@@ -62,7 +62,9 @@ def test_qwen25_vl_absolute_pixels_of_resized_frame():
 def test_normalized_three_decimals():
     p = get_profile("normalized")
     assert p.from_relative((0.12345, 0.5, 0.99999, 1.2)) == (0.123, 0.5, 1.0, 1.0)
-    assert p.render_answer(1, (0.1, 0.2, 0.5, 0.6)) == '{"image": 1, "bbox_2d": [0.1, 0.2, 0.5, 0.6]}'
+    assert (
+        p.render_answer(1, (0.1, 0.2, 0.5, 0.6)) == '{"image": 1, "bbox_2d": [0.1, 0.2, 0.5, 0.6]}'
+    )
 
 
 @pytest.mark.parametrize("name", sorted(PROFILES))

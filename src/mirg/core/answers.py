@@ -15,8 +15,9 @@ relative box.
 
 from __future__ import annotations
 
+import functools
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 
 _NUM = r"(-?\d{1,12}(?:\.\d{1,12})?)"
 _SEP = r"\s{0,8},\s{0,8}"
@@ -36,6 +37,22 @@ _BOX_RE = re.compile(
     + _NUM
     + r"\s{0,8}</box>"
 )
+# Fast path for the canonical answer body, which is what a trained policy writes.
+_CANONICAL_BODY_RE = re.compile(
+    r'\s{0,8}\{\s{0,4}"image":\s{0,4}(\d{1,3}),\s{0,4}"bbox_2d":\s{0,4}\[\s{0,4}'
+    + _NUM
+    + _SEP
+    + _NUM
+    + _SEP
+    + _NUM
+    + _SEP
+    + _NUM
+    + r"\s{0,4}\]\s{0,4}\}\s{0,8}"
+)
+# The whole canonical completion with tag-free reasoning, answered by one fullmatch.
+_CANONICAL_COMPLETION_RE = re.compile(
+    r"\s*<think>[^<]*</think>\s*<answer>" + _CANONICAL_BODY_RE.pattern + r"</answer>\s*"
+)
 _IMAGE_KEY_RE = re.compile(
     r'"image"\s{0,8}:\s{0,8}"?\s{0,8}(?:image[\s_\-]{0,3})?(-?\d{1,6})', re.I
 )
@@ -54,8 +71,7 @@ ANSWER_OPEN, ANSWER_CLOSE = "<answer>", "</answer>"
 THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
 
 
-@dataclass(frozen=True)
-class ParsedAnswer:
+class ParsedAnswer(NamedTuple):
     """What a response says. ``box`` holds the model's own numbers (convert with a profile).
 
     ``error`` is None for a clean, unambiguous answer; otherwise it says why the answer
@@ -67,7 +83,7 @@ class ParsedAnswer:
     box: tuple[float, float, float, float] | None
     error: str | None = None
     n_answers: int = 0  # <answer> blocks
-    n_boxes: int = 0  # distinct boxes in the answer region
+    n_boxes: int = 0  # distinct boxes in the answer region: 0, 1, or 2 meaning "several"
 
     @property
     def ok(self) -> bool:
@@ -124,26 +140,72 @@ def _image_refs(text: str) -> list[tuple[int, int]]:
     return refs
 
 
+#: Responses up to this length are memoised: TRL calls the object, image and format rewards
+#: one after another on the same completions, so each is analysed once. Longer texts are
+#: analysed every time, so a few huge adversarial strings cannot pin memory.
+_MEMO_MAX_CHARS = 4096
+
+
 def parse_answer(text: object) -> ParsedAnswer:
     """Parse any response; never raises (non-strings give an error result)."""
     if not isinstance(text, str):
         return ParsedAnswer(None, None, f"response is {type(text).__name__}, not text")
+    return (_analyze_memo(text) if len(text) <= _MEMO_MAX_CHARS else _analyze(text))[0]
+
+
+def has_canonical_format(text: object) -> bool:
+    """Exactly one ``<think>`` block, then exactly one ``<answer>`` block holding one
+    clean answer, and nothing but whitespace around them."""
+    if not isinstance(text, str):
+        return False
+    return (_analyze_memo(text) if len(text) <= _MEMO_MAX_CHARS else _analyze(text))[1]
+
+
+def _analyze(text: str) -> tuple[ParsedAnswer, bool]:
+    fast = _CANONICAL_COMPLETION_RE.fullmatch(text)
+    if fast is not None and int(fast.group(1)) >= 1:
+        k, x1, y1, x2, y2 = fast.groups()
+        return ParsedAnswer(int(k), (float(x1), float(y1), float(x2), float(y2)), None, 1, 1), True
     try:
-        return _parse(text)
+        parsed = _parse(text)
     except Exception as exc:  # pragma: no cover - defensive: the contract is "never raises"
-        return ParsedAnswer(None, None, f"unparseable: {type(exc).__name__}")
+        return ParsedAnswer(None, None, f"unparseable: {type(exc).__name__}"), False
+    return parsed, parsed.error is None and _canonical_layout(text)
+
+
+_analyze_memo = functools.lru_cache(maxsize=8192)(_analyze)
+
+
+def clear_memo() -> None:
+    """Forget memoised analyses (benchmarks use it to time cold parsing)."""
+    _analyze_memo.cache_clear()
 
 
 def _parse(text: str) -> ParsedAnswer:
     region, n_answers = answer_region(text)
-    boxes: list[tuple[int, tuple[float, float, float, float]]] = []
+    fast = _CANONICAL_BODY_RE.fullmatch(region)
+    if fast is not None:
+        k, *nums = fast.groups()
+        image = int(k)
+        box = (float(nums[0]), float(nums[1]), float(nums[2]), float(nums[3]))
+        error = f"{n_answers} answer blocks" if n_answers > 1 else None
+        if error is None and image < 1:
+            error = f"image index {image} is not 1-based"
+        return ParsedAnswer(image, box, error, n_answers, 1)
+    # The first box, and whether any other box differs from it (hedging). Repeats of the
+    # same numbers are one box; the scan stops at the first different box.
+    box: tuple[float, float, float, float] | None = None
+    first_box_at = len(region)
+    first_key: tuple[str, ...] = ()
+    n_boxes = 0
     for m in _BOX_RE.finditer(region):
-        nums = tuple(float(g) for g in m.groups() if g is not None)
-        if len(nums) == 4:
-            boxes.append((m.start(), nums))  # type: ignore[arg-type]
-    distinct = list(dict.fromkeys(b for _, b in boxes))
-    box = boxes[0][1] if boxes else None
-    first_box_at = boxes[0][0] if boxes else len(region)
+        key = tuple(g for g in m.groups() if g is not None)
+        if box is None:
+            box = (float(key[0]), float(key[1]), float(key[2]), float(key[3]))
+            first_box_at, first_key, n_boxes = m.start(), key, 1
+        elif key != first_key and tuple(float(v) for v in key) != box:
+            n_boxes = 2
+            break
 
     image: int | None = None
     key = _IMAGE_KEY_RE.search(region)
@@ -163,27 +225,25 @@ def _parse(text: str) -> ParsedAnswer:
         error = f"{n_answers} answer blocks"
     elif box is None:
         error = "no box found"
-    elif len(distinct) > 1:
-        error = f"{len(distinct)} different boxes"
+    elif n_boxes > 1:
+        error = "several different boxes"
     elif image is not None and image < 1:
         error = f"image index {image} is not 1-based"
-    return ParsedAnswer(image, box, error, n_answers, len(distinct))
+    return ParsedAnswer(image, box, error, n_answers, n_boxes)
 
 
-def has_canonical_format(text: object) -> bool:
-    """Exactly one ``<think>`` block, then exactly one ``<answer>`` block holding one
-    clean answer, and nothing but whitespace around them."""
-    if not isinstance(text, str):
-        return False
+def _canonical_layout(text: str) -> bool:
+    """One think block, then one answer block, nothing but whitespace around them (the
+    answer's content is checked by the parser)."""
     body = text.strip()
+    if not body.startswith(THINK_OPEN) or not body.endswith(ANSWER_CLOSE):
+        return False
     if body.count(THINK_OPEN) != 1 or body.count(THINK_CLOSE) != 1:
         return False
     if body.count(ANSWER_OPEN) != 1 or body.count(ANSWER_CLOSE) != 1:
         return False
-    if not body.startswith(THINK_OPEN) or not body.endswith(ANSWER_CLOSE):
-        return False
     think_end = body.find(THINK_CLOSE)
     answer_start = body.find(ANSWER_OPEN)
-    if answer_start < think_end or body[think_end + len(THINK_CLOSE) : answer_start].strip():
-        return False
-    return parse_answer(body).ok
+    return (
+        answer_start > think_end and not body[think_end + len(THINK_CLOSE) : answer_start].strip()
+    )

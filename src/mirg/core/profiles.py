@@ -88,11 +88,11 @@ class CoordinateProfile:
 
     def to_relative(self, values: Sequence[float], frame: Sequence[int] | None = None) -> Box:
         """Model text coordinates -> relative box (no validation, no clipping)."""
-        x1, y1, x2, y2 = (float(v) for v in values)
+        x1, y1, x2, y2 = values
         if self.scale is None:
             w, h = self._frame(frame)
             return (x1 / w, y1 / h, x2 / w, y2 / h)
-        s = float(self.scale)
+        s = self.scale
         return (x1 / s, y1 / s, x2 / s, y2 / s)
 
     def from_relative(

@@ -66,7 +66,7 @@ def resolved_image(parsed: ParsedAnswer, n_images: int | None) -> int | None:
 
 
 def image_correct(parsed: ParsedAnswer, target_image: int | None, n_images: int | None) -> bool:
-    if not parsed.ok:
+    if parsed.error is not None:
         return False
     if target_image is None:
         return True
@@ -135,44 +135,59 @@ def _column(columns: Mapping[str, object], name: str, n: int, default: object = 
     return list(value)
 
 
-def _breakdowns(completions: Sequence[object], columns: Mapping[str, object], need_box: bool):
+def _rows(completions: Sequence[object], columns: Mapping[str, object], need_box: bool):
+    """(parsed answer, target image, n_images, target box, profile, input sizes) per completion."""
     n = len(completions)
-    if need_box and "target_box" not in columns:
-        raise KeyError("reward needs the dataset column 'target_box' (relative 0..1 box)")
     if "target_image" not in columns:
         raise KeyError("reward needs the dataset column 'target_image' (1-based, or None)")
+    if need_box and "target_box" not in columns:
+        raise KeyError("reward needs the dataset column 'target_box' (relative 0..1 box)")
     targets = _column(columns, "target_image", n)
-    boxes = _column(columns, "target_box", n, (0.0, 0.0, 0.0, 0.0))
+    boxes = _column(columns, "target_box", n)
     profiles = _column(columns, "profile", n, "normalized")
     sizes = _column(columns, "input_sizes", n)
     images = _column(columns, "images", n)
-    threshold = columns.get("iou_threshold")
-    for i, completion in enumerate(completions):
-        n_images = len(images[i]) if isinstance(images[i], Sequence) else None
-        yield score_completion(
-            completion,
-            targets[i],
-            boxes[i],
-            profile=profiles[i] or "normalized",
-            input_sizes=sizes[i],
-            n_images=n_images,
-            iou_threshold=threshold if isinstance(threshold, (int, float)) else None,
-        )
+    for completion, target, target_box, profile, size, imgs in zip(
+        completions, targets, boxes, profiles, sizes, images, strict=True
+    ):
+        text = completion if isinstance(completion, str) else completion_text(completion)
+        n_images = len(imgs) if isinstance(imgs, (list, tuple)) else None
+        yield parse_answer(text), target, n_images, target_box, profile or "normalized", size
 
 
 def object_reward(completions: Sequence[object], **columns: object) -> list[float]:
-    """IoU with the target box, earned only when the answer names the target image."""
-    return [b.object for b in _breakdowns(completions, columns, need_box=True)]
+    """IoU with the target box, earned only when the answer names the target image.
+
+    With an ``iou_threshold`` keyword (bind it with functools.partial) the reward is 1 at
+    IoU >= threshold and 0 below.
+    """
+    threshold = columns.get("iou_threshold")
+    out = []
+    for parsed, target, n_images, target_box, profile, sizes in _rows(completions, columns, True):
+        value = 0.0
+        if image_correct(parsed, target, n_images):
+            box = predicted_box(parsed, profile, sizes, n_images)
+            value = iou(box, target_box) if box is not None else 0.0
+            if isinstance(threshold, (int, float)):
+                value = 1.0 if value >= threshold else 0.0
+        out.append(value)
+    return out
 
 
 def image_reward(completions: Sequence[object], **columns: object) -> list[float]:
     """1 when the answer names the target image (any image when the task sets none)."""
-    return [b.image for b in _breakdowns(completions, columns, need_box=False)]
+    return [
+        1.0 if image_correct(parsed, target, n_images) else 0.0
+        for parsed, target, n_images, *_ in _rows(completions, columns, False)
+    ]
 
 
 def format_reward(completions: Sequence[object], **columns: object) -> list[float]:
     """1 for exactly one <think> block then exactly one clean <answer> block, else 0."""
-    return [1.0 if has_canonical_format(completion_text(c)) else 0.0 for c in completions]
+    return [
+        1.0 if has_canonical_format(c if isinstance(c, str) else completion_text(c)) else 0.0
+        for c in completions
+    ]
 
 
 def total_reward(
@@ -181,4 +196,12 @@ def total_reward(
     **columns: object,
 ) -> list[float]:
     """Weighted sum of the three rewards (for engines that take a single reward)."""
-    return [b.total(weights) for b in _breakdowns(completions, columns, need_box=True)]
+    parts = {
+        "object": object_reward(completions, **columns),
+        "image": image_reward(completions, **columns),
+        "format": format_reward(completions, **columns),
+    }
+    return [
+        sum(float(weights.get(k, 0.0)) * parts[k][i] for k in parts)
+        for i in range(len(completions))
+    ]
