@@ -30,7 +30,7 @@ test-all: venv
 
 lint: venv
 	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks || (echo "run: $(BIN)/ruff format src tests benchmarks"; exit 1)
 
 bench: venv
 	$(BIN)/python benchmarks/bench_core.py

@@ -78,9 +78,17 @@ def main() -> None:
             format_reward(batch, **cols)
 
     reward_rate = best(grpo_reward_calls)
+    ordinals = ["first", "second", "third", "fourth"]
+    free_text = [
+        f"It is in the {ordinals[i % 4]} image. <|box_start|>({i % 900},{i % 700}),"
+        f"({i % 900 + 50},{i % 700 + 80})<|box_end|>"
+        for i in range(args.n)
+    ]
+    free_rate = best(lambda: [parse_answer(c) for c in free_text])
     print(f"machine: {platform.processor() or platform.machine()}, Python {platform.python_version()}")
     print(f"completions: {args.n} in batches of {args.batch}, mean length {mean_chars:.0f} chars")
     print(f"parse_answer:                 {parse_rate:12,.0f} completions/s")
+    print(f"parse_answer, Migician-style: {free_rate:12,.0f} completions/s")
     print(f"object+image+format rewards:  {reward_rate:12,.0f} completions/s (all three per completion)")
 
 
