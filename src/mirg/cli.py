@@ -17,6 +17,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "score predictions on MIG-Bench (official or strict protocol)",
     ),
     "demo": ("mirg.demo", "run the main job end to end on the built-in synthetic world"),
+    "train": ("mirg.train.cli", "train with TRL: sft on trajectories, grpo with the dual rewards"),
+    "tiny-model": (
+        "mirg.models.tiny_cli",
+        "write a tiny random-init Qwen-VL model and processor, built offline",
+    ),
 }
 
 

@@ -182,7 +182,8 @@ def build_tokenizer(vocab_size: int = 1024, seed: int = 0) -> Any:
 
     tokenizer.add_tokens([AddedToken(t, special=True, normalized=False) for t in SPECIAL_TOKENS])
     tokenizer.add_special_tokens(
-        {"eos_token": "<|im_end|>", "pad_token": "<|endoftext|>"}, replace_extra_special_tokens=False
+        {"eos_token": "<|im_end|>", "pad_token": "<|endoftext|>"},
+        replace_extra_special_tokens=False,
     )
     return tokenizer
 
@@ -229,7 +230,12 @@ def build_config(family: str, tokenizer: Any, spec: TinySpec) -> Any:
     }
     tokens = {
         k: ids[k]
-        for k in ("image_token_id", "video_token_id", "vision_start_token_id", "vision_end_token_id")
+        for k in (
+            "image_token_id",
+            "video_token_id",
+            "vision_start_token_id",
+            "vision_end_token_id",
+        )
     }
     mrope = _mrope_section(spec.head_dim)
     if family == "qwen2-vl":
@@ -289,7 +295,9 @@ def build_config(family: str, tokenizer: Any, spec: TinySpec) -> Any:
         }
         config = Qwen3VLConfig(text_config=text, vision_config=vision, **tokens)
     else:
-        raise ValueError(f"unknown tiny-model family {family!r}; choose one of {', '.join(FAMILIES)}")
+        raise ValueError(
+            f"unknown tiny-model family {family!r}; choose one of {', '.join(FAMILIES)}"
+        )
     config.tie_word_embeddings = True
     config.get_text_config().tie_word_embeddings = True
     return config
@@ -334,7 +342,10 @@ def build_processor(family: str, tokenizer: Any, spec: TinySpec) -> Any:
             temporal_patch_size=2,
         )
         return Qwen3VLProcessor(
-            image_processor=image, tokenizer=tokenizer, video_processor=video, chat_template=template
+            image_processor=image,
+            tokenizer=tokenizer,
+            video_processor=video,
+            chat_template=template,
         )
     from transformers import Qwen2_5_VLProcessor, Qwen2VLImageProcessor, Qwen2VLProcessor
     from transformers.models.qwen2_vl.video_processing_qwen2_vl import Qwen2VLVideoProcessor
@@ -347,7 +358,9 @@ def build_processor(family: str, tokenizer: Any, spec: TinySpec) -> Any:
         temporal_patch_size=2,
     )
     cls = Qwen2_5_VLProcessor if family == "qwen2.5-vl" else Qwen2VLProcessor
-    return cls(image_processor=image, tokenizer=tokenizer, video_processor=video, chat_template=template)
+    return cls(
+        image_processor=image, tokenizer=tokenizer, video_processor=video, chat_template=template
+    )
 
 
 # --------------------------------------------------------------------------- model
@@ -359,7 +372,9 @@ def build_tiny_model(family: str = "qwen3-vl", spec: TinySpec | None = None) -> 
     from transformers import AutoModelForImageTextToText
 
     if family not in FAMILIES:
-        raise ValueError(f"unknown tiny-model family {family!r}; choose one of {', '.join(FAMILIES)}")
+        raise ValueError(
+            f"unknown tiny-model family {family!r}; choose one of {', '.join(FAMILIES)}"
+        )
     spec = spec or TinySpec()
     if spec.hidden_size % spec.num_heads or spec.num_heads % spec.num_kv_heads:
         raise ValueError("hidden_size must divide by num_heads and num_heads by num_kv_heads")

@@ -1,0 +1,318 @@
+"""Load a vision-language model and its processor by path, and know how it writes boxes.
+
+Training, evaluation and inference all load through ``load_model_and_processor`` so the
+same rules hold everywhere: the coordinate profile follows the model family (or is given
+explicitly for families mirg does not know), pixel caps are configuration (image size
+drives memory), the processor pads on the left (GRPO and batched generation need it), and
+a folder that cannot serve multimodal inputs fails with a message saying what is missing.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mirg.core.profiles import CoordinateProfile, get_profile, smart_resize
+
+# transformers ``model_type`` -> mirg family name (which is also its profile name).
+MODEL_TYPE_FAMILIES: dict[str, str] = {
+    "qwen2_vl": "qwen2-vl",
+    "qwen2_5_vl": "qwen2.5-vl",
+    "qwen3_vl": "qwen3-vl",
+    "qwen3_vl_moe": "qwen3-vl",
+}
+
+PROCESSOR_FILES = ("processor_config.json", "preprocessor_config.json")
+
+
+class ModelLoadError(ValueError):
+    """A model folder or name that cannot be used as asked (the message says why)."""
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ModelLoadError(f"cannot read {path}: {exc}") from exc
+
+
+def _is_local(path: str | Path) -> bool:
+    s = str(path)
+    return Path(s).expanduser().exists() or s.startswith(("/", "./", "../", "~")) or s == "."
+
+
+def model_type_of(path: str | Path) -> str | None:
+    """``model_type`` from a model folder's config (or an adapter's base model), or None."""
+    p = Path(path).expanduser()
+    if (p / "config.json").is_file():
+        return _read_json(p / "config.json").get("model_type")
+    if (p / "adapter_config.json").is_file():
+        base = _read_json(p / "adapter_config.json").get("base_model_name_or_path")
+        return model_type_of(base) if base and _is_local(base) else None
+    if _is_local(p):
+        return None
+    from transformers import AutoConfig
+
+    return AutoConfig.from_pretrained(str(path)).model_type
+
+
+def detect_family(model_or_path: Any) -> str | None:
+    """The mirg family of a model, config or path (``"qwen2.5-vl"`` …), or None if unknown."""
+    if isinstance(model_or_path, (str, Path)):
+        model_type = model_type_of(model_or_path)
+    else:
+        config = getattr(model_or_path, "config", model_or_path)
+        model_type = getattr(config, "model_type", None)
+    return MODEL_TYPE_FAMILIES.get(model_type or "")
+
+
+def resolve_profile(
+    family: str | None, profile: str | CoordinateProfile | None = None, *, what: str = "model"
+) -> CoordinateProfile:
+    """The coordinate profile: explicit wins, else the family's; unknown family needs one."""
+    if profile is not None:
+        return get_profile(profile)
+    if family is None:
+        raise ModelLoadError(
+            f"{what} is not a Qwen2-VL, Qwen2.5-VL or Qwen3-VL model, so mirg cannot tell "
+            "which coordinates it writes: pass a profile explicitly (profile: qwen2-vl | "
+            "qwen2.5-vl | qwen3-vl | normalized)"
+        )
+    return get_profile(family)
+
+
+# --------------------------------------------------------------------------- processor
+
+
+def pixel_caps(processor: Any) -> tuple[int, int]:
+    """(min_pixels, max_pixels) the processor resizes images into."""
+    size = processor.image_processor.size
+    get = size.get if isinstance(size, dict) else lambda k: getattr(size, k, None)
+    lo = get("shortest_edge") or getattr(processor.image_processor, "min_pixels", None)
+    hi = get("longest_edge") or getattr(processor.image_processor, "max_pixels", None)
+    if lo is None or hi is None:
+        raise ModelLoadError(
+            f"{type(processor.image_processor).__name__} has no min/max pixel caps "
+            "(shortest_edge/longest_edge)"
+        )
+    return int(lo), int(hi)
+
+
+def set_pixel_caps(processor: Any, min_pixels: int | None, max_pixels: int | None) -> None:
+    """Set the pixel caps of the image processor (None keeps the saved value)."""
+    if min_pixels is None and max_pixels is None:
+        return
+    lo, hi = pixel_caps(processor)
+    lo = int(min_pixels) if min_pixels is not None else lo
+    hi = int(max_pixels) if max_pixels is not None else hi
+    if not 0 < lo <= hi:
+        raise ModelLoadError(
+            f"pixel caps must satisfy 0 < min_pixels <= max_pixels, got {lo}, {hi}"
+        )
+    processor.image_processor.size = {"shortest_edge": lo, "longest_edge": hi}
+
+
+def image_factor(processor: Any) -> int:
+    """Side multiple of the frames the vision tower sees: patch size x spatial merge."""
+    ip = processor.image_processor
+    return int(ip.patch_size) * int(getattr(ip, "merge_size", 1) or 1)
+
+
+def frame_size(processor: Any, width: int, height: int) -> tuple[int, int]:
+    """(width, height) of the resized frame the model sees for an image of this size."""
+    lo, hi = pixel_caps(processor)
+    h, w = smart_resize(height, width, factor=image_factor(processor), min_pixels=lo, max_pixels=hi)
+    return w, h
+
+
+def input_sizes(processor: Any, images: Sequence[Any]) -> list[list[int]]:
+    """One ``[w, h]`` per image: the frames absolute-pixel profiles (Qwen2.5-VL) write in.
+
+    ``images`` holds PIL images or ``(width, height)`` pairs.
+    """
+    sizes = []
+    for image in images:
+        w, h = image.size if hasattr(image, "size") else image
+        sizes.append(list(frame_size(processor, int(w), int(h))))
+    return sizes
+
+
+def image_tokens(processor: Any, width: int, height: int) -> int:
+    """How many placeholder tokens one image of this size takes in the prompt."""
+    w, h = frame_size(processor, width, height)
+    ip = processor.image_processor
+    merge = int(getattr(ip, "merge_size", 1) or 1)
+    return math.ceil(h / ip.patch_size) * math.ceil(w / ip.patch_size) // (merge * merge)
+
+
+def load_processor(
+    path: str | Path,
+    *,
+    min_pixels: int | None = None,
+    max_pixels: int | None = None,
+    padding_side: str = "left",
+) -> Any:
+    """The model's processor (tokenizer + image and video processors), left-padded.
+
+    Left padding matters: GRPO and batched generation append completions on the right, and
+    the processor's ``mm_token_type_ids`` must line up with the padded prompt ids.
+    """
+    from transformers import AutoProcessor, ProcessorMixin
+
+    p = Path(path).expanduser()
+    if _is_local(p):
+        if not p.is_dir():
+            raise ModelLoadError(f"model folder {p} does not exist")
+        if not any((p / f).is_file() for f in PROCESSOR_FILES):
+            raise ModelLoadError(
+                f"model folder {p} has no processor ({' or '.join(PROCESSOR_FILES)}): a "
+                "vision-language model needs its image processor; save it with "
+                "processor.save_pretrained(folder) or copy it from the base model"
+            )
+    try:
+        processor = AutoProcessor.from_pretrained(str(path), padding_side=padding_side)
+    except ImportError as exc:  # pragma: no cover - environment problem
+        raise ModelLoadError(f"cannot load the processor of {path}: {exc}") from exc
+    if not isinstance(processor, ProcessorMixin) or not hasattr(processor, "image_processor"):
+        raise ModelLoadError(
+            f"{path} loads as {type(processor).__name__}, not a multimodal processor: Qwen-VL "
+            "processors also need a video processor, which needs torchvision installed"
+        )
+    processor.tokenizer.padding_side = padding_side
+    set_pixel_caps(processor, min_pixels, max_pixels)
+    return processor
+
+
+# --------------------------------------------------------------------------- model
+
+
+@dataclass
+class LoadedModel:
+    """A model, its processor, its family and the coordinate profile it answers in."""
+
+    model: Any
+    processor: Any
+    family: str | None
+    profile: CoordinateProfile
+    path: str
+
+    @property
+    def pixel_caps(self) -> tuple[int, int]:
+        return pixel_caps(self.processor)
+
+    def input_sizes(self, images: Sequence[Any]) -> list[list[int]]:
+        """The frame (w, h) the model sees for each image (for ``input_sizes`` columns)."""
+        return input_sizes(self.processor, images)
+
+
+def load_model_and_processor(
+    path: str | Path,
+    *,
+    profile: str | CoordinateProfile | None = None,
+    min_pixels: int | None = None,
+    max_pixels: int | None = None,
+    dtype: Any = "auto",
+    device_map: Any = None,
+    attn_implementation: str | None = None,
+    padding_side: str = "left",
+    model_kwargs: dict | None = None,
+) -> LoadedModel:
+    """Load a model folder (or hub name) with its processor, family and profile.
+
+    Errors name the problem before any weights load: a missing folder, a folder without a
+    processor, a model family mirg does not know without an explicit ``profile``. A LoRA
+    adapter folder (``adapter_config.json``) loads its base model and merges the adapter.
+    """
+    from transformers import AutoModelForImageTextToText
+
+    path_str = str(Path(path).expanduser()) if _is_local(path) else str(path)
+    p = Path(path_str)
+    if _is_local(p) and not (p / "config.json").is_file():
+        if (p / "adapter_config.json").is_file():
+            return _load_adapter(
+                p, profile, min_pixels, max_pixels, dtype, device_map, padding_side
+            )
+        raise ModelLoadError(
+            f"{p} is not a model folder (no config.json)"
+            if p.is_dir()
+            else f"model folder {p} does not exist"
+        )
+    family = detect_family(path_str)
+    prof = resolve_profile(family, profile, what=f"model {path_str} ({model_type_of(path_str)})")
+    processor = load_processor(
+        path_str, min_pixels=min_pixels, max_pixels=max_pixels, padding_side=padding_side
+    )
+    kwargs: dict[str, Any] = {"dtype": dtype, **(model_kwargs or {})}
+    if device_map is not None:
+        kwargs["device_map"] = device_map
+    if attn_implementation is not None:
+        kwargs["attn_implementation"] = attn_implementation
+    model = AutoModelForImageTextToText.from_pretrained(path_str, **kwargs)
+    return LoadedModel(model=model, processor=processor, family=family, profile=prof, path=path_str)
+
+
+def _load_adapter(
+    folder: Path,
+    profile: str | CoordinateProfile | None,
+    min_pixels: int | None,
+    max_pixels: int | None,
+    dtype: Any,
+    device_map: Any,
+    padding_side: str,
+) -> LoadedModel:
+    """A PEFT adapter folder: base model + adapter, merged (processor from either)."""
+    from peft import PeftModel
+
+    base = _read_json(folder / "adapter_config.json").get("base_model_name_or_path")
+    if not base:
+        raise ModelLoadError(f"{folder}/adapter_config.json names no base_model_name_or_path")
+    has_processor = any((folder / f).is_file() for f in PROCESSOR_FILES)
+    loaded = load_model_and_processor(
+        base,
+        profile=profile,
+        min_pixels=min_pixels,
+        max_pixels=max_pixels,
+        dtype=dtype,
+        device_map=device_map,
+        padding_side=padding_side,
+    )
+    model = PeftModel.from_pretrained(loaded.model, str(folder)).merge_and_unload()
+    processor = (
+        load_processor(
+            folder, min_pixels=min_pixels, max_pixels=max_pixels, padding_side=padding_side
+        )
+        if has_processor
+        else loaded.processor
+    )
+    return LoadedModel(model, processor, loaded.family, loaded.profile, str(folder))
+
+
+# --------------------------------------------------------------------------- inputs
+
+
+def generation_inputs(
+    processor: Any,
+    messages: Sequence[list[dict]],
+    images: Sequence[Sequence[Any]],
+    *,
+    return_tensors: str = "pt",
+) -> Any:
+    """Processor outputs for a batch of prompts, ready for ``model.generate(**inputs)``.
+
+    Every field the processor returns is kept, ``mm_token_type_ids`` included: without it
+    transformers 5 puts Qwen-VL image tokens at wrong M-RoPE positions, silently.
+    Prompts are left-padded. ``messages`` are prompt turns without the assistant answer.
+    """
+    texts = [
+        processor.apply_chat_template(list(m), tokenize=False, add_generation_prompt=True)
+        for m in messages
+    ]
+    flat = [list(imgs) for imgs in images]
+    kwargs: dict[str, Any] = {"text": texts, "padding": True, "return_tensors": return_tensors}
+    if any(flat):
+        kwargs["images"] = flat
+    return processor(**kwargs)

@@ -1,0 +1,49 @@
+"""``mirg tiny-model``: write a tiny random-init Qwen-VL model and processor, offline."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from mirg.models.tiny import FAMILIES, TinySpec, save_tiny_model
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    d = TinySpec()
+    parser.add_argument("--family", choices=FAMILIES, default="qwen3-vl")
+    parser.add_argument("--out", required=True, help="folder to write (save_pretrained layout)")
+    parser.add_argument("--hidden-size", type=int, default=d.hidden_size)
+    parser.add_argument("--num-layers", type=int, default=d.num_layers)
+    parser.add_argument("--num-heads", type=int, default=d.num_heads)
+    parser.add_argument("--num-kv-heads", type=int, default=d.num_kv_heads)
+    parser.add_argument("--intermediate-size", type=int, default=d.intermediate_size)
+    parser.add_argument("--vision-hidden-size", type=int, default=d.vision_hidden_size)
+    parser.add_argument("--vision-depth", type=int, default=d.vision_depth)
+    parser.add_argument("--vision-heads", type=int, default=d.vision_heads)
+    parser.add_argument("--vision-intermediate-size", type=int, default=d.vision_intermediate_size)
+    parser.add_argument("--vocab-size", type=int, default=d.vocab_size)
+    parser.add_argument("--min-pixels", type=int, default=None)
+    parser.add_argument("--max-pixels", type=int, default=None)
+    parser.add_argument("--seed", type=int, default=d.seed)
+
+
+def run(args: argparse.Namespace) -> int:
+    spec = TinySpec(
+        hidden_size=args.hidden_size,
+        num_layers=args.num_layers,
+        num_heads=args.num_heads,
+        num_kv_heads=args.num_kv_heads,
+        intermediate_size=args.intermediate_size,
+        vision_hidden_size=args.vision_hidden_size,
+        vision_depth=args.vision_depth,
+        vision_heads=args.vision_heads,
+        vision_intermediate_size=args.vision_intermediate_size,
+        vocab_size=args.vocab_size,
+        min_pixels=args.min_pixels,
+        max_pixels=args.max_pixels,
+        seed=args.seed,
+    )
+    out = save_tiny_model(args.out, args.family, spec)
+    info = json.loads((out / "mirg_tiny_model.json").read_text())
+    print(f"wrote {args.family} tiny model ({info['parameters']:,} parameters) to {out}")
+    return 0
