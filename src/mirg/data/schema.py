@@ -1,0 +1,453 @@
+"""One sample schema for every data source (synthetic world, COCO-style, MIG-Bench).
+
+A sample is one JSON object per line of a JSONL file; its images are files under a
+dataset root (the JSONL's folder unless told otherwise), named by relative paths. Fields:
+
+* ``id``, ``task``, ``question``;
+* ``images``: relative paths, in order (Image-1 first);
+* ``target_image``: 1-based image that holds the answer, or null where the task
+  determines none (aligned image pairs);
+* ``target_box``: ``[x1, y1, x2, y2]`` relative 0..1;
+* ``objects``: object-level annotations, one list per image (empty lists where an image
+  is not annotated) of ``{"box", "category", "attributes", ...}``; optional keys ``id``
+  (identity shared by the same object across images) and ``marked`` (drawn with a red box);
+* ``relations``: image-level relations, e.g. ``{"type": "crop_of", "image": 3,
+  "source": 1, "box": [...]}`` or ``{"type": "same_object", "object": "o2", "images": [1, 4]}``;
+* ``captions``: image-level annotations, one caption per image ("" where none);
+* ``reference``: what the question points at (a description, a marked box, the common
+  object, a difference, a region), the input of trajectory construction;
+* ``target``: ``{"image": K, "object": J}``, the annotated object that is the answer
+  (K may be set where ``target_image`` is null: the image the difference shows in);
+* ``image_sizes``: ``[w, h]`` per image (needed for absolute-pixel coordinate profiles);
+* ``meta``: anything else (family, source index…).
+
+Everything that reads samples validates them (images exist and decode within Pillow's
+pixel limit, counts agree, boxes valid, paths stay inside the root) and raises
+:class:`DataError` naming the file, line, sample and field; or, given a :class:`SkipLog`,
+records the reason and skips the sample. Nothing is dropped silently.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from mirg.core.boxes import Box, BoxError, validate_box
+
+#: Image decoding guard: more pixels than this is treated as a decompression bomb.
+#: Pillow's own default (about 89 M pixels, where it starts warning); we make it an error.
+MAX_IMAGE_PIXELS = 89_478_485
+
+#: How thoroughly to check image files on load: decode every pixel, check existence
+#: only, or not at all (annotation-only data such as MIG-Bench without its images).
+IMAGE_CHECKS = ("decode", "exists", "none")
+
+
+class DataError(ValueError):
+    """Bad input data; the message names the file, line or item, and field."""
+
+
+@dataclass
+class Sample:
+    id: str
+    task: str
+    images: list[str]
+    question: str
+    target_image: int | None
+    target_box: Box
+    objects: list[list[dict[str, Any]]] = field(default_factory=list)
+    relations: list[dict[str, Any]] = field(default_factory=list)
+    captions: list[str] = field(default_factory=list)
+    reference: dict[str, Any] | None = None
+    target: dict[str, int] | None = None
+    image_sizes: list[list[int]] | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def n_images(self) -> int:
+        return len(self.images)
+
+    def answer_image(self) -> int:
+        """The image an answer names: the target image, else where the target object is,
+        else Image-1 (for aligned pairs any image is right)."""
+        if self.target_image is not None:
+            return self.target_image
+        if self.target is not None:
+            return int(self.target["image"])
+        return 1
+
+    def target_object(self) -> dict[str, Any] | None:
+        """The annotated object that is the answer, if the sample says which."""
+        if self.target is None or not self.objects:
+            return None
+        return self.objects[self.target["image"] - 1][self.target["object"]]
+
+    def to_json(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["target_box"] = list(self.target_box)
+        return out
+
+
+@dataclass
+class SkipLog:
+    """Samples skipped under ``--skip-bad``: where and why, written to a log file."""
+
+    entries: list[tuple[str, str]] = field(default_factory=list)
+
+    def add(self, where: str, reason: str) -> None:
+        self.entries.append((where, reason))
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def write(self, path: str | Path) -> None:
+        lines = [f"{where}\t{reason}\n" for where, reason in self.entries]
+        Path(path).write_text("".join(lines), encoding="utf-8")
+
+
+def _bad(where: str, name: str, why: str) -> DataError:
+    return DataError(f"{where}: field {name!r}: {why}")
+
+
+def resolve_image_path(root: Path, relative: str, where: str) -> Path:
+    """``root / relative``, refusing absolute paths and paths that climb out of the root."""
+    if not isinstance(relative, str) or not relative:
+        raise DataError(f"{where}: expected a non-empty relative path, got {relative!r}")
+    if os.path.isabs(relative) or relative.startswith(("/", "\\")):
+        raise DataError(f"{where}: image path {relative!r} is absolute; paths are relative")
+    normal = os.path.normpath(relative)
+    if normal == ".." or normal.startswith(".." + os.sep) or normal.startswith("../"):
+        raise DataError(f"{where}: image path {relative!r} escapes the dataset root {root}")
+    return root / normal
+
+
+def check_image(path: Path, where: str, max_pixels: int = MAX_IMAGE_PIXELS) -> tuple[int, int]:
+    """Open and fully decode an image; return its (width, height) or raise DataError.
+
+    Decoding catches truncated files; the pixel count is checked from the header before
+    decoding so a decompression bomb is refused without allocating its pixels.
+    """
+    if not path.is_file():
+        raise DataError(f"{where}: image file {path} does not exist")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                width, height = image.size
+                if width * height > max_pixels:
+                    raise DataError(
+                        f"{where}: image {path} is {width}x{height} pixels, over the limit of "
+                        f"{max_pixels} (decompression bomb guard)"
+                    )
+                image.load()
+    except DataError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise DataError(f"{where}: image {path} refused as a decompression bomb: {exc}") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise DataError(f"{where}: image {path} cannot be read: {exc}") from None
+    return width, height
+
+
+def _int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def sample_from_json(
+    raw: object,
+    where: str,
+    root: Path | None = None,
+    check_images: str = "decode",
+    max_pixels: int = MAX_IMAGE_PIXELS,
+) -> Sample:
+    """Validate one decoded JSON object and build a :class:`Sample`.
+
+    ``where`` locates the sample (``file:line``); every error names it and the field.
+    ``root`` is where the relative image paths point; with ``check_images`` other than
+    ``"none"`` the files are checked there.
+    """
+    if not isinstance(raw, dict):
+        raise DataError(f"{where}: expected a JSON object, got {type(raw).__name__}")
+    for name in ("id", "task", "images", "question", "target_image", "target_box"):
+        if name not in raw:
+            raise _bad(where, name, "missing")
+    sample_id = raw["id"]
+    if not isinstance(sample_id, (str, int)) or isinstance(sample_id, bool) or sample_id == "":
+        raise _bad(where, "id", f"expected a non-empty string, got {sample_id!r}")
+    where = f"{where}: sample {str(sample_id)!r}"
+    task = raw["task"]
+    if not isinstance(task, str) or not task:
+        raise _bad(where, "task", f"expected a task name, got {task!r}")
+    question = raw["question"]
+    if not isinstance(question, str) or not question.strip():
+        raise _bad(where, "question", "expected non-empty text")
+    if "<image>" in question:
+        # Exports add one <image> placeholder per image; one more in the text would leave
+        # more placeholders than images.
+        raise _bad(
+            where, "question", "contains an '<image>' placeholder (more placeholders than images)"
+        )
+    images = raw["images"]
+    if not isinstance(images, list) or not images:
+        raise _bad(where, "images", "expected a non-empty list of relative paths")
+    n = len(images)
+    for k, rel in enumerate(images):
+        if not isinstance(rel, str) or not rel:
+            raise _bad(where, f"images[{k}]", f"expected a relative path, got {rel!r}")
+        if root is not None or os.path.isabs(rel):
+            resolve_image_path(root or Path("."), rel, f"{where}: field 'images[{k}]'")
+    target_image = raw["target_image"]
+    if target_image is not None and (not _int(target_image) or not 1 <= target_image <= n):
+        raise _bad(
+            where, "target_image", f"expected 1..{n} (1-based) or null, got {target_image!r}"
+        )
+    try:
+        target_box = validate_box(raw["target_box"], where=f"{where}: field 'target_box'")
+    except BoxError as exc:
+        raise DataError(str(exc)) from None
+
+    objects = raw.get("objects") or []
+    if not isinstance(objects, list) or (objects and len(objects) != n):
+        got = len(objects) if isinstance(objects, list) else type(objects).__name__
+        raise _bad(where, "objects", f"expected one list per image ({n}), got {got}")
+    for k, per_image in enumerate(objects):
+        if not isinstance(per_image, list):
+            raise _bad(where, f"objects[{k}]", "expected a list of objects")
+        for j, obj in enumerate(per_image):
+            name = f"objects[{k}][{j}]"
+            if not isinstance(obj, dict) or "box" not in obj:
+                raise _bad(where, name, "expected an object with a 'box'")
+            try:
+                validate_box(obj["box"], where=f"{where}: field '{name}.box'")
+            except BoxError as exc:
+                raise DataError(str(exc)) from None
+            category = obj.get("category")
+            if category is not None and not isinstance(category, str):
+                raise _bad(where, f"{name}.category", f"expected text or null, got {category!r}")
+            if not isinstance(obj.get("attributes", {}), dict):
+                raise _bad(where, f"{name}.attributes", "expected an object")
+
+    relations = raw.get("relations") or []
+    if not isinstance(relations, list) or not all(isinstance(r, dict) for r in relations):
+        raise _bad(where, "relations", "expected a list of objects")
+    for i, relation in enumerate(relations):
+        for key in ("image", "source"):
+            if key in relation and (not _int(relation[key]) or not 1 <= relation[key] <= n):
+                raise _bad(where, f"relations[{i}].{key}", f"image {relation[key]!r} not in 1..{n}")
+        refs = relation.get("images", [])
+        if not isinstance(refs, list) or not all(_int(r) and 1 <= r <= n for r in refs):
+            raise _bad(where, f"relations[{i}].images", f"expected image numbers in 1..{n}")
+        if "box" in relation:
+            try:
+                validate_box(relation["box"], where=f"{where}: field 'relations[{i}].box'")
+            except BoxError as exc:
+                raise DataError(str(exc)) from None
+
+    captions = raw.get("captions") or []
+    if not isinstance(captions, list) or (captions and len(captions) != n):
+        raise _bad(where, "captions", f"expected one caption per image ({n})")
+    if not all(isinstance(c, str) for c in captions):
+        raise _bad(where, "captions", "expected text")
+
+    reference = raw.get("reference")
+    if reference is not None and not isinstance(reference, dict):
+        raise _bad(where, "reference", "expected an object or null")
+    if reference and "box" in reference:
+        try:
+            validate_box(reference["box"], where=f"{where}: field 'reference.box'")
+        except BoxError as exc:
+            raise DataError(str(exc)) from None
+
+    target = raw.get("target")
+    if target is not None:
+        if (
+            not isinstance(target, dict)
+            or not _int(target.get("image"))
+            or not _int(target.get("object"))
+        ):
+            raise _bad(where, "target", "expected {'image': K, 'object': J}")
+        k, j = target["image"], target["object"]
+        if not 1 <= k <= n or not objects or not 0 <= j < len(objects[k - 1]):
+            raise _bad(where, "target", f"no annotated object {j} on image {k}")
+
+    sizes = raw.get("image_sizes")
+    if sizes is not None:
+        if not isinstance(sizes, list) or len(sizes) != n:
+            raise _bad(where, "image_sizes", f"expected one [w, h] per image ({n})")
+        for k, size in enumerate(sizes):
+            if not (
+                isinstance(size, list) and len(size) == 2 and all(_int(v) and v > 0 for v in size)
+            ):
+                raise _bad(
+                    where, f"image_sizes[{k}]", f"expected [w, h] positive integers, got {size!r}"
+                )
+
+    meta = raw.get("meta") or {}
+    if not isinstance(meta, dict):
+        raise _bad(where, "meta", "expected an object")
+
+    if check_images != "none":
+        if check_images not in IMAGE_CHECKS:
+            raise ValueError(f"check_images must be one of {IMAGE_CHECKS}, got {check_images!r}")
+        base = root or Path(".")
+        for k, rel in enumerate(images):
+            here = f"{where}: field 'images[{k}]'"
+            path = resolve_image_path(base, rel, here)
+            if check_images == "exists":
+                if not path.is_file():
+                    raise DataError(f"{here}: image file {path} does not exist")
+                continue
+            size = check_image(path, here, max_pixels)
+            if sizes is not None and list(size) != sizes[k]:
+                raise _bad(where, f"image_sizes[{k}]", f"says {sizes[k]}, the file is {list(size)}")
+
+    return Sample(
+        id=str(sample_id),
+        task=task,
+        images=list(images),
+        question=question,
+        target_image=target_image,
+        target_box=target_box,
+        objects=objects,
+        relations=relations,
+        captions=captions,
+        reference=reference,
+        target=target,
+        image_sizes=sizes,
+        meta=meta,
+    )
+
+
+def iter_jsonl(path: str | Path) -> Iterator[tuple[int, object | DataError]]:
+    """(line number, decoded object) for each non-blank line.
+
+    A line that is not valid JSON yields a :class:`DataError` naming it instead of an
+    object, so callers can skip it and go on reading (``--skip-bad``) or raise it.
+    """
+    path = Path(path)
+    try:
+        handle = path.open(encoding="utf-8")
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: file not found") from None
+    with handle:
+        for number, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            try:
+                yield number, json.loads(line)
+            except json.JSONDecodeError as exc:
+                yield number, DataError(f"{path}:{number}: not valid JSON: {exc.msg}")
+
+
+def read_samples(
+    path: str | Path,
+    *,
+    root: str | Path | None = None,
+    check_images: str = "decode",
+    max_pixels: int = MAX_IMAGE_PIXELS,
+    skips: SkipLog | None = None,
+) -> list[Sample]:
+    """Load and validate a samples JSONL file.
+
+    ``root`` defaults to the file's folder (where ``mirg synth`` puts ``images/``). Without
+    ``skips`` the first bad sample raises :class:`DataError`; with it, each bad sample
+    (including malformed JSON lines) is recorded there and skipped.
+    """
+    path = Path(path)
+    base = Path(root) if root is not None else path.parent
+    samples: list[Sample] = []
+    seen: set[str] = set()
+    for number, raw in iter_jsonl(path):
+        where = f"{path}:{number}"
+        try:
+            if isinstance(raw, DataError):
+                raise raw
+            sample = sample_from_json(raw, where, base, check_images, max_pixels)
+            if sample.id in seen:
+                raise DataError(f"{where}: field 'id': duplicate id {sample.id!r}")
+        except DataError as exc:
+            if skips is None:
+                raise
+            skips.add(where, str(exc))
+            continue
+        seen.add(sample.id)
+        samples.append(sample)
+    return samples
+
+
+def write_samples(path: str | Path, samples: Iterable[Sample]) -> int:
+    """Write samples as JSONL (one compact line each, keys in schema order); returns the count."""
+    count = 0
+    with Path(path).open("w", encoding="utf-8") as handle:
+        for sample in samples:
+            handle.write(json.dumps(sample.to_json(), separators=(",", ":")) + "\n")
+            count += 1
+    return count
+
+
+def write_jsonl(path: str | Path, records: Iterable[dict[str, Any]]) -> int:
+    """Write plain records as JSONL; returns the count."""
+    count = 0
+    with Path(path).open("w", encoding="utf-8") as handle:
+        for record in records:
+            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+            count += 1
+    return count
+
+
+def to_hf_dataset(samples: list[Sample], root: str | Path, *, decode_images: bool = False):
+    """Samples as a Hugging Face ``datasets.Dataset``.
+
+    ``images`` become absolute paths (or, with ``decode_images``, an ``Image`` feature
+    that yields PIL images); the nested annotations (``objects``, ``relations``,
+    ``reference``, ``target``, ``meta``) are JSON strings, since their keys vary between
+    samples and Arrow needs one schema.
+    """
+    import datasets
+
+    base = Path(root).resolve()
+    rows = [
+        {
+            "id": s.id,
+            "task": s.task,
+            "images": [str(base / p) for p in s.images],
+            "question": s.question,
+            "target_image": s.target_image,
+            "target_box": list(s.target_box),
+            "captions": s.captions or [""] * s.n_images,
+            "image_sizes": s.image_sizes,
+            "objects": json.dumps(s.objects),
+            "relations": json.dumps(s.relations),
+            "reference": json.dumps(s.reference),
+            "target": json.dumps(s.target),
+            "meta": json.dumps(s.meta),
+        }
+        for s in samples
+    ]
+    features = datasets.Features(
+        {
+            "id": datasets.Value("string"),
+            "task": datasets.Value("string"),
+            "images": datasets.List(
+                datasets.Image() if decode_images else datasets.Value("string")
+            ),
+            "question": datasets.Value("string"),
+            "target_image": datasets.Value("int64"),
+            "target_box": datasets.List(datasets.Value("float64")),
+            "captions": datasets.List(datasets.Value("string")),
+            "image_sizes": datasets.List(datasets.List(datasets.Value("int64"))),
+            "objects": datasets.Value("string"),
+            "relations": datasets.Value("string"),
+            "reference": datasets.Value("string"),
+            "target": datasets.Value("string"),
+            "meta": datasets.Value("string"),
+        }
+    )
+    return datasets.Dataset.from_list(rows, features=features)

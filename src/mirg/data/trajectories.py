@@ -1,0 +1,397 @@
+"""Reasoning trajectories from object-level and image-level annotations (docs/trajectories.md).
+
+A trajectory names what the question refers to (a description, a marked box, the object
+all images share, a difference, a region), walks the images and their candidate objects
+with boxes in the target model's coordinate profile, rules each candidate in or out by
+the attribute or relation that decides it, and concludes with one image and one box:
+
+    <think>…</think><answer>{"image": K, "bbox_2d": [x1, y1, x2, y2]}</answer>
+
+Templates are deterministic; each step has several phrasings, chosen by a generator
+seeded with (seed, sample id), so a dataset gets varied text and the same text every run.
+Where a sample carries no object annotations (only the target, as in MIG-Bench), the
+trajectory falls back to image-level reasoning: captions, relations, the reference box
+of the question, then the target.
+"""
+
+from __future__ import annotations
+
+import random
+import zlib
+from collections.abc import Sequence
+from typing import Any
+
+from mirg.core.profiles import CoordinateProfile, get_profile, smart_resize
+from mirg.data.schema import DataError, Sample
+
+#: Qwen-VL's default pixel caps (what a processor uses unless configured otherwise).
+DEFAULT_MIN_PIXELS = 56 * 56
+DEFAULT_MAX_PIXELS = 28 * 28 * 1280
+#: At most this many candidates are walked per image, so text stays bounded.
+MAX_CANDIDATES = 8
+DETAILS = ("full", "brief")
+
+_INTRO_DESCRIPTION = (
+    "The question asks for {desc}.",
+    "I need to find {desc}.",
+    "The target is described as {desc}.",
+)
+_SCOPE_ALL = (
+    "No image is named, so I check all {n} images.",
+    "The question does not say which image, so I look at each of the {n}.",
+    "Any of the {n} images may hold it.",
+)
+_SCOPE_ONE = (
+    "The answer is in Image-{k}.",
+    "I search Image-{k}.",
+    "Image-{k} is where to look.",
+)
+_INTRO_MARKED = (
+    "The red box in Image-1 marks {a} at {box}.",
+    "Image-1 marks {a} with a red box at {box}.",
+    "The reference, boxed in red in Image-1, is {a} at {box}.",
+)
+_INTRO_TWO_HOP = (
+    "First hop: the red box in Image-1 marks {a} at {box}, so I need something {want} "
+    "that is not {avoid}.",
+    "The marked object in Image-1 is {a} at {box}; the target shares {want} but is not {avoid}.",
+    "Image-1 marks {a} at {box}. Second hop: find {want}, but not {avoid}.",
+)
+_INTRO_COMMON = (
+    "I look for the object every image shares.",
+    "The target is the object common to all images.",
+    "First I find which object appears in every image.",
+)
+_HOLDS = (
+    "Image-{i} holds {items}.",
+    "Image-{i} shows {items}.",
+    "In Image-{i}: {items}.",
+)
+_COMMON_FOUND = (
+    "Only {a} is in every image; in Image-{k} it is at {box}.",
+    "{A} appears in all of them, and in Image-{k} it sits at {box}.",
+    "The shared object is {a}, at {box} in Image-{k}.",
+)
+_INTRO_DIFF = (
+    "Image-1 and Image-2 show the same scene; I compare them object by object.",
+    "The two images are aligned, so I compare each object.",
+    "I go through the objects of both images to find the change.",
+)
+_SAME_IN_BOTH = (
+    "{A} at {box} is in both.",
+    "{A} at {box} is unchanged.",
+    "{A} at {box} appears in both images.",
+)
+_REMOVED = (
+    "{A} at {box} in Image-1 is missing from Image-2.",
+    "Image-2 lacks {a} that Image-1 has at {box}.",
+    "{A} at {box} disappears in Image-2.",
+)
+_ADDED = (
+    "Image-2 has a new object, {a} at {box}.",
+    "{A} at {box} appears only in Image-2.",
+    "Image-2 adds {a} at {box}.",
+)
+_CHANGED = (
+    "At {box}, {a} in Image-1 became {b} in Image-2.",
+    "The object at {box} changed from {a} to {b}.",
+    "{A} at {box} is {b} in Image-2.",
+)
+_INTRO_REGION = (
+    "Image-{j} is a region cut from Image-{s}; I find where its content lies in Image-{s}.",
+    "I match what Image-{j} shows to Image-{s}.",
+    "Image-{j} is a crop of Image-{s}, so I look for its objects there.",
+)
+_REGION_OBJECT = (
+    "Image-{j} shows {a}, which Image-{s} has at {box}.",
+    "{A} in Image-{j} is at {box} in Image-{s}.",
+    "{A} of Image-{j} sits at {box} in Image-{s}.",
+)
+_FITS = (
+    "Image-{i} has {a} at {box}: it fits.",
+    "In Image-{i}, {a} at {box} matches.",
+    "Image-{i}: {a} at {box}, a match.",
+)
+_MISMATCH = (
+    "Image-{i} has {a} at {box}, but it is {have}, not {want}.",
+    "In Image-{i}, {a} at {box} is {have}, not {want}; ruled out.",
+    "Image-{i}: {a} at {box} is ruled out, it is {have}.",
+)
+_SAME_AS_REFERENCE = (
+    "Image-{i} has {a} at {box}, but it is {avoid} like the reference; ruled out.",
+    "In Image-{i}, {a} at {box} is {avoid} too, so it does not count.",
+    "Image-{i}: {a} at {box} is ruled out, it is {avoid}.",
+)
+_NO_CANDIDATES = (
+    "Image-{i} has no candidates.",
+    "Nothing in Image-{i} qualifies.",
+    "Image-{i} holds nothing relevant.",
+)
+_CONCLUDE = (
+    "So the target is in Image-{k} at {box}.",
+    "The answer is Image-{k}, box {box}.",
+    "Therefore it is in Image-{k} at {box}.",
+)
+_CONCLUDE_ALIGNED = (
+    "The images are aligned, so the difference is at {box}.",
+    "So the difference is at {box}, in both images.",
+    "The changed area is {box}.",
+)
+_IMAGE_LEVEL = (
+    "The question concerns {n} images.",
+    "There are {n} images to consider.",
+    "I am given {n} images.",
+)
+_REFERENCE_BOX = (
+    "The reference is marked in Image-1 at {box}.",
+    "Image-1 marks the reference at {box}.",
+    "The red box in Image-1 is at {box}.",
+)
+
+
+def frames(
+    sample: Sample,
+    min_pixels: int = DEFAULT_MIN_PIXELS,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    factor: int = 28,
+) -> list[list[int]] | None:
+    """The (width, height) frame the model sees per image (Qwen smart-resize), or None
+    when the sample does not record its image sizes."""
+    if sample.image_sizes is None:
+        return None
+    out = []
+    for w, h in sample.image_sizes:
+        fh, fw = smart_resize(h, w, factor=factor, min_pixels=min_pixels, max_pixels=max_pixels)
+        out.append([fw, fh])
+    return out
+
+
+def _a(words: str) -> str:
+    return ("an " if words[:1] in "aeiou" else "a ") + words
+
+
+def _words(obj: dict[str, Any]) -> str:
+    """'small blue triangle': size, colour, then other attributes, then the category."""
+    attrs = obj.get("attributes") or {}
+    parts = [str(attrs[k]) for k in ("size", "colour") if k in attrs]
+    parts.append(str(obj.get("category") or "object"))
+    return " ".join(parts)
+
+
+def _feature(obj: dict[str, Any], key: str) -> object:
+    if key == "category":
+        return obj.get("category")
+    return (obj.get("attributes") or {}).get(key)
+
+
+def _value_words(key: str, value: object) -> str:
+    """How a feature value reads after "it is": 'a circle', 'blue', 'small'."""
+    return _a(str(value)) if key == "category" else str(value)
+
+
+class _Writer:
+    """Accumulates sentences; picks phrasings from the sample's own generator."""
+
+    def __init__(
+        self, sample: Sample, profile: CoordinateProfile, frames_: list | None, seed: int
+    ) -> None:
+        self.sample = sample
+        self.profile = profile
+        self.frames = frames_
+        self.rng = random.Random(zlib.crc32(f"{seed}:{sample.id}".encode()))
+        self.parts: list[str] = []
+
+    def box(self, box: Sequence[float], image: int) -> str:
+        frame = self.frames[image - 1] if self.frames is not None else None
+        return self.profile.render_box(box, frame)
+
+    def say(self, options: Sequence[str], **values: object) -> None:
+        text = self.rng.choice(options).format(**values)
+        self.parts.append(text[:1].upper() + text[1:])
+
+    def walk(
+        self,
+        images: Sequence[int],
+        match: dict[str, object],
+        differ: dict[str, object],
+    ) -> None:
+        """Each candidate of each image, ruled in or out by the first deciding feature."""
+        objects = self.sample.objects
+        for i in images:
+            candidates = objects[i - 1][:MAX_CANDIDATES] if objects else []
+            if not candidates:
+                self.say(_NO_CANDIDATES, i=i)
+                continue
+            for obj in candidates:
+                a, box = _a(_words(obj)), self.box(obj["box"], i)
+                failed = next((k for k, v in match.items() if _feature(obj, k) != v), None)
+                if failed is not None:
+                    have = _feature(obj, failed)
+                    self.say(
+                        _MISMATCH,
+                        i=i,
+                        a=a,
+                        box=box,
+                        have=_value_words(failed, have if have is not None else "unknown"),
+                        want=_value_words(failed, match[failed]),
+                    )
+                    continue
+                same = next((k for k, v in differ.items() if _feature(obj, k) == v), None)
+                if same is not None:
+                    self.say(
+                        _SAME_AS_REFERENCE,
+                        i=i,
+                        a=a,
+                        box=box,
+                        avoid=_value_words(same, differ[same]),
+                    )
+                    continue
+                self.say(_FITS, i=i, a=a, box=box)
+
+
+def _marked_object(sample: Sample, reference: dict[str, Any]) -> dict[str, Any] | None:
+    j, k = reference.get("object"), reference.get("image", 1)
+    if j is None or not sample.objects or not 1 <= k <= len(sample.objects):
+        return None
+    annotated = sample.objects[k - 1]
+    return annotated[j] if 0 <= j < len(annotated) else None
+
+
+def _reasoning(w: _Writer, detail: str) -> None:
+    """Write the steps before the conclusion, by what the question refers to."""
+    s = w.sample
+    ref = s.reference or {}
+    kind = ref.get("kind")
+    k = s.answer_image()
+    full = detail == "full"
+    has_objects = any(s.objects)
+
+    if kind == "description" and has_objects:
+        w.say(_INTRO_DESCRIPTION, desc=ref.get("text") or "the target")
+        if s.n_images > 1 and s.target_image is not None and "Image-" not in s.question:
+            w.say(_SCOPE_ALL, n=s.n_images)
+            scope: Sequence[int] = range(1, s.n_images + 1)
+        else:
+            scope = [k]
+        if full:
+            w.walk(scope, ref.get("match", {}), {})
+    elif kind in ("marked", "two_hop") and has_objects:
+        marked = _marked_object(s, ref)
+        box = w.box(ref["box"], ref.get("image", 1)) if "box" in ref else "its box"
+        a = _a(_words(marked)) if marked else "an object"
+        match, differ = ref.get("match", {}), ref.get("differ", {})
+        if kind == "marked":
+            w.say(_INTRO_MARKED, a=a, box=box)
+        else:
+            want = " and ".join(_value_words(key, v) for key, v in match.items()) or "the same"
+            avoid = " or ".join(_value_words(key, v) for key, v in differ.items()) or "the same"
+            w.say(_INTRO_TWO_HOP, a=a, box=box, want=want, avoid=avoid)
+        w.say(_SCOPE_ONE, k=k)
+        if full:
+            w.walk([k], match, differ)
+    elif kind == "common" and has_objects:
+        w.say(_INTRO_COMMON)
+        if full:
+            for i, objs in enumerate(s.objects, 1):
+                names = [_a(_words(o)) for o in objs[:MAX_CANDIDATES]]
+                items = ", ".join(names[:-1]) + " and " + names[-1] if len(names) > 1 else ""
+                w.say(_HOLDS, i=i, items=items or (names[0] if names else "nothing"))
+        # The shared identity (shape and colour), not this image's size of it.
+        match = ref.get("match") or {}
+        target = s.target_object()
+        if match:
+            a = _a(_words({"category": match.get("category"), "attributes": match}))
+        else:
+            a = _a(_words(target)) if target else "the shared object"
+        w.say(_COMMON_FOUND, a=a, A=a, k=k, box=w.box(s.target_box, k))
+    elif kind == "difference" and has_objects and s.n_images == 2:
+        w.say(_INTRO_DIFF)
+        if full:
+            _walk_difference(w)
+    elif kind == "region" and has_objects:
+        j, src = ref.get("image", 2), ref.get("source", 1)
+        w.say(_INTRO_REGION, j=j, s=src)
+        if full:
+            by_id = {o.get("id"): o for o in s.objects[src - 1] if o.get("id") is not None}
+            for obj in s.objects[j - 1][:MAX_CANDIDATES]:
+                there = by_id.get(obj.get("id"))
+                if there is not None:
+                    a = _a(_words(there))
+                    w.say(_REGION_OBJECT, j=j, s=src, a=a, A=a, box=w.box(there["box"], src))
+    else:
+        _image_level(w)
+
+
+def _walk_difference(w: _Writer) -> None:
+    first, second = w.sample.objects[0], w.sample.objects[1]
+    later = {o.get("id"): o for o in second if o.get("id") is not None}
+    seen = set()
+    for obj in first[:MAX_CANDIDATES]:
+        a, box = _a(_words(obj)), w.box(obj["box"], 1)
+        other = later.get(obj.get("id"))
+        if other is None:
+            w.say(_REMOVED, a=a, A=a, box=box)
+            continue
+        seen.add(obj.get("id"))
+        if _words(other) == _words(obj):
+            w.say(_SAME_IN_BOTH, A=a, box=box)
+        else:
+            w.say(_CHANGED, a=a, A=a, b=_a(_words(other)), box=box)
+    for obj in second[:MAX_CANDIDATES]:
+        if obj.get("id") not in seen:
+            a = _a(_words(obj))
+            w.say(_ADDED, a=a, A=a, box=w.box(obj["box"], 2))
+
+
+def _image_level(w: _Writer) -> None:
+    """Only the target (or nothing) is annotated: reason from the images as wholes."""
+    s = w.sample
+    w.say(_IMAGE_LEVEL, n=s.n_images)
+    for i, caption in enumerate(s.captions, 1):
+        if caption:
+            w.parts.append(f"Image-{i}: {caption.rstrip('.')}.")
+    for relation in s.relations:
+        if relation.get("type") == "crop_of":
+            w.parts.append(f"Image-{relation['image']} is a region of Image-{relation['source']}.")
+        elif relation.get("type") == "same_object" and relation.get("images"):
+            names = ", ".join(f"Image-{i}" for i in relation["images"])
+            w.parts.append(f"The same object appears in {names}.")
+    ref = s.reference or {}
+    if "box" in ref:
+        w.say(_REFERENCE_BOX, box=w.box(ref["box"], ref.get("image", 1)))
+    if s.target_image is not None and s.n_images > 1:
+        w.say(_SCOPE_ONE, k=s.target_image)
+
+
+def build_trajectory(
+    sample: Sample,
+    profile: str | CoordinateProfile,
+    *,
+    seed: int = 0,
+    detail: str = "full",
+    frames_: list | None = None,
+) -> str:
+    """The completion for one sample: reasoning then the canonical answer.
+
+    ``frames_`` (one [w, h] per image, see :func:`frames`) is required by profiles that
+    write absolute pixels (qwen2.5-vl); a DataError names the sample when it is missing.
+    """
+    prof = get_profile(profile)
+    if detail not in DETAILS:
+        raise ValueError(f"detail must be one of {DETAILS}, got {detail!r}")
+    if prof.needs_frame and frames_ is None:
+        raise DataError(
+            f"sample {sample.id!r}: field 'image_sizes': profile {prof.name!r} writes absolute "
+            "pixels and needs each image's size (open the images or record image_sizes)"
+        )
+    w = _Writer(sample, prof, frames_, seed)
+    _reasoning(w, detail)
+    k = sample.answer_image()
+    box = w.box(sample.target_box, k)
+    if sample.target_image is None and sample.n_images > 1:
+        w.say(_CONCLUDE_ALIGNED, box=box)
+    else:
+        w.say(_CONCLUDE, k=k, box=box)
+    frame = frames_[k - 1] if frames_ is not None else None
+    answer = prof.render_answer(k, sample.target_box, frame)
+    return f"<think>{' '.join(w.parts)}</think><answer>{answer}</answer>"
