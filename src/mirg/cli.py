@@ -12,6 +12,10 @@ import sys
 
 # name -> (module, help). The module provides add_arguments(parser) and run(args).
 COMMANDS: dict[str, tuple[str, str]] = {
+    "synth": ("mirg.data.synth_cli", "write the synthetic multi-image world (train/val/test)"),
+    "trajectories": ("mirg.data.trajectories_cli", "reasoning trajectories for SFT from samples"),
+    "export": ("mirg.data.export_cli", "export samples for TRL SFT/GRPO, verl, LLaMA-Factory"),
+    "coco": ("mirg.data.coco_cli", "build multi-image grounding samples from COCO-style boxes"),
     "score": (
         "mirg.eval.score_cli",
         "score predictions on MIG-Bench (official or strict protocol)",

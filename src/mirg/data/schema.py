@@ -19,7 +19,8 @@ dataset root (the JSONL's folder unless told otherwise), named by relative paths
 * ``target``: ``{"image": K, "object": J}``, the annotated object that is the answer
   (K may be set where ``target_image`` is null: the image the difference shows in);
 * ``image_sizes``: ``[w, h]`` per image (needed for absolute-pixel coordinate profiles);
-* ``meta``: anything else (family, source index…).
+* ``meta``: anything else (family, source index…); ``meta["annotations"] =
+  "target_only"`` says the objects lists are incomplete (only the answer is annotated).
 
 Everything that reads samples validates them (images exist and decode within Pillow's
 pixel limit, counts agree, boxes valid, paths stay inside the root) and raises

@@ -264,7 +264,9 @@ def _reasoning(w: _Writer, detail: str) -> None:
     kind = ref.get("kind")
     k = s.answer_image()
     full = detail == "full"
-    has_objects = any(s.objects)
+    # Walking candidates claims the annotations list every object; samples that annotate
+    # only the target (MIG-Bench) get image-level reasoning instead.
+    has_objects = any(s.objects) and s.meta.get("annotations") != "target_only"
 
     if kind == "description" and has_objects:
         w.say(_INTRO_DESCRIPTION, desc=ref.get("text") or "the target")
@@ -357,6 +359,8 @@ def _image_level(w: _Writer) -> None:
             names = ", ".join(f"Image-{i}" for i in relation["images"])
             w.parts.append(f"The same object appears in {names}.")
     ref = s.reference or {}
+    if ref.get("text"):
+        w.say(_INTRO_DESCRIPTION, desc=ref["text"])
     if "box" in ref:
         w.say(_REFERENCE_BOX, box=w.box(ref["box"], ref.get("image", 1)))
     if s.target_image is not None and s.n_images > 1:

@@ -1,0 +1,59 @@
+"""``mirg coco``: turn COCO-style box annotations into multi-image grounding samples."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from mirg.data.coco import COCO_FAMILIES, coco_samples, read_coco
+from mirg.data.schema import IMAGE_CHECKS, SkipLog, write_samples
+from mirg.data.synth_cli import _range
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--annotations", required=True, help="COCO-style instances JSON")
+    parser.add_argument(
+        "--images", required=True, help="folder the file_name paths are relative to"
+    )
+    parser.add_argument("--out", required=True, help="samples JSONL to write")
+    parser.add_argument("--n", type=int, required=True, help="samples to make")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--families",
+        default=",".join(COCO_FAMILIES),
+        help=f"comma list of {', '.join(COCO_FAMILIES)}",
+    )
+    parser.add_argument("--images-per-sample", type=_range, default=(2, 4), help="N or MIN-MAX")
+    parser.add_argument(
+        "--min-area", type=float, default=0.01, help="smallest target (relative area)"
+    )
+    parser.add_argument("--check-images", default="decode", choices=IMAGE_CHECKS)
+    parser.add_argument("--skip-bad", action="store_true", help="skip bad entries, logging why")
+    parser.add_argument("--skip-log", help="where skips are logged (default: OUT.skipped.log)")
+
+
+def run(args: argparse.Namespace) -> int:
+    out = Path(args.out)
+    skips = SkipLog() if args.skip_bad else None
+    images = read_coco(args.annotations, args.images, check_images=args.check_images, skips=skips)
+    families = tuple(f for f in args.families.split(",") if f)
+    samples = coco_samples(
+        images,
+        args.n,
+        seed=args.seed,
+        families=families,
+        images_per_sample=args.images_per_sample,
+        min_area=args.min_area,
+    )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_samples(out, samples)
+    summary = f"wrote {len(samples)} samples to {out} (image paths relative to {args.images})"
+    if len(samples) < args.n:
+        summary += f"; asked for {args.n}, the annotations allowed no more"
+    if skips is not None:
+        log = Path(args.skip_log) if args.skip_log else out.with_name(out.name + ".skipped.log")
+        skips.write(log)
+        summary += f"; skipped {len(skips)} bad entries (reasons in {log})"
+    print(summary)
+    print(f"next: mirg trajectories --data {out} --root {args.images} --profile NAME --out FILE")
+    return 0

@@ -1,0 +1,80 @@
+"""``mirg export`` (and ``mirg trajectories``): samples -> training records.
+
+``mirg trajectories --data DIR/train.jsonl --profile NAME --out FILE.jsonl`` is the
+``sft`` export: one line per sample with ``id``, ``prompt``, ``completion`` (the reasoning
+trajectory and canonical answer in the profile's coordinates), ``images`` (absolute
+paths) and the reward target columns.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from mirg.core.profiles import PROFILES
+from mirg.data.exports import FORMATS, Exporter, export
+from mirg.data.schema import IMAGE_CHECKS, SkipLog, read_samples
+from mirg.data.trajectories import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS, DETAILS
+
+
+def add_common_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", required=True, help="samples JSONL (e.g. DIR/train.jsonl)")
+    parser.add_argument(
+        "--profile", required=True, choices=sorted(PROFILES), help="coordinate profile"
+    )
+    parser.add_argument("--out", required=True, help="output file")
+    parser.add_argument(
+        "--root", help="folder the image paths are relative to (default: the data's)"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed for the phrasing of trajectories")
+    parser.add_argument("--detail", default="full", choices=DETAILS, help="trajectory detail")
+    parser.add_argument(
+        "--min-pixels", type=int, default=DEFAULT_MIN_PIXELS, help="processor's min_pixels"
+    )
+    parser.add_argument(
+        "--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, help="processor's max_pixels"
+    )
+    parser.add_argument(
+        "--check-images", default="decode", choices=IMAGE_CHECKS, help="how to check image files"
+    )
+    parser.add_argument(
+        "--skip-bad",
+        action="store_true",
+        help="skip bad samples, recording each with its reason in --skip-log",
+    )
+    parser.add_argument("--skip-log", help="where skips are logged (default: OUT.skipped.log)")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--format", required=True, choices=FORMATS, help="record format")
+    parser.add_argument("--split", default="train", help="split name recorded in verl's extra_info")
+    add_common_arguments(parser)
+
+
+def run_export(args: argparse.Namespace, fmt: str) -> int:
+    out = Path(args.out)
+    skips = SkipLog() if args.skip_bad else None
+    start = time.perf_counter()
+    samples = read_samples(args.data, root=args.root, check_images=args.check_images, skips=skips)
+    exporter = Exporter(
+        args.profile,
+        root=Path(args.root) if args.root else Path(args.data).parent,
+        seed=args.seed,
+        detail=args.detail,
+        min_pixels=args.min_pixels,
+        max_pixels=args.max_pixels,
+    )
+    count = export(samples, fmt, out, exporter, split=getattr(args, "split", "train"))
+    seconds = time.perf_counter() - start
+    summary = f"wrote {count} {fmt} records to {out} in {seconds:.1f} s (profile {args.profile})"
+    if skips is not None:
+        log = Path(args.skip_log) if args.skip_log else out.with_name(out.name + ".skipped.log")
+        skips.write(log)
+        summary += f"; skipped {len(skips)} bad samples (reasons in {log})"
+    print(summary)
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    return run_export(args, args.format)

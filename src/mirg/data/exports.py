@@ -1,0 +1,272 @@
+"""Exports of samples for training engines, all built on the core's one prompt builder.
+
+* ``sft`` (TRL ``SFTTrainer``): conversational ``prompt`` (system + user turn with
+  "Image-k:" before each image) and ``completion`` (the assistant turn holding the
+  trajectory), plus ``images``. The same record carries the reward columns, so one file
+  also serves GRPO; SFTTrainer drops columns it does not use.
+* ``grpo`` (TRL ``GRPOTrainer``): ``prompt`` and ``images`` plus exactly the columns the
+  core rewards read: ``target_image`` (1-based or null), ``target_box`` (relative),
+  ``profile``, ``input_sizes`` (one [w, h] frame per image, the smart-resized frame the
+  model sees; required by qwen2.5-vl).
+* ``verl`` (parquet): ``prompt`` with one ``<image>`` per image, ``images`` (embedded
+  PNG bytes), ``reward_model.ground_truth`` (JSON of the reward targets, read by
+  :func:`verl_compute_score`), ``extra_info``.
+* ``sharegpt`` (LLaMA-Factory): a JSON list of ``messages`` / ``system`` / ``images``
+  records, with the ``dataset_info.json`` entry that registers it.
+
+Every record is checked: image placeholders and images agree in number.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from mirg.core.prompts import (
+    assistant_message,
+    build_messages,
+    count_image_placeholders,
+    image_label,
+    system_prompt,
+)
+from mirg.core.rewards import DEFAULT_WEIGHTS, score_completion
+from mirg.data.schema import DataError, Sample, write_jsonl
+from mirg.data.trajectories import (
+    DEFAULT_MAX_PIXELS,
+    DEFAULT_MIN_PIXELS,
+    build_trajectory,
+    frames,
+)
+
+FORMATS = ("sft", "grpo", "verl", "sharegpt")
+
+
+def check_placeholders(n_placeholders: int, images: Sequence[object], where: str) -> None:
+    """Raise DataError unless there is exactly one image placeholder per image."""
+    if n_placeholders != len(images):
+        raise DataError(
+            f"{where}: field 'prompt': {n_placeholders} image placeholders for {len(images)} images"
+        )
+
+
+def image_paths(
+    sample: Sample, root: str | Path, relative_to: str | Path | None = None
+) -> list[str]:
+    """Absolute paths of the sample's images, or paths relative to ``relative_to``."""
+    base = Path(root).resolve()
+    paths = [base / p for p in sample.images]
+    if relative_to is None:
+        return [str(p) for p in paths]
+    return [os.path.relpath(p, Path(relative_to).resolve()) for p in paths]
+
+
+class Exporter:
+    """Turns samples into records for one coordinate profile and frame convention.
+
+    ``min_pixels``/``max_pixels`` must be the processor's pixel caps: they decide the
+    frame each image is shown at, which qwen2.5-vl's absolute coordinates refer to.
+    """
+
+    def __init__(
+        self,
+        profile: str,
+        *,
+        root: str | Path,
+        seed: int = 0,
+        detail: str = "full",
+        min_pixels: int = DEFAULT_MIN_PIXELS,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+        relative_to: str | Path | None = None,
+    ) -> None:
+        self.profile = profile
+        self.root = Path(root)
+        self.seed = seed
+        self.detail = detail
+        self.min_pixels = min_pixels
+        self.max_pixels = max_pixels
+        self.relative_to = relative_to
+
+    def frames(self, sample: Sample) -> list[list[int]] | None:
+        return frames(sample, self.min_pixels, self.max_pixels)
+
+    def completion(self, sample: Sample) -> str:
+        return build_trajectory(
+            sample, self.profile, seed=self.seed, detail=self.detail, frames_=self.frames(sample)
+        )
+
+    def _targets(self, sample: Sample) -> dict[str, Any]:
+        return {
+            "target_image": sample.target_image,
+            "target_box": list(sample.target_box),
+            "profile": self.profile,
+            "input_sizes": self.frames(sample),
+        }
+
+    def grpo(self, sample: Sample) -> dict[str, Any]:
+        prompt = build_messages(sample.question, sample.n_images, self.profile)
+        images = image_paths(sample, self.root, self.relative_to)
+        check_placeholders(count_image_placeholders(prompt), images, f"sample {sample.id!r}")
+        return {"id": sample.id, "task": sample.task, "prompt": prompt, "images": images} | (
+            self._targets(sample)
+        )
+
+    def sft(self, sample: Sample) -> dict[str, Any]:
+        record = self.grpo(sample)
+        text = self.completion(sample)
+        return {
+            "id": record.pop("id"),
+            "task": record.pop("task"),
+            "prompt": record.pop("prompt"),
+            "completion": assistant_message(text),
+            "images": record.pop("images"),
+        } | record
+
+    def user_text(self, sample: Sample) -> str:
+        """The user turn as text with one ``<image>`` per image (verl, LLaMA-Factory)."""
+        labels = "".join(f"{image_label(k)}: <image>\n" for k in range(1, sample.n_images + 1))
+        return labels + sample.question
+
+    def verl(self, sample: Sample, index: int, split: str = "train") -> dict[str, Any]:
+        text = self.user_text(sample)
+        where = f"sample {sample.id!r}"
+        check_placeholders(text.count("<image>"), sample.images, where)
+        images = []
+        for path in image_paths(sample, self.root):
+            images.append({"bytes": Path(path).read_bytes(), "path": None})
+        return {
+            "data_source": "mirg",
+            "prompt": [
+                {"role": "system", "content": system_prompt(self.profile)},
+                {"role": "user", "content": text},
+            ],
+            "images": images,
+            "ability": "grounding",
+            "reward_model": {"style": "rule", "ground_truth": json.dumps(self._targets(sample))},
+            "extra_info": {
+                "id": sample.id,
+                "index": index,
+                "split": split,
+                "task": sample.task,
+                "n_images": sample.n_images,
+            },
+        }
+
+    def sharegpt(self, sample: Sample) -> dict[str, Any]:
+        text = self.user_text(sample)
+        images = image_paths(sample, self.root, self.relative_to)
+        check_placeholders(text.count("<image>"), images, f"sample {sample.id!r}")
+        return {
+            "messages": [
+                {"role": "user", "content": text},
+                {"role": "assistant", "content": self.completion(sample)},
+            ],
+            "system": system_prompt(self.profile),
+            "images": images,
+        }
+
+
+def export(
+    samples: Iterable[Sample],
+    fmt: str,
+    out: str | Path,
+    exporter: Exporter,
+    *,
+    split: str = "train",
+) -> int:
+    """Write ``samples`` in format ``fmt`` to ``out``; returns the number of records."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if fmt == "sft":
+        return write_jsonl(out, (exporter.sft(s) for s in samples))
+    if fmt == "grpo":
+        return write_jsonl(out, (exporter.grpo(s) for s in samples))
+    if fmt == "sharegpt":
+        records = [exporter.sharegpt(s) for s in samples]
+        out.write_text(json.dumps(records, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+        _register_llamafactory(out)
+        return len(records)
+    if fmt == "verl":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        records = [exporter.verl(s, i, split) for i, s in enumerate(samples)]
+        pq.write_table(pa.Table.from_pylist(records), out)
+        return len(records)
+    raise ValueError(f"unknown export format {fmt!r}; known: {', '.join(FORMATS)}")
+
+
+def _register_llamafactory(out: Path) -> None:
+    """Add (or update) the file's entry in ``dataset_info.json`` beside it."""
+    info_path = out.parent / "dataset_info.json"
+    info = json.loads(info_path.read_text(encoding="utf-8")) if info_path.is_file() else {}
+    info[out.stem] = {
+        "file_name": out.name,
+        "formatting": "sharegpt",
+        "columns": {"messages": "messages", "system": "system", "images": "images"},
+        "tags": {
+            "role_tag": "role",
+            "content_tag": "content",
+            "user_tag": "user",
+            "assistant_tag": "assistant",
+        },
+    }
+    info_path.write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+
+
+def load_export(path: str | Path, *, decode_images: bool = True):
+    """An ``sft``/``grpo`` JSONL export as a ``datasets.Dataset``, ready for TRL.
+
+    ``images`` becomes an ``Image`` feature (PIL images on access) unless
+    ``decode_images`` is False. Placeholder counts are checked for every row.
+    """
+    import datasets
+
+    from mirg.data.schema import iter_jsonl
+
+    path = Path(path)
+    rows = []
+    for number, row in iter_jsonl(path):
+        if isinstance(row, DataError):
+            raise row
+        if not isinstance(row, dict) or "prompt" not in row or "images" not in row:
+            raise DataError(f"{path}:{number}: expected a record with 'prompt' and 'images'")
+        n = count_image_placeholders(row["prompt"])
+        check_placeholders(n, row["images"], f"{path}:{number}: id {row.get('id')!r}")
+        rows.append(row)
+    if not rows:
+        raise DataError(f"{path}: no records")
+    dataset = datasets.Dataset.from_list(rows)
+    if decode_images:
+        dataset = dataset.cast_column("images", datasets.List(datasets.Image()))
+    return dataset
+
+
+def verl_compute_score(
+    data_source: str,
+    solution_str: str,
+    ground_truth: str | dict,
+    extra_info: dict | None = None,
+) -> float:
+    """verl ``custom_reward_function``: the core's weighted object+image+format reward."""
+    targets = json.loads(ground_truth) if isinstance(ground_truth, str) else ground_truth
+    sizes = targets.get("input_sizes")
+    breakdown = score_completion(
+        solution_str,
+        targets.get("target_image"),
+        targets["target_box"],
+        profile=targets.get("profile") or "normalized",
+        input_sizes=sizes,
+        n_images=(extra_info or {}).get("n_images") or (len(sizes) if sizes else None),
+    )
+    return breakdown.total(DEFAULT_WEIGHTS)
+
+
+def read_image_bytes(record_image: dict[str, Any]):
+    """A verl ``images`` entry back to a PIL image (for round-trip checks)."""
+    from PIL import Image
+
+    return Image.open(io.BytesIO(record_image["bytes"]))

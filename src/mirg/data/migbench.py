@@ -1,0 +1,118 @@
+"""MIG-Bench items as samples, through the core reader (``mirg.core.migbench``).
+
+The benchmark annotates only the answer box (and reference boxes quoted in questions),
+so each sample carries the target as its one annotated object and is marked
+``meta["annotations"] = "target_only"``: trajectories then reason at the image level
+rather than claim that other images hold nothing. The target image is the core's
+derivation from the task rules (null for ``diff``, whose two images are aligned).
+
+Items whose stored answer is not a valid box (7 ``common_object`` answers are inverted or
+exceed 1) raise a DataError naming the item, or are recorded and skipped with a
+:class:`~mirg.data.schema.SkipLog`.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from mirg.core.boxes import BoxError, validate_box
+from mirg.core.migbench import MigBenchItem, load_migbench
+from mirg.data.schema import (
+    MAX_IMAGE_PIXELS,
+    DataError,
+    Sample,
+    SkipLog,
+    check_image,
+    resolve_image_path,
+)
+
+_OBJECT_REF_RE = re.compile(r"<\|object_ref_start\|>(.{1,500}?)<\|object_ref_end\|>", re.S)
+
+
+def item_to_sample(
+    item: MigBenchItem,
+    where: str,
+    image_root: Path | None = None,
+    check_images: str = "none",
+    max_pixels: int = MAX_IMAGE_PIXELS,
+) -> Sample:
+    """One benchmark item as a sample; image files are checked only when asked."""
+    here = f"{where}: item {item.index}"
+    try:
+        box = validate_box(list(item.answer), where=f"{here}: field 'answer'")
+    except BoxError as exc:
+        raise DataError(str(exc)) from None
+    images = [str(Path(p)) for p in item.images]  # "./MIG-Bench/x.jpg" -> "MIG-Bench/x.jpg"
+    sizes = None
+    if check_images != "none":
+        base = image_root if image_root is not None else Path(".")
+        paths = [
+            resolve_image_path(base, p, f"{here}: field 'images[{k}]'")
+            for k, p in enumerate(images)
+        ]
+        if check_images == "exists":
+            for k, path in enumerate(paths):
+                if not path.is_file():
+                    raise DataError(
+                        f"{here}: field 'images[{k}]': image file {path} does not exist"
+                    )
+        else:
+            sizes = [
+                list(check_image(path, f"{here}: field 'images[{k}]'", max_pixels))
+                for k, path in enumerate(paths)
+            ]
+    objects: list[list[dict]] = [[] for _ in images]
+    target = None
+    if item.target_image is not None:
+        objects[item.target_image - 1].append(
+            {"box": list(box), "category": None, "attributes": {}}
+        )
+        target = {"image": item.target_image, "object": 0}
+    reference = None
+    if item.reference_boxes:
+        reference = {"kind": "box", "image": 1, "box": list(item.reference_boxes[0])}
+    else:
+        described = _OBJECT_REF_RE.search(item.question)
+        if described:
+            reference = {"kind": "description", "text": described.group(1).strip()}
+    return Sample(
+        id=f"migbench-{item.index}",
+        task=item.task,
+        images=images,
+        question=item.question.strip(),
+        target_image=item.target_image,
+        target_box=box,
+        objects=objects,
+        relations=[],
+        captions=[],
+        reference=reference,
+        target=target,
+        image_sizes=sizes,
+        meta={"source": "MIG-Bench", "index": item.index, "annotations": "target_only"},
+    )
+
+
+def migbench_samples(
+    path: str | Path,
+    *,
+    image_root: str | Path | None = None,
+    check_images: str = "none",
+    skips: SkipLog | None = None,
+) -> list[Sample]:
+    """All items of ``MIG_data.json`` as samples.
+
+    The images are not needed (``check_images="none"``, the default); given
+    ``image_root`` (the folder the items' ``./MIG-Bench/...`` paths start from) and
+    ``check_images="decode"``, each file is checked and its size recorded.
+    """
+    root = Path(image_root) if image_root is not None else None
+    samples = []
+    for item in load_migbench(path):
+        try:
+            samples.append(item_to_sample(item, str(path), root, check_images))
+        except DataError as exc:
+            if skips is None:
+                raise
+            skips.add(f"{path}: item {item.index}", str(exc))
+    return samples
