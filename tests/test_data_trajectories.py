@@ -1,0 +1,119 @@
+"""Trajectories: every completion earns full reward, in every profile, and reads its annotations."""
+
+from __future__ import annotations
+
+import pytest
+
+from mirg.core.answers import has_canonical_format, parse_answer
+from mirg.core.profiles import PROFILES
+from mirg.core.rewards import score_completion
+from mirg.data.schema import DataError, Sample
+from mirg.data.synth import FAMILIES, PRESETS, generate_sample
+from mirg.data.trajectories import build_trajectory, frames
+
+
+@pytest.fixture(scope="module")
+def samples() -> list[Sample]:
+    out = []
+    for preset in ("default", "hard", "starter", "binding", "single"):
+        config = PRESETS[preset]
+        for family in FAMILIES if preset in ("default", "hard") else config.families:
+            out += [generate_sample(config, family, 3, "train", i)[0] for i in range(12)]
+    return out
+
+
+@pytest.mark.parametrize("profile", sorted(PROFILES))
+@pytest.mark.parametrize("detail", ["full", "brief"])
+def test_every_trajectory_earns_full_reward(samples, profile, detail):
+    for s in samples:
+        sizes = frames(s)
+        text = build_trajectory(s, profile, detail=detail, frames_=sizes)
+        reward = score_completion(
+            text,
+            s.target_image,
+            s.target_box,
+            profile=profile,
+            input_sizes=sizes,
+            n_images=s.n_images,
+        )
+        assert reward.image == 1.0 and reward.format == 1.0, (s.id, text)
+        # The profile's integer coordinates round the box; IoU stays close to 1.
+        assert reward.object >= 0.97, (s.id, profile, reward)
+        assert has_canonical_format(text)
+
+
+def test_answer_names_the_target_image_and_the_profile_coordinates(samples):
+    s = next(x for x in samples if x.task == "group_grounding" and x.target_image == 2)
+    text = build_trajectory(s, "qwen2-vl")
+    parsed = parse_answer(text)
+    assert parsed.image == 2
+    assert parsed.box == tuple(round(v * 1000) for v in s.target_box)
+    pixels = parse_answer(build_trajectory(s, "qwen2.5-vl", frames_=frames(s))).box
+    assert pixels == tuple(round(v * 112) for v in s.target_box)
+
+
+def test_reasoning_walks_the_candidates_and_rules_them_out(samples):
+    s = next(x for x in samples if x.task == "group_grounding" and sum(map(len, x.objects)) >= 3)
+    text = build_trajectory(s, "qwen3-vl")
+    think = text.split("</think>")[0]
+    assert s.reference["text"] in think
+    for k, per in enumerate(s.objects, 1):
+        for obj in per:
+            box = PROFILES["qwen3-vl"].render_box(obj["box"])
+            assert box in think, (obj, think)  # every candidate is named with its box
+            assert f"Image-{k}" in think
+    assert "ruled out" in think or "not" in think
+
+    marked = next(x for x in samples if x.task == "reasoning")
+    think = build_trajectory(marked, "normalized").split("</think>")[0]
+    ref = marked.objects[0][marked.reference["object"]]
+    assert ref["attributes"]["colour"] in think and ref["category"] in think
+
+
+def test_deterministic_and_varied_phrasing(samples):
+    s = samples[0]
+    assert build_trajectory(s, "qwen3-vl", seed=1) == build_trajectory(s, "qwen3-vl", seed=1)
+    texts = {build_trajectory(s, "qwen3-vl", seed=seed) for seed in range(12)}
+    assert len(texts) > 1
+    answers = {t.split("<answer>")[1] for t in texts}
+    assert len(answers) == 1  # phrasing varies, the answer does not
+
+
+def test_brief_is_shorter(samples):
+    s = next(x for x in samples if x.task == "group_grounding")
+    assert len(build_trajectory(s, "qwen3-vl", detail="brief")) < len(
+        build_trajectory(s, "qwen3-vl")
+    )
+
+
+def test_degrades_to_image_level_when_only_the_target_is_annotated():
+    s = Sample(
+        id="m1",
+        task="multi_view",
+        images=["a.jpg", "b.jpg", "c.jpg"],
+        question="Locate the marked object in the 3th image.",
+        target_image=3,
+        target_box=(0.2, 0.3, 0.4, 0.6),
+        objects=[[], [], [{"box": [0.2, 0.3, 0.4, 0.6], "category": None, "attributes": {}}]],
+        reference={"kind": "box", "image": 1, "box": [0.1, 0.1, 0.3, 0.3]},
+        target={"image": 3, "object": 0},
+        meta={"annotations": "target_only"},
+    )
+    text = build_trajectory(s, "qwen2-vl")
+    assert "[100, 100, 300, 300]" in text  # the reference box, in the profile's numbers
+    assert "no candidates" not in text and "Image-1 has" not in text  # claims nothing unknown
+    assert score_completion(text, 3, s.target_box, profile="qwen2-vl", n_images=3).object == 1.0
+    with pytest.raises(DataError, match=r"'image_sizes'.*qwen2\.5-vl"):
+        build_trajectory(s, "qwen2.5-vl")
+
+
+def test_aligned_pairs_answer_where_the_change_shows(samples):
+    for s in (x for x in samples if x.task == "diff"):
+        text = build_trajectory(s, "qwen3-vl")
+        change = s.reference["change"]
+        assert parse_answer(text).image == (1 if change == "removed" else 2)
+        think = text.split("</think>")[0]
+        words = {"added": ("new", "only in", "adds"), "removed": ("missing", "lacks", "disappears")}
+        words["changed"] = ("became", "changed from", " is ")
+        assert any(w in think for w in words[change]), think
+        assert PROFILES["qwen3-vl"].render_box(s.target_box) in think
