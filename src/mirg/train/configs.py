@@ -104,6 +104,10 @@ class MirgArguments:
         if getattr(self, "bf16", None) is None:
             # bf16 where supported: TRL turns it on unconditionally, which CPUs run slowly.
             self.bf16 = bool(cuda and torch.cuda.is_bf16_supported()) and not self.fp16  # type: ignore[attr-defined]
+        if getattr(self, "activation_checkpointing", None) is None:
+            # transformers 5 renamed gradient_checkpointing; TRL still sets the old name
+            # (on by default). Resolve it here, without the deprecation warning.
+            self.activation_checkpointing = self.gradient_checkpointing  # type: ignore[attr-defined]
         if getattr(self, "report_to", None) in (None, "default"):
             has_tb = importlib.util.find_spec("tensorboard") is not None
             self.report_to = "tensorboard" if has_tb else "none"  # type: ignore[attr-defined]
@@ -122,7 +126,7 @@ class SFTTrainConfig(MirgArguments, SFTConfig):
     the loss covers the answer only.
     """
 
-    report_to: str | list[str] | None = field(
+    report_to: str | None = field(  # a list in YAML works too
         default="default",
         metadata={"help": "Loggers: tensorboard (default when installed), wandb, none, …"},
     )
@@ -155,7 +159,7 @@ class GRPOTrainConfig(MirgArguments, GRPOConfig):
     image and format rewards as separate functions, weighted, each logged on its own.
     """
 
-    report_to: str | list[str] | None = field(
+    report_to: str | None = field(  # a list in YAML works too
         default="default",
         metadata={"help": "Loggers: tensorboard (default when installed), wandb, none, …"},
     )

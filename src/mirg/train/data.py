@@ -49,11 +49,16 @@ def iter_records(path: str | Path) -> Iterator[tuple[str, dict]]:
 
 
 def image_bases(path: str | Path, image_root: str | Path | None) -> list[Path]:
-    """Where relative image paths may point: image_root, else the JSONL's folder and parent."""
-    if image_root is not None:
-        return [Path(image_root).expanduser()]
+    """Where relative image paths may point: image_root, then the JSONL's folder and parent.
+
+    ``mirg synth`` writes paths relative to its folder; trajectories written next to the
+    split (or one folder down) therefore resolve without configuration.
+    """
     folder = Path(path).resolve().parent
-    return [folder, folder.parent]
+    bases = [folder, folder.parent]
+    if image_root is not None:
+        bases.insert(0, Path(image_root).expanduser())
+    return bases
 
 
 def resolve_images(
