@@ -24,3 +24,21 @@ def migbench_items(migbench_path):
     from mirg.core.migbench import load_migbench
 
     return load_migbench(migbench_path)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    """A tiny random-init Qwen3-VL model and processor, built offline once per session."""
+    from mirg.models.tiny import save_tiny_model
+
+    return save_tiny_model(tmp_path_factory.mktemp("tiny") / "qwen3-vl", "qwen3-vl")
+
+
+@pytest.fixture(scope="session")
+def synth_dir(tmp_path_factory) -> Path:
+    """A small synthetic world (default preset: several families, 1-4 images per sample)."""
+    from mirg.data.synth import PRESETS, write_dataset
+
+    out = tmp_path_factory.mktemp("synth")
+    write_dataset(out, 60, seed=3, config=PRESETS["default"])
+    return out

@@ -1,0 +1,54 @@
+"""``mirg eval``: evaluate a model on MIG-Bench or a mirg dataset split."""
+
+from __future__ import annotations
+
+import argparse
+
+from mirg.core.scoring import PROTOCOLS, format_table
+from mirg.eval.generation import PROMPTS
+from mirg.eval.run import BACKENDS, EvalConfig, evaluate
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", required=True, help="model folder (or hub name)")
+    parser.add_argument(
+        "--data",
+        required=True,
+        help="MIG_data.json (with --images) or a mirg split, e.g. DIR/test.jsonl",
+    )
+    parser.add_argument("--images", help="images root (MIG-Bench: the unpacked image archive)")
+    parser.add_argument("--protocol", choices=PROTOCOLS, default="strict")
+    parser.add_argument("--prompt", choices=PROMPTS, default="reasoning")
+    parser.add_argument("--backend", choices=BACKENDS, default="hf")
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--tasks", nargs="+", help="only these tasks")
+    parser.add_argument("--limit", type=int, help="first N items of each task")
+    parser.add_argument("--max-new-tokens", type=int, help="default 128 (official), 256")
+    parser.add_argument("--profile", help="coordinate profile, for models mirg cannot identify")
+    parser.add_argument("--min-pixels", type=int)
+    parser.add_argument("--max-pixels", type=int)
+    parser.add_argument("--out", required=True, help="output folder (a rerun resumes)")
+    parser.add_argument("--no-progress", action="store_true")
+
+
+def run(args: argparse.Namespace) -> int:
+    cfg = EvalConfig(
+        model=args.model,
+        data=args.data,
+        out=args.out,
+        images=args.images,
+        protocol=args.protocol,
+        prompt=args.prompt,
+        backend=args.backend,
+        batch_size=args.batch_size,
+        tasks=args.tasks,
+        limit=args.limit,
+        max_new_tokens=args.max_new_tokens,
+        profile=args.profile,
+        min_pixels=args.min_pixels,
+        max_pixels=args.max_pixels,
+    )
+    metrics = evaluate(cfg, progress=not args.no_progress)
+    print(format_table(metrics))
+    print(f"wrote {args.out}/predictions.jsonl, metrics.json, report.html")
+    return 0

@@ -1,0 +1,150 @@
+"""Prompts for evaluation and the generation backends (Hugging Face and vLLM).
+
+Generation itself is the libraries' (``model.generate``, ``vllm.LLM.generate``); mirg
+builds the prompts, batches items sensibly and decodes the new tokens.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+from mirg.core.profiles import CoordinateProfile
+from mirg.core.prompts import build_messages
+
+#: The published MIG-Bench evaluation instruction, verbatim (its repeated ``box_start``
+#: and its misspelling included), appended right after the question.
+OFFICIAL_FORMAT = (
+    "Format:<|box_start|>(x1,y1),(x2,y2)<|box_start|>. Don't generate addtional words."
+)
+PROMPTS = ("official", "reasoning")
+#: At most this many new tokens under the official prompt, as the published setup.
+OFFICIAL_MAX_NEW_TOKENS = 128
+
+
+def eval_messages(
+    question: str, n_images: int, prompt: str, profile: CoordinateProfile, need_format: bool = True
+) -> list[dict]:
+    """Messages for one item: ``official`` (the published setup: all images, then the
+    question immediately followed by the format instruction where the item asks for it) or
+    ``reasoning`` (mirg's labelled images and think/answer system prompt)."""
+    if prompt == "official":
+        text = question + OFFICIAL_FORMAT if need_format else question
+        content = [{"type": "image"} for _ in range(n_images)] + [{"type": "text", "text": text}]
+        return [{"role": "user", "content": content}]
+    if prompt == "reasoning":
+        return build_messages(question, n_images, profile)
+    raise ValueError(f"unknown prompt {prompt!r}; known: {', '.join(PROMPTS)}")
+
+
+def load_images(paths: Sequence[str]) -> list[Any]:
+    from PIL import Image
+
+    images = []
+    for path in paths:
+        with Image.open(path) as image:
+            images.append(image.convert("RGB"))
+    return images
+
+
+def batches_by_shape(
+    items: Sequence[Any], batch_size: int, length: Callable[[Any], int]
+) -> Iterator[list[Any]]:
+    """Batches of items with the same image count and similar prompt length, so left
+    padding stays short; longest first so a memory problem shows at once."""
+    order = sorted(items, key=lambda it: (len(it.images), length(it)), reverse=True)
+    batch: list[Any] = []
+    for item in order:
+        if batch and (len(batch) == batch_size or len(item.images) != len(batch[0].images)):
+            yield batch
+            batch = []
+        batch.append(item)
+    if batch:
+        yield batch
+
+
+def _clean(text: str, tokenizer: Any) -> str:
+    """Cut the decoded text at the end-of-turn token and drop padding tokens."""
+    for stop in (tokenizer.eos_token, "<|im_end|>", "<|endoftext|>"):
+        if stop and stop in text:
+            text = text.split(stop, 1)[0]
+    if tokenizer.pad_token:
+        text = text.replace(tokenizer.pad_token, "")
+    return text
+
+
+class HFGenerator:
+    """Batched greedy generation with ``model.generate`` and left padding.
+
+    Every field the processor returns is passed on: with transformers 5, Qwen-VL models
+    given no ``mm_token_type_ids`` put image tokens at wrong M-RoPE positions silently.
+    """
+
+    def __init__(self, model: Any, processor: Any, max_new_tokens: int = 256) -> None:
+        self.model = model
+        self.processor = processor
+        self.max_new_tokens = max_new_tokens
+        self.model.eval()
+
+    def inputs(self, messages: Sequence[list[dict]], images: Sequence[Sequence[Any]]) -> Any:
+        from mirg.models.loading import generation_inputs
+
+        return generation_inputs(self.processor, messages, images).to(self.model.device)
+
+    def generate(
+        self, messages: Sequence[list[dict]], images: Sequence[Sequence[Any]]
+    ) -> list[str]:
+        import torch
+
+        batch = self.inputs(messages, images)
+        with torch.inference_mode():
+            out = self.model.generate(
+                **batch,
+                max_new_tokens=self.max_new_tokens,
+                do_sample=False,
+                pad_token_id=self.processor.tokenizer.pad_token_id,
+            )
+        new_tokens = out[:, batch["input_ids"].shape[1] :]
+        decoded = self.processor.batch_decode(new_tokens, skip_special_tokens=False)
+        return [_clean(text, self.processor.tokenizer) for text in decoded]
+
+
+class VLLMGenerator:
+    """Greedy generation with vLLM's offline engine (GPU; ``pip install 'mirg[vllm]'``).
+
+    The per-prompt image limit is set from the data (the largest image count).
+    Not exercised on the CPU machines this project is developed on: see docs/evaluation.md.
+    """
+
+    def __init__(
+        self,
+        model_path: str,
+        processor: Any,
+        max_images: int,
+        max_new_tokens: int = 256,
+        **engine_kwargs: Any,
+    ) -> None:
+        try:
+            from vllm import LLM, SamplingParams
+        except ImportError as exc:
+            raise ImportError(
+                "the vllm backend needs vLLM on a GPU machine: pip install 'mirg[vllm]'"
+            ) from exc
+        self.processor = processor
+        self.llm = LLM(
+            model=model_path, limit_mm_per_prompt={"image": max(1, max_images)}, **engine_kwargs
+        )
+        self.params = SamplingParams(temperature=0.0, max_tokens=max_new_tokens)
+
+    def generate(
+        self, messages: Sequence[list[dict]], images: Sequence[Sequence[Any]]
+    ) -> list[str]:
+        requests = []
+        for m, imgs in zip(messages, images, strict=True):
+            text = self.processor.apply_chat_template(m, add_generation_prompt=True, tokenize=False)
+            request: dict[str, Any] = {"prompt": text}
+            if imgs:
+                request["multi_modal_data"] = {"image": list(imgs)}
+            requests.append(request)
+        outputs = self.llm.generate(requests, self.params, use_tqdm=False)
+        return [o.outputs[0].text for o in outputs]

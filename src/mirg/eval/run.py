@@ -1,0 +1,229 @@
+"""``mirg eval``: generate answers for a benchmark, score them, write the report.
+
+The output folder holds ``run.json`` (what produced it), ``predictions.jsonl`` (written line
+by line as answers come, the format ``mirg score`` reads), ``metrics.json`` (the same scorer
+as ``mirg score``) and ``report.html``. Rerunning over the same folder resumes: items
+already predicted are skipped, and a line cut short by a killed run is discarded and
+predicted again, so every item ends with exactly one line.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mirg.core.scoring import PROTOCOLS, aggregate, read_predictions, score_items
+from mirg.eval.generation import (
+    OFFICIAL_MAX_NEW_TOKENS,
+    PROMPTS,
+    HFGenerator,
+    VLLMGenerator,
+    batches_by_shape,
+    eval_messages,
+    load_images,
+)
+from mirg.eval.items import EvalItem, load_eval_items, preflight
+
+PREDICTIONS, METRICS, RUN, REPORT = "predictions.jsonl", "metrics.json", "run.json", "report.html"
+BACKENDS = ("hf", "vllm")
+
+
+@dataclass
+class EvalConfig:
+    model: str
+    data: str
+    out: str
+    images: str | None = None
+    protocol: str = "strict"
+    prompt: str = "reasoning"
+    backend: str = "hf"
+    batch_size: int = 16
+    tasks: list[str] | None = None
+    limit: int | None = None
+    max_new_tokens: int | None = None  # None: 128 for the official prompt, 256 otherwise
+    profile: str | None = None  # None: the model family's profile
+    min_pixels: int | None = None
+    max_pixels: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)  # recorded in run.json only
+
+    def __post_init__(self) -> None:
+        for name, value, allowed in (
+            ("protocol", self.protocol, PROTOCOLS),
+            ("prompt", self.prompt, PROMPTS),
+            ("backend", self.backend, BACKENDS),
+        ):
+            if value not in allowed:
+                raise ValueError(f"unknown {name} {value!r}; known: {', '.join(allowed)}")
+        if self.batch_size < 1:
+            raise ValueError(f"batch size must be at least 1, got {self.batch_size}")
+        if self.max_new_tokens is None:
+            self.max_new_tokens = OFFICIAL_MAX_NEW_TOKENS if self.prompt == "official" else 256
+
+    def identity(self) -> dict[str, Any]:
+        """What makes predictions comparable: the same model, data and prompt."""
+        return {
+            "model": str(Path(self.model).resolve()) if Path(self.model).exists() else self.model,
+            "data": str(Path(self.data).resolve()),
+            "prompt": self.prompt,
+            "profile": self.profile,
+            "max_new_tokens": self.max_new_tokens,
+            "min_pixels": self.min_pixels,
+            "max_pixels": self.max_pixels,
+        }
+
+
+def _check_same_run(out: Path, cfg: EvalConfig) -> None:
+    """Refuse to mix predictions of another model, benchmark or prompt into ``out``."""
+    run_file = out / RUN
+    if not run_file.is_file():
+        if (out / PREDICTIONS).exists():
+            raise ValueError(
+                f"{out} holds {PREDICTIONS} without {RUN}: cannot tell which model made them; "
+                "use a new --out folder or delete the old one"
+            )
+        return
+    before = json.loads(run_file.read_text(encoding="utf-8")).get("identity", {})
+    now = cfg.identity()
+    diff = {k: (before.get(k), now[k]) for k in now if before.get(k) != now[k]}
+    if diff:
+        detail = "; ".join(f"{k}: {a!r} before, {b!r} now" for k, (a, b) in diff.items())
+        raise ValueError(
+            f"{out} holds predictions from another run ({detail}); refusing to mix them. "
+            "Use a new --out folder, or delete it to start fresh"
+        )
+
+
+def repair_predictions(path: Path) -> int:
+    """Drop a last line cut short by a killed run; returns the bytes removed."""
+    if not path.is_file():
+        return 0
+    data = path.read_bytes()
+    if not data or data.endswith(b"\n"):
+        return 0
+    keep = data.rfind(b"\n") + 1
+    with path.open("r+b") as fh:
+        fh.truncate(keep)
+    return len(data) - keep
+
+
+def _write_json_atomic(path: Path, obj: Any) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def score_run(out: Path, items: Sequence[EvalItem], protocol: str, profile: str) -> dict:
+    """metrics.json from predictions.jsonl, through the same scorer as ``mirg score``."""
+    predictions = read_predictions(out / PREDICTIONS)
+    metrics = aggregate(score_items(items, predictions, protocol, profile), protocol)
+    _write_json_atomic(out / METRICS, metrics)
+    return metrics
+
+
+def evaluate(cfg: EvalConfig, loaded: Any = None, progress: bool = True) -> dict:
+    """Run the evaluation described by ``cfg``; returns the metrics.
+
+    ``loaded`` (a ``mirg.models.loading.LoadedModel``) reuses a model already in memory,
+    as the demo does between stages.
+    """
+    from mirg.models.loading import (
+        detect_family,
+        input_sizes,
+        load_model_and_processor,
+        load_processor,
+        resolve_profile,
+    )
+
+    out = Path(cfg.out)
+    items = load_eval_items(cfg.data, cfg.images, cfg.tasks, cfg.limit)
+    if not items:
+        raise ValueError(f"{cfg.data}: no items to evaluate")
+    preflight(items)
+    out.mkdir(parents=True, exist_ok=True)
+    _check_same_run(out, cfg)
+    pred_path = out / PREDICTIONS
+    repair_predictions(pred_path)
+    done = read_predictions(pred_path) if pred_path.exists() else {}
+    keys = {it.key for it in items}
+    stray = [k for k in done if k not in keys]
+    if stray:
+        raise ValueError(
+            f"{pred_path} has predictions for items not in this run (e.g. {stray[:3]}); "
+            "use a new --out folder"
+        )
+    todo = [it for it in items if it.key not in done]
+
+    if cfg.backend == "vllm":
+        processor = load_processor(cfg.model, min_pixels=cfg.min_pixels, max_pixels=cfg.max_pixels)
+        profile = resolve_profile(detect_family(cfg.model), cfg.profile, what=cfg.model)
+        generator: Any = None
+        if todo:
+            generator = VLLMGenerator(
+                cfg.model, processor, max(len(it.images) for it in items), cfg.max_new_tokens or 256
+            )
+    else:
+        if loaded is None and todo:
+            loaded = load_model_and_processor(
+                cfg.model,
+                profile=cfg.profile,
+                min_pixels=cfg.min_pixels,
+                max_pixels=cfg.max_pixels,
+            )
+        if loaded is None:
+            processor = load_processor(
+                cfg.model, min_pixels=cfg.min_pixels, max_pixels=cfg.max_pixels
+            )
+            profile = resolve_profile(detect_family(cfg.model), cfg.profile, what=cfg.model)
+        else:
+            processor, profile = loaded.processor, loaded.profile
+        generator = (
+            HFGenerator(loaded.model, processor, cfg.max_new_tokens or 256) if todo else None
+        )
+
+    _write_json_atomic(
+        out / RUN,
+        {"identity": cfg.identity(), "config": asdict(cfg), "profile_used": profile.name},
+    )
+
+    def messages(it: EvalItem) -> list[dict]:
+        return eval_messages(it.question, len(it.images), cfg.prompt, profile, it.need_format)
+
+    bar = _progress(len(todo), progress, f"eval {Path(cfg.data).name}")
+    t0 = time.perf_counter()
+    with pred_path.open("a", encoding="utf-8") as fh:
+        for batch in batches_by_shape(todo, cfg.batch_size, lambda it: len(it.question)):
+            images = [load_images(it.images) for it in batch]
+            responses = generator.generate([messages(it) for it in batch], images)
+            for it, imgs, response in zip(batch, images, responses, strict=True):
+                record = {
+                    it.key_field: it.key,
+                    "task": it.task,
+                    "response": response,
+                    "input_sizes": input_sizes(processor, imgs),
+                }
+                fh.write(json.dumps(record, ensure_ascii=False) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+            bar.update(len(batch))
+    bar.close()
+    seconds = time.perf_counter() - t0
+
+    metrics = score_run(out, items, cfg.protocol, profile.name)
+    run = json.loads((out / RUN).read_text(encoding="utf-8"))
+    run["last_run"] = {"predicted": len(todo), "resumed_from": len(done), "seconds": seconds}
+    _write_json_atomic(out / RUN, run)
+    from mirg.eval.report import write_report
+
+    write_report(out)
+    return metrics
+
+
+def _progress(total: int, enabled: bool, desc: str) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, disable=not enabled or total == 0, desc=desc, unit="item")
