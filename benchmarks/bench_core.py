@@ -85,11 +85,16 @@ def main() -> None:
         for i in range(args.n)
     ]
     free_rate = best(lambda: [parse_answer(c) for c in free_text])
-    print(f"machine: {platform.processor() or platform.machine()}, Python {platform.python_version()}")
+    print(
+        f"machine: {platform.processor() or platform.machine()}, Python {platform.python_version()}"
+    )
     print(f"completions: {args.n} in batches of {args.batch}, mean length {mean_chars:.0f} chars")
     print(f"parse_answer:                 {parse_rate:12,.0f} completions/s")
     print(f"parse_answer, Migician-style: {free_rate:12,.0f} completions/s")
-    print(f"object+image+format rewards:  {reward_rate:12,.0f} completions/s (all three per completion)")
+    print(
+        f"object+image+format rewards:  {reward_rate:12,.0f} completions/s "
+        "(all three per completion)"
+    )
 
 
 if __name__ == "__main__":

@@ -1,0 +1,60 @@
+"""Chance levels: what a guesser scores on the same split, to print beside every figure.
+
+The guesser names a uniformly random image and draws a box from the training split's
+target boxes (so its boxes have the sizes and places real targets have). Its expected
+strict metrics are estimated by Monte Carlo with a fixed seed; its image accuracy is
+exact: 1/n for an item with n images (1 where the task sets no target image).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+
+from mirg.core.boxes import iou
+from mirg.core.scoring import THRESHOLDS, ItemScore
+
+ACC_KEYS = tuple(f"acc@{t}" for t in THRESHOLDS)
+
+
+def image_accuracy(scores: Sequence[ItemScore]) -> float:
+    """Percent of items whose answer named the right image (strict protocol scores)."""
+    return 100.0 * sum(bool(s.image_ok) for s in scores) / len(scores) if scores else 0.0
+
+
+def chance_metrics(
+    items: Sequence[object],
+    prior_boxes: Sequence[Sequence[float]],
+    *,
+    draws: int = 200,
+    seed: int = 0,
+) -> dict:
+    """The guesser's expected strict metrics in ``mirg score``'s shape, plus ``image_acc``
+    (percent). ``items`` need ``task``, ``images``, ``answer`` and ``target_image``;
+    ``prior_boxes`` are the training split's relative target boxes."""
+    if not prior_boxes:
+        raise ValueError("chance levels need the training split's target boxes")
+    rng = random.Random(seed)
+    sums: dict[str, dict[str, float]] = {}
+    image_hits = 0.0
+    for it in items:
+        p_image = 1.0 if it.target_image is None else 1.0 / len(it.images)  # type: ignore[attr-defined]
+        ious = [iou(rng.choice(prior_boxes), it.answer) for _ in range(draws)]  # type: ignore[attr-defined]
+        row = sums.setdefault(it.task, {"n": 0, "miou": 0.0, **dict.fromkeys(ACC_KEYS, 0.0)})  # type: ignore[attr-defined]
+        row["n"] += 1
+        row["miou"] += p_image * sum(ious) / draws
+        for t, key in zip(THRESHOLDS, ACC_KEYS, strict=True):
+            row[key] += 100.0 * p_image * sum(v >= t for v in ious) / draws
+        image_hits += p_image
+    tasks = {
+        task: {"n": int(r["n"]), **{k: r[k] / r["n"] for k in (*ACC_KEYS, "miou")}}
+        for task, r in sums.items()
+    }
+    average = {k: sum(r[k] for r in tasks.values()) / len(tasks) for k in (*ACC_KEYS, "miou")}
+    return {
+        "protocol": "strict",
+        "tasks": tasks,
+        "average": average,
+        "missing": 0,
+        "image_acc": 100.0 * image_hits / len(items),
+    }
