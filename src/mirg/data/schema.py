@@ -34,7 +34,7 @@ import json
 import os
 import warnings
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -91,7 +91,8 @@ class Sample:
         return self.objects[self.target["image"] - 1][self.target["object"]]
 
     def to_json(self) -> dict[str, Any]:
-        out = asdict(self)
+        """The JSONL object (fields in schema order; shares, does not copy, nested values)."""
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
         out["target_box"] = list(self.target_box)
         return out
 
