@@ -252,3 +252,22 @@ def test_distractors_beyond_the_grid_are_dropped_not_overlapped():
         assert len(per) == 9  # a 3x3 grid holds nine one-cell objects, the rest are dropped
         cells = {(round(o["box"][0] * 3), round(o["box"][1] * 3)) for o in per}
         assert len(cells) == 9
+
+
+def test_synth_cli_contract(tmp_path, capsys):
+    from mirg.cli import main
+
+    out = tmp_path / "w"
+    args = ["synth", "--out", str(out), "--n", "12", "--seed", "4", "--families", "diff:3,region"]
+    assert main([*args, "--image-size", "96", "--cell", "32", "--distractors", "0-1"]) == 0
+    printed = capsys.readouterr().out
+    assert "wrote 12 samples" in printed and "diff" in printed
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["knobs"]["families"] == ["diff", "region"]
+    assert manifest["knobs"]["weights"] == [3.0, 1.0]
+    assert manifest["knobs"]["cell"] == 32 and manifest["knobs"]["image_size"] == 96
+    samples = read_samples(out / "train.jsonl")
+    assert {s.task for s in samples} <= {"diff", "region"}
+    assert all(s.image_sizes[0] == [96, 96] for s in samples)
+    assert main(["synth", "--out", str(out), "--n", "3", "--families", "nope"]) == 2
+    assert "unknown family 'nope'" in capsys.readouterr().err

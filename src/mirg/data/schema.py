@@ -203,8 +203,7 @@ def sample_from_json(
     for k, rel in enumerate(images):
         if not isinstance(rel, str) or not rel:
             raise _bad(where, f"images[{k}]", f"expected a relative path, got {rel!r}")
-        if root is not None or os.path.isabs(rel):
-            resolve_image_path(root or Path("."), rel, f"{where}: field 'images[{k}]'")
+        resolve_image_path(root or Path("."), rel, f"{where}: field 'images[{k}]'")
     target_image = raw["target_image"]
     if target_image is not None and (not _int(target_image) or not 1 <= target_image <= n):
         raise _bad(
