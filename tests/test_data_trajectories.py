@@ -23,7 +23,7 @@ def samples() -> list[Sample]:
 
 
 @pytest.mark.parametrize("profile", sorted(PROFILES))
-@pytest.mark.parametrize("detail", ["full", "brief"])
+@pytest.mark.parametrize("detail", ["full", "brief", "minimal"])
 def test_every_trajectory_earns_full_reward(samples, profile, detail):
     for s in samples:
         sizes = frames(s)
@@ -79,11 +79,14 @@ def test_deterministic_and_varied_phrasing(samples):
     assert len(answers) == 1  # phrasing varies, the answer does not
 
 
-def test_brief_is_shorter(samples):
+def test_detail_levels_shorten_the_reasoning(samples):
     s = next(x for x in samples if x.task == "group_grounding")
-    assert len(build_trajectory(s, "qwen3-vl", detail="brief")) < len(
-        build_trajectory(s, "qwen3-vl")
+    full, brief, minimal = (
+        build_trajectory(s, "qwen3-vl", detail=d) for d in ("full", "brief", "minimal")
     )
+    assert len(minimal) < len(brief) < len(full)
+    assert minimal.split("<answer>")[1] == full.split("<answer>")[1]
+    assert minimal.split("</think>")[0].count(".") == 1  # one sentence: the conclusion
 
 
 def test_degrades_to_image_level_when_only_the_target_is_annotated():

@@ -29,7 +29,9 @@ DEFAULT_MIN_PIXELS = 56 * 56
 DEFAULT_MAX_PIXELS = 28 * 28 * 1280
 #: At most this many candidates are walked per image, so text stays bounded.
 MAX_CANDIDATES = 8
-DETAILS = ("full", "brief")
+#: full: every step; brief: reference, scope and conclusion; minimal: the conclusion only
+#: (the fewest tokens, for tiny models and short completion budgets).
+DETAILS = ("full", "brief", "minimal")
 
 _INTRO_DESCRIPTION = (
     "The question asks for {desc}.",
@@ -389,7 +391,8 @@ def build_trajectory(
             "pixels and needs each image's size (open the images or record image_sizes)"
         )
     w = _Writer(sample, prof, frames_, seed)
-    _reasoning(w, detail)
+    if detail != "minimal":
+        _reasoning(w, detail)
     k = sample.answer_image()
     box = w.box(sample.target_box, k)
     if sample.target_image is None and sample.n_images > 1:
