@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -140,12 +141,48 @@ def _corpus(seed: int) -> list[str]:
     return lines
 
 
-def build_tokenizer(vocab_size: int = 1024, seed: int = 0) -> Any:
+def corpus_from_files(paths: Sequence[str | Path]) -> list[str]:
+    """Text to train the tokenizer on, from JSONL (every string value) or plain text files.
+
+    Training the tiny tokenizer on the data it will read (e.g. the trajectories) shortens
+    sequences a lot: CPU step time grows with sequence length.
+    """
+    texts: list[str] = []
+
+    def strings(value: object) -> None:
+        if isinstance(value, str):
+            if value and not value.endswith((".png", ".jpg", ".jpeg")):
+                texts.append(value)
+        elif isinstance(value, dict):
+            for v in value.values():
+                strings(v)
+        elif isinstance(value, list):
+            for v in value:
+                strings(v)
+
+    for path in paths:
+        p = Path(path)
+        if not p.is_file():
+            raise FileNotFoundError(f"tokenizer corpus file {p} does not exist")
+        for line in p.read_text(encoding="utf-8").splitlines():
+            if not line.strip():
+                continue
+            if p.suffix == ".jsonl":
+                strings(json.loads(line))
+            else:
+                texts.append(line)
+    return texts
+
+
+def build_tokenizer(
+    vocab_size: int = 1024, seed: int = 0, corpus: Sequence[str] | None = None
+) -> Any:
     """A Qwen2 byte-level BPE tokenizer trained locally, with Qwen's special tokens.
 
     transformers 5 builds ``Qwen2Tokenizer`` in memory from ``vocab`` and ``merges`` (as
     tuples); the vocabulary is trained here with ``tokenizers`` under Qwen's own
     pre-tokenizer (digits split one by one), so the tokenization matches Qwen's behaviour.
+    ``corpus`` adds training text (the data the model will read) to mirg's built-in one.
     """
     from tokenizers import Regex, Tokenizer, models, pre_tokenizers, trainers
     from transformers import Qwen2Tokenizer
@@ -164,7 +201,7 @@ def build_tokenizer(vocab_size: int = 1024, seed: int = 0) -> Any:
         show_progress=False,
         special_tokens=[],
     )
-    bpe.train_from_iterator(_corpus(seed), trainer=trainer)
+    bpe.train_from_iterator([*_corpus(seed), *(corpus or [])], trainer=trainer)
     state = json.loads(bpe.to_str())["model"]
     vocab: dict[str, int] = state["vocab"]
     merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in state["merges"]]
@@ -366,7 +403,9 @@ def build_processor(family: str, tokenizer: Any, spec: TinySpec) -> Any:
 # --------------------------------------------------------------------------- model
 
 
-def build_tiny_model(family: str = "qwen3-vl", spec: TinySpec | None = None) -> tuple[Any, Any]:
+def build_tiny_model(
+    family: str = "qwen3-vl", spec: TinySpec | None = None, corpus: Sequence[str] | None = None
+) -> tuple[Any, Any]:
     """(model, processor) of a tiny random-init model of ``family``, built offline."""
     import torch
     from transformers import AutoModelForImageTextToText
@@ -378,7 +417,7 @@ def build_tiny_model(family: str = "qwen3-vl", spec: TinySpec | None = None) -> 
     spec = spec or TinySpec()
     if spec.hidden_size % spec.num_heads or spec.num_heads % spec.num_kv_heads:
         raise ValueError("hidden_size must divide by num_heads and num_heads by num_kv_heads")
-    tokenizer = build_tokenizer(spec.vocab_size, spec.seed)
+    tokenizer = build_tokenizer(spec.vocab_size, spec.seed, corpus)
     processor = build_processor(family, tokenizer, spec)
     config = build_config(family, tokenizer, spec)
     torch.manual_seed(spec.seed)
@@ -391,11 +430,14 @@ def build_tiny_model(family: str = "qwen3-vl", spec: TinySpec | None = None) -> 
 
 
 def save_tiny_model(
-    out: str | Path, family: str = "qwen3-vl", spec: TinySpec | None = None
+    out: str | Path,
+    family: str = "qwen3-vl",
+    spec: TinySpec | None = None,
+    corpus: Sequence[str] | None = None,
 ) -> Path:
     """Build a tiny model and write it (safetensors, config, processor) to ``out``."""
     out = Path(out)
-    model, processor = build_tiny_model(family, spec)
+    model, processor = build_tiny_model(family, spec, corpus)
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out)
     processor.save_pretrained(out)
@@ -404,6 +446,7 @@ def save_tiny_model(
         "family": family,
         "profile": get_profile(family).name,
         "parameters": n_params,
+        "vocab_size": len(processor.tokenizer),
         "spec": {k: getattr(spec or TinySpec(), k) for k in TinySpec.__dataclass_fields__},
     }
     (out / "mirg_tiny_model.json").write_text(json.dumps(info, indent=2) + "\n")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from mirg.models.tiny import FAMILIES, TinySpec, save_tiny_model
+from mirg.models.tiny import FAMILIES, TinySpec, corpus_from_files, save_tiny_model
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -25,6 +25,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--min-pixels", type=int, default=None)
     parser.add_argument("--max-pixels", type=int, default=None)
     parser.add_argument("--seed", type=int, default=d.seed)
+    parser.add_argument(
+        "--corpus",
+        nargs="+",
+        default=None,
+        help="JSONL or text files the tokenizer also learns from (e.g. the trajectories): "
+        "shorter sequences, faster CPU steps",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -43,7 +50,11 @@ def run(args: argparse.Namespace) -> int:
         max_pixels=args.max_pixels,
         seed=args.seed,
     )
-    out = save_tiny_model(args.out, args.family, spec)
+    corpus = corpus_from_files(args.corpus) if args.corpus else None
+    out = save_tiny_model(args.out, args.family, spec, corpus)
     info = json.loads((out / "mirg_tiny_model.json").read_text())
-    print(f"wrote {args.family} tiny model ({info['parameters']:,} parameters) to {out}")
+    print(
+        f"wrote {args.family} tiny model ({info['parameters']:,} parameters, "
+        f"vocabulary {info['vocab_size']:,}) to {out}"
+    )
     return 0
