@@ -226,6 +226,7 @@ def main() -> int:
         import datasets  # noqa: F401
         import transformers  # noqa: F401
         import trl  # noqa: F401
+
         model, data, out, steps = args.args
         print(json.dumps(WORKERS[args.worker](model, data, out, int(steps))))
         return 0
@@ -241,11 +242,18 @@ def main() -> int:
         ]
         for name, data, sink in pair if r % 2 == 0 else reversed(pair):
             out = str(workdir / f"{name}-{r}")
-            sink.append(run_worker(name, paths["model"], data, out, str(args.steps),
-                                   threads=args.threads))
+            sink.append(
+                run_worker(name, paths["model"], data, out, str(args.steps), threads=args.threads)
+            )
             print(f"{name} run {r + 1}: {sink[-1]['median_step_s']:.3f} s/step", file=sys.stderr)
-    sft = run_worker("sft", paths["model"], paths["trajectories"], str(workdir / "sft"),
-                     str(args.sft_steps), threads=args.threads)
+    sft = run_worker(
+        "sft",
+        paths["model"],
+        paths["trajectories"],
+        str(workdir / "sft"),
+        str(args.sft_steps),
+        threads=args.threads,
+    )
 
     def med(runs, key):
         return statistics.median(run[key] for run in runs)

@@ -86,9 +86,13 @@ def test_loader_detects_family_profile_and_pads_left(tiny_models):
     assert explicit.profile.name == "normalized"
 
 
-def test_loader_errors_name_the_problem(tiny_models, tmp_path):
+def test_loader_errors_name_the_problem(tiny_models, tmp_path, monkeypatch):
     with pytest.raises(ModelLoadError, match="does not exist"):
         load_model_and_processor(tmp_path / "nowhere")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs").mkdir()
+    with pytest.raises(ModelLoadError, match="does not exist"):  # a typo, not a hub name
+        load_model_and_processor("runs/tiny-sftt")
     no_processor = tmp_path / "no-processor"
     shutil.copytree(tiny_models["qwen3-vl"], no_processor)
     (no_processor / "processor_config.json").unlink()
@@ -133,3 +137,16 @@ def test_tiny_model_cli(tmp_path, capsys):
     assert "parameters" in capsys.readouterr().out
     assert detect_family(out) == "qwen2-vl"
     assert json.loads((out / "config.json").read_text())["text_config"]["hidden_size"] == 32
+
+
+def test_tokenizer_corpus_shortens_domain_text(tmp_path):
+    from mirg.models.tiny import build_tokenizer, corpus_from_files
+
+    text = "zyxwvutsrq zyxwvutsrq zyxwvutsrq"
+    data = tmp_path / "t.jsonl"
+    data.write_text(json.dumps({"completion": text, "images": ["a.png"]}) + "\n")
+    corpus = corpus_from_files([data])
+    assert corpus == [text]  # image paths are not text to learn
+    plain = build_tokenizer(4096)
+    trained = build_tokenizer(4096, corpus=corpus * 50)
+    assert len(trained.tokenize(text)) < len(plain.tokenize(text))

@@ -41,8 +41,16 @@ def _read_json(path: Path) -> dict:
 
 
 def _is_local(path: str | Path) -> bool:
+    """A local path (existing or not) rather than a hub name like ``Qwen/Qwen2.5-VL-3B``.
+
+    A hub name has exactly one slash and its owner is not a local folder; so a typo in
+    ``runs/tiny-sft`` fails at once as a missing folder instead of after hub retries.
+    """
     s = str(path)
-    return Path(s).expanduser().exists() or s.startswith(("/", "./", "../", "~")) or s == "."
+    p = Path(s).expanduser()
+    if p.exists() or s.startswith(("/", "./", "../", "~")) or s in (".", ".."):
+        return True
+    return s.count("/") != 1 or p.parent.is_dir()
 
 
 def model_type_of(path: str | Path) -> str | None:
@@ -57,7 +65,13 @@ def model_type_of(path: str | Path) -> str | None:
         return None
     from transformers import AutoConfig
 
-    return AutoConfig.from_pretrained(str(path)).model_type
+    try:
+        return AutoConfig.from_pretrained(str(path)).model_type
+    except OSError as exc:
+        raise ModelLoadError(
+            f"{path} is not a local model folder, and loading it from the Hugging Face hub "
+            f"failed: {str(exc).splitlines()[0]}"
+        ) from None
 
 
 def detect_family(model_or_path: Any) -> str | None:

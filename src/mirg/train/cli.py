@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 STAGES = ("sft", "grpo")
@@ -82,5 +83,6 @@ def run(args: argparse.Namespace) -> int:
         "global_step": result.global_step,
         "train_loss": result.train_loss,
     }
-    print(json.dumps(summary), file=sys.stdout)
+    if int(os.environ.get("RANK", "0")) == 0:  # one summary under torchrun/accelerate
+        print(json.dumps(summary), file=sys.stdout)
     return 0
