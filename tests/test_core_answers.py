@@ -143,9 +143,9 @@ ADVERSARIAL = [
 def test_one_megabyte_adversarial_input_parses_fast(text):
     assert len(text) >= 900_000
     for check in (parse_answer, has_canonical_format):
-        start = time.perf_counter()
+        start = time.process_time()  # this process's CPU time: other jobs cannot inflate it
         check(text)
-        assert time.perf_counter() - start < 1.0, check.__name__
+        assert time.process_time() - start < 1.0, check.__name__
 
 
 @settings(max_examples=300)

@@ -21,7 +21,7 @@ frames = st.tuples(st.integers(28, 4000), st.integers(28, 4000))
 
 def test_known_profiles():
     assert set(PROFILES) == {"qwen2-vl", "qwen2.5-vl", "qwen3-vl", "normalized"}
-    with pytest.raises(ProfileError, match="unknown coordinate profile 'llava'.*qwen2-vl"):
+    with pytest.raises(ProfileError, match=r"unknown coordinate profile 'llava'.*qwen2-vl"):
         get_profile("llava")
 
 

@@ -85,7 +85,7 @@ def test_report_renders_in_headless_chromium(eval_dir, tmp_path):
     rows = re.findall(r'<table class="metrics">(.*?)</table>', dom, re.S)[0].count("<tr")
     assert rows == 1 + len({it.task for it in items}) + 1  # header, tasks, average
     assert len(re.findall(r'<div class="card (hit|miss)"', dom)) == len(items)
-    assert re.search(r'id="f-count">%d<' % len(items), dom)
+    assert f'id="f-count">{len(items)}<' in dom
     # the filter runs in the browser: only misses are displayed
     dom = chromium(
         f"--user-data-dir={tmp_path / 'p2'}",
@@ -98,7 +98,7 @@ def test_report_renders_in_headless_chromium(eval_dir, tmp_path):
     assert hits and misses and len(hits) + len(misses) == len(items)
     assert all("display: none" in tag for tag in hits)
     assert not any("display: none" in tag for tag in misses)
-    assert re.search(r'id="f-count">%d<' % len(misses), dom)
+    assert f'id="f-count">{len(misses)}<' in dom
     shot = out / "report.png"
     chromium(
         f"--user-data-dir={tmp_path / 'p3'}",

@@ -99,7 +99,7 @@ def test_refuses_to_mix_runs(finished, tiny_model_dir, synth_dir):
     cfg = EvalConfig(model=str(tiny_model_dir), data=str(synth_dir / "test.jsonl"), out=str(finished),
                      prompt="official", max_new_tokens=12)  # fmt: skip
     with pytest.raises(
-        ValueError, match="another run .*prompt: 'reasoning' before, 'official' now"
+        ValueError, match=r"another run .*prompt: 'reasoning' before, 'official' now"
     ):
         evaluate(cfg, progress=False)
 
@@ -157,7 +157,7 @@ def test_predict_prints_answer_and_saves_picture(tiny_model_dir, synth_dir, tmp_
     sample = json.loads((synth_dir / "test.jsonl").read_text().splitlines()[0])
     images = [str(synth_dir / p) for p in sample["images"]]
     save = tmp_path / "pic.png"
-    code = main(["predict", "--model", str(tiny_model_dir), *sum((["--image", p] for p in images), []),
+    code = main(["predict", "--model", str(tiny_model_dir), *[arg for p in images for arg in ("--image", p)],
                  "--save", str(save), "--max-new-tokens", "8", sample["question"]])  # fmt: skip
     assert code == 0
     out = capsys.readouterr().out

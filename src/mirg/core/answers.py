@@ -24,9 +24,23 @@ _SEP = r"\s{0,8},\s{0,8}"
 # One alternation, scanned left to right without overlap, so "<|box_start|>(1,2),(3,4)"
 # is one box, not a tokens box plus a pair box.
 _BOX_RE = re.compile(
-    r"\(\s{0,8}" + _NUM + _SEP + _NUM + r"\s{0,8}\)\s{0,8},?\s{0,8}"  # (x1,y1),(x2,y2)
-    r"\(\s{0,8}" + _NUM + _SEP + _NUM + r"\s{0,8}\)"
-    r"|[\[(]\s{0,8}" + _NUM + _SEP + _NUM + _SEP + _NUM + _SEP + _NUM + r"\s{0,8}[\])]"
+    # "(x1,y1),(x2,y2)" and "[x1, y1, x2, y2]"/"(x1, y1, x2, y2)" share their first two
+    # numbers, so each opening bracket is tried once.
+    r"[\[(]\s{0,8}"
+    + _NUM
+    + _SEP
+    + _NUM
+    + r"(?:\s{0,8}\)\s{0,8},?\s{0,8}\(\s{0,8}"
+    + _NUM
+    + _SEP
+    + _NUM
+    + r"\s{0,8}\)"
+    + r"|"
+    + _SEP
+    + _NUM
+    + _SEP
+    + _NUM
+    + r"\s{0,8}[\])])"
     r"|<box>\s{0,8}"
     + _NUM
     + r"\s{1,8}"
@@ -158,7 +172,9 @@ def has_canonical_format(text: object) -> bool:
     clean answer, and nothing but whitespace around them."""
     if not isinstance(text, str):
         return False
-    return (_analyze_memo(text) if len(text) <= _MEMO_MAX_CHARS else _analyze(text))[1]
+    if len(text) <= _MEMO_MAX_CHARS:
+        return _analyze_memo(text)[1]
+    return _canonical_layout(text) and _analyze(text)[1]  # cheap layout check first
 
 
 def _analyze(text: str) -> tuple[ParsedAnswer, bool]:
