@@ -50,6 +50,7 @@ def test_sft_records_build_the_core_prompt_and_completion(toy, processor):
     assert texts == [p.get("text") for p in expected[1]["content"]]  # Image-1: <image> Image-2: …
     assert rows[1]["completion"][0]["role"] == "assistant"
     assert all(p.startswith("/") for p in rows[1]["images"])  # resolved, absolute
+    assert len(sft_records(toy / "trajectories.jsonl", profile, processor, max_samples=2)) == 2
     dataset = to_dataset(rows)
     assert dataset[1]["images"][0].size == (112, 112)  # decoded lazily to PIL
 

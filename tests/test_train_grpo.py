@@ -20,6 +20,16 @@ from mirg.train.toy import write_toy_dataset  # noqa: E402
 RECIPES = Path(__file__).resolve().parents[1] / "recipes"
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    """One torch thread: on a shared 2-core machine more threads spin-wait (measured 5x
+    slower under load); tiny models gain little from a second thread anyway."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
     root = tmp_path_factory.mktemp("models")

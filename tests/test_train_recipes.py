@@ -8,12 +8,22 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("torch")
+torch = pytest.importorskip("torch")
 pytest.importorskip("torchvision")
 
-from mirg.cli import main
+from mirg.cli import main  # noqa: E402
 
 RECIPES = Path(__file__).resolve().parents[1] / "recipes"
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    """One torch thread: on a shared 2-core machine more threads spin-wait (measured 5x
+    slower under load); tiny models gain little from a second thread anyway."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 def test_tiny_recipes_end_to_end_with_their_documented_paths(tmp_path, monkeypatch, capsys):

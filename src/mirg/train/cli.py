@@ -68,6 +68,12 @@ def run(args: argparse.Namespace) -> int:
         del overrides[i : i + 2]
     if "--list-keys" in overrides:
         args.list_keys = True
+    if "-h" in overrides or "--help" in overrides:
+        print(
+            f"usage: mirg train {args.stage} [--config FILE] [--key value ...]\n\n"
+            f"{(__doc__ or '').strip()}\n\nEvery key: mirg train {args.stage} --list-keys"
+        )
+        return 0
     if args.list_keys:
         print(list_keys(args.stage))
         return 0

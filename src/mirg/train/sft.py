@@ -57,8 +57,8 @@ def build_sft_trainer(config: SFTTrainConfig, callbacks: list | None = None) -> 
         evaluation = to_dataset(
             sft_records(config.eval_dataset_path, loaded.profile, loaded.processor, **common)
         )
-    # The answer only: prompt tokens (system text, labels, image tokens) carry no loss.
-    config.completion_only_loss = True
+    # prompt/completion records: TRL puts the loss on the answer only (completion_only_loss
+    # unset means True for them); prompt tokens, labels and image tokens carry none.
     model = loaded.model
     if config.freeze_vision_tower:
         frozen = freeze_vision_tower(model)
