@@ -160,3 +160,18 @@ def test_tokenizer_corpus_shortens_domain_text(tmp_path):
     plain = build_tokenizer(4096)
     trained = build_tokenizer(4096, corpus=corpus * 50)
     assert len(trained.tokenize(text)) < len(plain.tokenize(text))
+
+
+@pytest.mark.parametrize(("dims", "billions"), [("qwen2.5-vl-3b", 3.75), ("qwen2.5-vl-7b", 8.29)])
+def test_real_dimension_stand_ins_match_the_checkpoints_size(dims, billions):
+    """Built on the meta device: the parameter count of the real model, no memory used."""
+    from transformers import AutoModelForImageTextToText
+
+    from mirg.models.tiny import REAL_DIMS, build_config, build_tokenizer
+
+    config = build_config("qwen2.5-vl", build_tokenizer(), REAL_DIMS[dims])
+    with torch.device("meta"):
+        model = AutoModelForImageTextToText.from_config(config)
+    n = sum(p.numel() for p in model.parameters())
+    assert abs(n / 1e9 - billions) < 0.05
+    assert config.vision_config.fullatt_block_indexes == [7, 15, 23, 31]

@@ -101,10 +101,52 @@ class TinySpec:
     min_pixels: int | None = None  # None: the family's default for tiny models
     max_pixels: int | None = None
     seed: int = 0
+    # rows of the embedding matrix when larger than the tokenizer (real-size stand-ins)
+    model_vocab_size: int | None = None
+    tie_word_embeddings: bool = True
 
     @property
     def head_dim(self) -> int:
         return self.hidden_size // self.num_heads
+
+
+# Random-init stand-ins with a real checkpoint's dimensions (from its config.json): GPU
+# memory and step-time measurements without downloading weights. The tokenizer stays the
+# small local one; the embedding matrix keeps the real vocabulary size.
+REAL_DIMS: dict[str, TinySpec] = {
+    "qwen2.5-vl-3b": TinySpec(
+        hidden_size=2048,
+        num_layers=36,
+        num_heads=16,
+        num_kv_heads=2,
+        intermediate_size=11008,
+        vision_hidden_size=1280,
+        vision_depth=32,
+        vision_heads=16,
+        vision_intermediate_size=3420,
+        max_position_embeddings=128000,
+        min_pixels=3136,
+        max_pixels=401408,
+        model_vocab_size=151936,
+        tie_word_embeddings=True,
+    ),
+    "qwen2.5-vl-7b": TinySpec(
+        hidden_size=3584,
+        num_layers=28,
+        num_heads=28,
+        num_kv_heads=4,
+        intermediate_size=18944,
+        vision_hidden_size=1280,
+        vision_depth=32,
+        vision_heads=16,
+        vision_intermediate_size=3420,
+        max_position_embeddings=128000,
+        min_pixels=3136,
+        max_pixels=401408,
+        model_vocab_size=152064,
+        tie_word_embeddings=False,
+    ),
+}
 
 
 # --------------------------------------------------------------------------- tokenizer
@@ -252,7 +294,7 @@ def _mrope_section(head_dim: int) -> list[int]:
 def build_config(family: str, tokenizer: Any, spec: TinySpec) -> Any:
     """The tiny model config; token ids come from the tokenizer so image tokens match."""
     ids = _token_ids(tokenizer)
-    vocab = len(tokenizer)
+    vocab = max(len(tokenizer), spec.model_vocab_size or 0)
     text = {
         "vocab_size": vocab,
         "hidden_size": spec.hidden_size,
@@ -303,7 +345,9 @@ def build_config(family: str, tokenizer: Any, spec: TinySpec) -> Any:
             "spatial_merge_size": 2,
             "temporal_patch_size": 2,
             "window_size": 112,
-            "fullatt_block_indexes": [spec.vision_depth - 1],
+            # Qwen2.5-VL: full attention every 8th block, windows elsewhere
+            "fullatt_block_indexes": [i for i in range(7, spec.vision_depth, 8)]
+            or [spec.vision_depth - 1],
         }
         text["rope_parameters"] = {"rope_type": "default", "mrope_section": mrope}
         config = Qwen2_5_VLConfig(text_config=text, vision_config=vision, **tokens)
@@ -335,8 +379,8 @@ def build_config(family: str, tokenizer: Any, spec: TinySpec) -> Any:
         raise ValueError(
             f"unknown tiny-model family {family!r}; choose one of {', '.join(FAMILIES)}"
         )
-    config.tie_word_embeddings = True
-    config.get_text_config().tie_word_embeddings = True
+    config.tie_word_embeddings = spec.tie_word_embeddings
+    config.get_text_config().tie_word_embeddings = spec.tie_word_embeddings
     return config
 
 
@@ -434,10 +478,19 @@ def save_tiny_model(
     family: str = "qwen3-vl",
     spec: TinySpec | None = None,
     corpus: Sequence[str] | None = None,
+    dtype: str | None = None,
 ) -> Path:
-    """Build a tiny model and write it (safetensors, config, processor) to ``out``."""
+    """Build a tiny model and write it (safetensors, config, processor) to ``out``.
+
+    ``dtype`` (e.g. ``"bfloat16"``) converts the weights before saving: real-size
+    stand-ins are written in bf16 like the checkpoints they imitate.
+    """
+    import torch
+
     out = Path(out)
     model, processor = build_tiny_model(family, spec, corpus)
+    if dtype is not None:
+        model = model.to(getattr(torch, dtype))
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out)
     processor.save_pretrained(out)

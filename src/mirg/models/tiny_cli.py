@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 
-from mirg.models.tiny import FAMILIES, TinySpec, corpus_from_files, save_tiny_model
+from mirg.models.tiny import FAMILIES, REAL_DIMS, TinySpec, corpus_from_files, save_tiny_model
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -25,6 +26,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--min-pixels", type=int, default=None)
     parser.add_argument("--max-pixels", type=int, default=None)
     parser.add_argument("--seed", type=int, default=d.seed)
+    parser.add_argument(
+        "--dims",
+        choices=sorted(REAL_DIMS),
+        default=None,
+        help="random-init stand-in with a real model's dimensions (GPU measurements; "
+        "billions of parameters: needs that much memory); overrides the size options",
+    )
+    parser.add_argument(
+        "--dtype", default=None, help="save the weights in this dtype (e.g. bfloat16)"
+    )
     parser.add_argument(
         "--corpus",
         nargs="+",
@@ -50,8 +61,12 @@ def run(args: argparse.Namespace) -> int:
         max_pixels=args.max_pixels,
         seed=args.seed,
     )
+    if args.dims:
+        if not args.dims.startswith(args.family):
+            raise ValueError(f"--dims {args.dims} needs --family {args.dims.rsplit('-', 1)[0]}")
+        spec = dataclasses.replace(REAL_DIMS[args.dims], seed=args.seed)
     corpus = corpus_from_files(args.corpus) if args.corpus else None
-    out = save_tiny_model(args.out, args.family, spec, corpus)
+    out = save_tiny_model(args.out, args.family, spec, corpus, dtype=args.dtype)
     info = json.loads((out / "mirg_tiny_model.json").read_text())
     print(
         f"wrote {args.family} tiny model ({info['parameters']:,} parameters, "
