@@ -40,20 +40,37 @@ DEMO_WORLD = WorldConfig(
 
 @dataclass
 class DemoPlan:
-    """Sizes and budgets of one demo run (``--quick`` shrinks everything)."""
+    """Sizes and budgets of one demo run (``--quick`` shrinks everything).
+
+    The defaults come from measured SFT probes on this CPU (docs/demo.md): a 128-wide
+    two-layer Qwen3-VL, learning rate 3e-4 with a cosine schedule (1e-3 plateaued longer),
+    and the ``minimal`` trajectory detail (the conclusion only inside ``<think>``), which
+    keeps completions near 70 tokens so that GRPO's sampling fits the time budget.
+    """
 
     samples: int = 3000
-    sft_steps: int = 2000
-    grpo_steps: int = 150
-    eval_items: int = 200  # test items evaluated per stage, split evenly over families
+    sft_steps: int = 1500
+    grpo_steps: int = 40
+    eval_items: int = 120  # test items evaluated per stage, split evenly over families
     sft_batch: int = 8
-    sft_lr: float = 1e-3
-    grpo_lr: float = 1e-4
+    sft_lr: float = 3e-4
+    grpo_lr: float = 5e-5
     num_generations: int = 8
     grpo_batch: int = 16
-    max_new_tokens: int = 160
+    max_new_tokens: int = 80
+    trajectory_detail: str = "minimal"
+    model_spec: dict = field(default_factory=lambda: dict(DEMO_MODEL))
     world: WorldConfig = field(default_factory=lambda: DEMO_WORLD)
 
+
+#: The tiny model the demo builds: wider than the test models so that it learns to read
+#: positions from the image (measured in docs/demo.md).
+DEMO_MODEL = {
+    "hidden_size": 128,
+    "intermediate_size": 256,
+    "vision_hidden_size": 64,
+    "vision_intermediate_size": 128,
+}
 
 QUICK = DemoPlan(
     samples=120,
@@ -63,7 +80,8 @@ QUICK = DemoPlan(
     sft_batch=4,
     num_generations=4,
     grpo_batch=8,
-    max_new_tokens=96,
+    max_new_tokens=80,
+    model_spec={},
 )
 
 
@@ -123,10 +141,12 @@ def run_demo(out: str | Path, plan: DemoPlan, model: str | None = None, seed: in
 
         model_dir = out / "model-base"
         if not (model_dir / "config.json").is_file():
-            save_tiny_model(model_dir, "qwen3-vl")
+            from mirg.models.tiny import TinySpec
+
+            save_tiny_model(model_dir, "qwen3-vl", TinySpec(**plan.model_spec))
         model = str(model_dir)
     profile = resolve_profile(detect_family(model), None, what=model).name
-    trajectories = data / f"trajectories-{profile}.jsonl"
+    trajectories = data / f"trajectories-{profile}-{plan.trajectory_detail}.jsonl"
     if not trajectories.is_file():
         cli(
             [
@@ -135,6 +155,8 @@ def run_demo(out: str | Path, plan: DemoPlan, model: str | None = None, seed: in
                 str(data / "train.jsonl"),
                 "--profile",
                 profile,
+                "--detail",
+                plan.trajectory_detail,
                 "--out",
                 str(trajectories),
             ]
@@ -218,6 +240,11 @@ def run_demo(out: str | Path, plan: DemoPlan, model: str | None = None, seed: in
         **{s: stages[s] for s in STAGES},
         "chance": chance_row,
         "test_items": len(items),
+        # small worlds repeat: how many test samples share a train sample's question and
+        # layout (the held-out figures partly measure recall of those)
+        "test_layouts_seen_in_train": json.loads((data / "manifest.json").read_text())[
+            "test_layouts_seen_in_train"
+        ],
         "profile": profile,
         "model": model,
         "plan": {k: v for k, v in asdict(plan).items() if k != "world"},

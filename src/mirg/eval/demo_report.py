@@ -84,7 +84,7 @@ def write_demo_report(out: str | Path, summary: dict) -> Path:
     sections.append(
         (
             "Run",
-            f"<pre>{esc(json.dumps({k: summary[k] for k in ('model', 'profile', 'plan', 'world', 'seconds')}, indent=2))}</pre>",
+            f"<pre>{esc(json.dumps({k: summary[k] for k in ('model', 'profile', 'test_items', 'test_layouts_seen_in_train', 'plan', 'world', 'seconds')}, indent=2))}</pre>",
         )
     )
     path = out / "report.html"
