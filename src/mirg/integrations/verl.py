@@ -1,0 +1,82 @@
+"""verl's reward entry point: the core's dual reward, total and components.
+
+Point verl at it in either way (docs/scaling.md)::
+
+    reward.custom_reward_function.path=pkg://mirg.integrations.verl     # mirg installed
+    reward.custom_reward_function.path=/path/to/mirg/src/mirg/integrations/verl.py
+    reward.custom_reward_function.name=compute_score
+
+verl decodes each response without special tokens and calls
+``compute_score(data_source=…, solution_str=…, ground_truth=…, extra_info=…)``. The targets
+travel in ``ground_truth``: the JSON that ``mirg export --format verl`` writes into
+``reward_model.ground_truth`` (``target_image``, ``target_box``, ``profile``,
+``input_sizes``); ``extra_info.n_images`` says how many images the prompt had. A dict
+return makes verl use ``score`` as the reward and log every other key (``object``,
+``image``, ``format``) as its own metric.
+
+Only the pure core is imported, because verl runs in its own environment (its own
+transformers and vLLM); ``pip install --no-deps`` mirg there is enough.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from mirg.core.rewards import DEFAULT_WEIGHTS, score_completion
+
+COMPONENTS = ("object", "image", "format")
+
+
+def targets_from(ground_truth: str | Mapping[str, Any]) -> dict[str, Any]:
+    """The reward targets from verl's ``ground_truth`` (JSON text or an already-decoded dict)."""
+    if isinstance(ground_truth, Mapping):
+        targets = dict(ground_truth)
+    else:
+        try:
+            targets = json.loads(ground_truth)
+        except (TypeError, json.JSONDecodeError) as exc:
+            raise ValueError(
+                "mirg compute_score: ground_truth must be the JSON written by "
+                f"'mirg export --format verl' (got {str(ground_truth)[:80]!r})"
+            ) from exc
+    if not isinstance(targets, dict) or "target_box" not in targets:
+        raise ValueError(
+            f"mirg compute_score: ground_truth has no 'target_box' (keys: {sorted(targets)})"
+            if isinstance(targets, dict)
+            else f"mirg compute_score: ground_truth is not an object: {targets!r}"
+        )
+    return targets
+
+
+def compute_score(
+    data_source: str,
+    solution_str: str,
+    ground_truth: str | Mapping[str, Any],
+    extra_info: Mapping[str, Any] | None = None,
+    weights: Mapping[str, float] | None = None,
+) -> dict[str, float]:
+    """``{"score": weighted total, "object": …, "image": …, "format": …}`` for one response.
+
+    ``weights`` (default object 1, image 1, format 0.5, as in TRL training) can be set from
+    verl with ``+reward.custom_reward_function.reward_kwargs.weights.format=…``.
+    ``data_source`` is accepted for verl's signature; every mirg record says ``mirg``.
+    """
+    targets = targets_from(ground_truth)
+    sizes = targets.get("input_sizes")
+    n_images = (extra_info or {}).get("n_images") or (len(sizes) if sizes else None)
+    breakdown = score_completion(
+        solution_str,
+        targets.get("target_image"),
+        targets["target_box"],
+        profile=targets.get("profile") or "normalized",
+        input_sizes=sizes,
+        n_images=n_images,
+    )
+    w = dict(DEFAULT_WEIGHTS) if weights is None else {**DEFAULT_WEIGHTS, **dict(weights)}
+    unknown = set(w) - set(COMPONENTS)
+    if unknown:
+        raise ValueError(f"mirg compute_score: unknown reward weights {sorted(unknown)}")
+    scores = {name: float(getattr(breakdown, name)) for name in COMPONENTS}
+    return {"score": breakdown.total(w), **scores}
