@@ -22,7 +22,7 @@ import yaml
 pytest.importorskip("torch")
 pytest.importorskip("torchvision")
 
-from mirg.integrations.distcheck import verify  # noqa: E402
+from mirg.integrations.distcheck import verify
 
 REPO = Path(__file__).resolve().parents[1]
 RECIPES = REPO / "recipes"
@@ -145,7 +145,7 @@ def test_two_process_sft_is_data_parallel(setup, tmp_path):
 
 def test_two_process_grpo_is_data_parallel(setup, tmp_path):
     out = tmp_path / "grpo"
-    proc, ranks = launch(
+    _, ranks = launch(
         ACCELERATE / "cpu_ddp.yaml",
         tmp_path / "record",
         [
@@ -277,7 +277,7 @@ def _record(rank: int, **changes) -> dict:
                 }
             },
             "grads differ",
-        ),  # noqa: E501
+        ),
         (
             {
                 1: {
@@ -288,7 +288,7 @@ def _record(rank: int, **changes) -> dict:
                 }
             },
             "params differ",
-        ),  # noqa: E501
+        ),
         ({1: {"first_input": "in0"}}, "not sharded"),
         ({1: {"writes": ["checkpoint-2/model.safetensors"]}}, "only the main process"),
         ({0: {"writes": ["model.safetensors", "model.safetensors"]}}, "more than once"),
