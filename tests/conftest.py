@@ -42,3 +42,15 @@ def synth_dir(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("synth")
     write_dataset(out, 60, seed=3, config=PRESETS["default"])
     return out
+
+
+@pytest.fixture(autouse=True, scope="session")
+def one_torch_thread():
+    """Tiny models gain nothing from a second thread, and two threads on a shared 2-core
+    machine slow some steps down many times over (measured): tests use one."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -281,9 +281,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quick", action="store_true", help="the same stages in about 2 minutes")
     parser.add_argument("--model", help="start from this model (a real VLM wants a GPU)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch CPU threads (default 1: a tiny model gains nothing from a second thread "
+        "and slows down many times when another process competes for the cores)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
+    import torch
+
+    if not torch.cuda.is_available():
+        torch.set_num_threads(max(1, args.threads))
     plan = QUICK if args.quick else DemoPlan()
     run_demo(args.out, replace(plan), model=args.model, seed=args.seed)
     return 0

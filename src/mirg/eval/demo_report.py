@@ -42,6 +42,12 @@ def verdict(summary: dict) -> str:
         c = chance["tasks"].get(task, {}).get("acc@0.5", 0.0)
         per_task.append(f"{esc(task)}: {row['acc@0.5']:.1f}% (chance {c:.1f}%)")
     lines.append("Per task after GRPO: " + "; ".join(per_task) + ".")
+    if "group_grounding" not in summary.get("world", {}).get("families", ["group_grounding"]):
+        lines.append(
+            "No family in this world asks the model to choose the image itself (each question "
+            "names the image to answer in, or there is one image), so image accuracy here "
+            "measures reading the question, not a visual choice."
+        )
     if image_gap < 20 or box_gap < 20:
         lines.append(
             "A tiny model trained for minutes from random weights is not a pretrained VLM: where "
@@ -74,10 +80,16 @@ def write_demo_report(out: str | Path, summary: dict) -> Path:
             "Image accuracy per stage (dashed: chance)",
             svg_bars(per_stage_image, reference=ref_image),
         ),
-        ("SFT training loss", svg_lines(curves["sft"])),
+        ("SFT training loss", svg_lines({k: v for k, v in curves["sft"].items() if k == "loss"})),
         (
             "GRPO rewards per component",
-            svg_lines({k: v for k, v in curves["grpo"].items() if "reward" in k}),
+            svg_lines(
+                {
+                    k: v
+                    for k, v in curves["grpo"].items()
+                    if k.startswith("rewards/") or k == "reward"
+                }
+            ),
         ),
         *evaluation_sections(metrics, views, chance=chance),
     ]
