@@ -310,3 +310,39 @@ def test_verify_accepts_a_good_record(tmp_path):
     for rank in (0, 1):
         (tmp_path / f"rank{rank}.json").write_text(json.dumps(_record(rank)))
     assert verify(tmp_path) == []
+
+
+def _documented_commands(doc: Path) -> list[list[str]]:
+    """Every command in the doc's bash blocks, continuation lines joined, comments dropped."""
+    import re
+    import shlex
+
+    commands = []
+    for block in re.findall(r"```bash\n(.*?)```", doc.read_text(), flags=re.S):
+        joined = re.sub(r"\\\n\s*", " ", block)
+        for line in joined.splitlines():
+            line = line.split(" #", 1)[0].strip()
+            if line and not line.startswith("#"):
+                commands.append(shlex.split(line))
+    return commands
+
+
+def test_documented_mirg_train_commands_use_real_keys():
+    from mirg.train.configs import GRPOTrainConfig, SFTTrainConfig, load_config
+
+    seen = 0
+    for cmd in _documented_commands(REPO / "docs" / "scaling.md"):
+        if "-m" in cmd and cmd[cmd.index("-m") + 1] == "mirg" and "train" in cmd:
+            i = cmd.index("train")
+            stage, rest = cmd[i + 1], cmd[i + 2 :]
+            config = rest[rest.index("--config") + 1]
+            overrides = rest[: rest.index("--config")] + rest[rest.index("--config") + 2 :]
+            assert (REPO / config).is_file(), config
+            cls = SFTTrainConfig if stage == "sft" else GRPOTrainConfig
+            loaded = load_config(cls, REPO / config, overrides)  # unknown keys raise
+            if "--use_vllm" in overrides:
+                assert loaded.use_vllm and loaded.vllm_mode in ("colocate", "server")
+            seen += 1
+        if "--config_file" in cmd:
+            assert (REPO / cmd[cmd.index("--config_file") + 1]).is_file()
+    assert seen >= 7  # DeepSpeed SFT/GRPO, 2 nodes, CPU, vLLM colocate and server
