@@ -217,7 +217,37 @@ def test_verl_reads_our_parquet_and_calls_our_reward(tmp_path, parquet):
     result = json.loads(summary.read_text())
     assert result["problems"] == [] and result["rows"] > 5
     cases = {(r["case"], r["score"]) for r in result["rewards"]}
-    assert {("exact", 2.5), ("wrong_image", 0.5), ("free_text", 0.0)} <= cases
+    assert {("exact", 2.5), ("wrong_image", 0.5), ("free_text", 0.0)} <= cases  # 112-px frames
+    # a frame mismatch is caught: one image far above the tiny processor's pixel cap,
+    # with input_sizes computed for the recipes' larger cap (401,408 pixels)
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from PIL import Image
+
+    from mirg.core.profiles import smart_resize
+
+    row = next(r for r in pq.read_table(parquet).to_pylist() if r["extra_info"]["n_images"] > 1)
+    buf = io.BytesIO()
+    Image.new("RGB", (1600, 1200), (90, 120, 200)).save(buf, "PNG")
+    row["images"][0] = {"bytes": buf.getvalue(), "path": None}
+    targets = json.loads(row["reward_model"]["ground_truth"])
+    h, w = smart_resize(1200, 1600, 28, 3136, 401408)
+    targets["input_sizes"][0] = [w, h]
+    row["reward_model"]["ground_truth"] = json.dumps(targets)
+    pq.write_table(pa.Table.from_pylist([row]), tmp_path / "big.parquet")
+    check = [python, str(REPO / "scripts" / "verl_check.py"), "--model", str(model)]
+    bad = subprocess.run(
+        [*check, "--parquet", str(tmp_path / "big.parquet"), "--out", str(tmp_path / "bad.json")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+    assert bad.returncode == 1
+    problems = json.loads((tmp_path / "bad.json").read_text())["problems"]
+    assert any("[728, 532]" in p and "verl shows the model frames" in p for p in problems)
     # the same composition through verl's own entry point, no GPU needed
     cfg = subprocess.run(
         [str(SCRIPT), "--cfg", "job"], capture_output=True, text=True, env=env | {"PYTHON": python}
