@@ -45,7 +45,9 @@ def main() -> None:
     parser.add_argument(
         "--preset", default="starter", help="synthetic preset (image count per item)"
     )
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         write_dataset(tmp / "data", args.items * 10, seed=0, config=PRESETS[args.preset])
