@@ -56,4 +56,16 @@ def test_any_world_validates_and_its_trajectories_earn_full_reward(config, famil
         n_images=sample.n_images,
     )
     assert (reward.image, reward.format) == (1.0, 1.0)
-    assert reward.object == pytest.approx(1.0, abs=0.06)
+    # Only the profile's rounding separates the box from the target: each edge moves by at
+    # most half a step (a pixel of the frame, or 1/1000), so width and height change by at
+    # most one step, which bounds the IoU from below.
+    if profile == "qwen2.5-vl":
+        w, h = sizes[sample.answer_image() - 1]
+        step_x, step_y = 1.0 / w, 1.0 / h
+    else:
+        step_x = step_y = 0.001
+    x1, y1, x2, y2 = sample.target_box
+    bw, bh = x2 - x1, y2 - y1
+    bound = max(0.0, bw - step_x) * max(0.0, bh - step_y) / ((bw + step_x) * (bh + step_y))
+    assert reward.object >= bound - 1e-9
+    assert reward.object == pytest.approx(1.0, abs=0.3)
