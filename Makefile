@@ -29,8 +29,8 @@ test-all: venv
 	$(BIN)/python -m pytest -m ''
 
 lint: venv
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks || (echo "run: $(BIN)/ruff format src tests benchmarks"; exit 1)
+	$(BIN)/ruff check src tests benchmarks scripts
+	$(BIN)/ruff format --check src tests benchmarks scripts || (echo "run: $(BIN)/ruff format src tests benchmarks scripts"; exit 1)
 
 bench: venv
 	$(BIN)/python benchmarks/bench_core.py
