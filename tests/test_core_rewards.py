@@ -149,3 +149,13 @@ def test_rewards_stay_in_unit_interval(text, target_image, box):
     b = score_completion(text, target_image, rel, profile="qwen2-vl")
     for v in (b.object, b.image, b.format):
         assert 0.0 <= v <= 1.0
+
+
+def test_iou_reward_is_not_image_aware():
+    """The ablation baseline: the same box on the wrong image still earns its IoU."""
+    from mirg.core.rewards import iou_reward
+
+    kw = columns(2)
+    assert iou_reward([answer(2), answer(3)], **kw) == [pytest.approx(1.0), pytest.approx(1.0)]
+    assert object_reward([answer(2), answer(3)], **kw) == [pytest.approx(1.0), 0.0]
+    assert iou_reward(["no box", answer(2) + answer(2)], **kw) == [0.0, 0.0]

@@ -96,7 +96,7 @@ def test_unknown_keys_fail_naming_the_key(tmp_path):
     with pytest.raises(ConfigError, match=r"unknown config key 'num_generation' in .*r\.yaml"):
         load_config(GRPOTrainConfig, recipe)
     with pytest.raises(ConfigError, match="rewards must be"):
-        load_config(GRPOTrainConfig, None, ["--rewards", "iou"])
+        load_config(GRPOTrainConfig, None, ["--rewards", "giou"])
     with pytest.raises(ConfigError, match="reward_weights has 1 entries"):
         load_config(GRPOTrainConfig, None, ["--reward_weights", "1.0"])
     with pytest.raises(ConfigError, match="max_steps"):

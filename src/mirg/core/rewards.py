@@ -174,6 +174,19 @@ def object_reward(completions: Sequence[object], **columns: object) -> list[floa
     return out
 
 
+def iou_reward(completions: Sequence[object], **columns: object) -> list[float]:
+    """Plain IoU with the target box, whichever image the answer names.
+
+    Not image-aware: the baseline of the dual-reward ablation (a box on the wrong image at
+    the target's place still earns). Training uses ``object_reward``.
+    """
+    out = []
+    for parsed, _target, n_images, target_box, profile, sizes in _rows(completions, columns, True):
+        box = predicted_box(parsed, profile, sizes, n_images) if parsed.error is None else None
+        out.append(iou(box, target_box) if box is not None else 0.0)
+    return out
+
+
 def image_reward(completions: Sequence[object], **columns: object) -> list[float]:
     """1 when the answer names the target image (any image when the task sets none)."""
     return [

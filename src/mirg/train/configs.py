@@ -28,7 +28,9 @@ DEFAULT_LORA_TARGETS = (
     r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)"
 )
 
-REWARD_NAMES = ("object", "image", "format")
+# "iou" is plain IoU, not gated by the image: the baseline of the dual-reward ablation.
+REWARD_NAMES = ("object", "image", "format", "iou")
+DUAL_REWARDS = ("object", "image", "format")  # the default: mirg's image-aware dual reward
 
 
 class ConfigError(ValueError):
@@ -164,7 +166,7 @@ class GRPOTrainConfig(MirgArguments, GRPOConfig):
         metadata={"help": "Loggers: tensorboard (default when installed), wandb, none, …"},
     )
     rewards: list[str] = field(
-        default_factory=lambda: list(REWARD_NAMES),
+        default_factory=lambda: list(DUAL_REWARDS),
         metadata={"help": "Reward functions, from object, image, format (each logged on its own)."},
     )
     object_reward_weight: float = field(
@@ -172,6 +174,9 @@ class GRPOTrainConfig(MirgArguments, GRPOConfig):
     )
     image_reward_weight: float = field(
         default=DEFAULT_WEIGHTS["image"], metadata={"help": "Weight of the image reward."}
+    )
+    iou_reward_weight: float = field(
+        default=1.0, metadata={"help": "Weight of the plain IoU reward (ablation baseline)."}
     )
     format_reward_weight: float = field(
         default=DEFAULT_WEIGHTS["format"], metadata={"help": "Weight of the format reward."}

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from mirg.core.rewards import format_reward, image_reward, object_reward
+from mirg.core.rewards import format_reward, image_reward, iou_reward, object_reward
 from mirg.train.common import (
     freeze_vision_tower,
     load_for_training,
@@ -33,6 +33,7 @@ REWARD_FUNCTIONS: dict[str, Callable[..., list[float]]] = {
     "object": object_reward,
     "image": image_reward,
     "format": format_reward,
+    "iou": iou_reward,
 }
 
 
