@@ -19,11 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from mirg.core.answers import parse_answer
-from mirg.core.boxes import iou
 from mirg.core.migbench import TASK_COLUMNS
 from mirg.core.profiles import ProfileError
-from mirg.core.rewards import image_correct, predicted_box, resolved_image
-from mirg.core.scoring import official_box, read_predictions
+from mirg.core.rewards import predicted_box, resolved_image
+from mirg.core.scoring import official_box, read_predictions, score_items
 
 GALLERY_LIMIT = 200
 THUMB_SIDE = 256
@@ -61,7 +60,9 @@ class ItemView:
 def item_views(
     items: Sequence[Any], predictions: Mapping, protocol: str, profile: str
 ) -> list[ItemView]:
-    """Join items with their predictions and work out what to draw."""
+    """Join items with their predictions and work out what to draw; the IoU and hit come
+    from the scorer itself (``score_items``), so the report cannot disagree with metrics."""
+    scores = {s.key: s for s in score_items(items, predictions, protocol, profile)}
     views = []
     for it in items:
         pred = predictions.get(it.key)
@@ -69,17 +70,15 @@ def item_views(
         parsed = parse_answer(response)
         n = len(it.images)
         chosen = resolved_image(parsed, n)
+        value = scores[it.key].iou
         if protocol == "official":
             box = official_box(response)
-            value = iou(box, it.answer) if box else 0.0
             chosen = chosen or it.target_image or 1  # the official protocol never checks
         else:
             try:
                 box = predicted_box(parsed, profile, pred.input_sizes if pred else None, n)
             except ProfileError:
                 box = None
-            ok = image_correct(parsed, it.target_image, n)
-            value = iou(box, it.answer) if (ok and box) else 0.0
         views.append(
             ItemView(
                 it.key,
