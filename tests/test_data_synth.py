@@ -209,6 +209,33 @@ def test_binding_preset_puts_a_look_alike_in_the_other_image():
         assert "Image-" not in sample.question
 
 
+@pytest.mark.parametrize("changes", [("colour",), ("shape",)])
+def test_look_alikes_change_only_the_chosen_attribute(changes):
+    config = replace(PRESETS["binding"], look_alike_changes=changes)
+    for i in range(20):
+        sample, _ = generate_sample(config, "group_grounding", 2, "train", i)
+        target, other = sample.target_object(), sample.objects[2 - sample.target_image][0]
+        same_shape = target["category"] == other["category"]
+        same_colour = target["attributes"]["colour"] == other["attributes"]["colour"]
+        assert (same_shape, same_colour) == ((True, False) if changes == ("colour",) else (False, True))
+
+
+def test_name_object_asks_about_one_image_whose_object_the_question_never_names():
+    config = replace(PRESETS["single"], families=("name_object",), images=(1, 3))
+    asked = set()
+    for i in range(30):
+        sample, _ = generate_sample(config, "name_object", 4, "train", i)
+        assert all(len(per) == 1 for per in sample.objects)  # "the object" is unambiguous
+        target = sample.target_object()
+        assert target is sample.objects[sample.target_image - 1][0]
+        assert f"Image-{sample.target_image}" in sample.question
+        assert target["attributes"]["colour"] not in sample.question
+        assert target["category"] not in sample.question
+        assert sample.reference["match"]["colour"] == target["attributes"]["colour"]
+        asked.add((sample.n_images, sample.target_image))
+    assert {n for n, _ in asked} == {1, 2, 3} and {k for _, k in asked} == {1, 2, 3}
+
+
 def test_free_placement_with_occlusion_keeps_targets_whole():
     config = PRESETS["hard"]
     occluded = 0
@@ -237,6 +264,8 @@ def test_family_mix_and_splits():
         ({"cell": 0, "min_object": 40, "max_object": 30}, "min_object"),
         ({"colours": ("red",)}, "two shapes and two colours"),
         ({"weights": (1.0,)}, "weights"),
+        ({"look_alike_changes": ("size",)}, "look_alike_changes"),
+        ({"look_alike_changes": ()}, "look_alike_changes"),
     ],
 )
 def test_bad_knobs_are_refused_by_name(change, message):
@@ -271,3 +300,12 @@ def test_synth_cli_contract(tmp_path, capsys):
     assert all(s.image_sizes[0] == [96, 96] for s in samples)
     assert main(["synth", "--out", str(out), "--n", "3", "--families", "nope"]) == 2
     assert "unknown family 'nope'" in capsys.readouterr().err
+    binding = tmp_path / "b"
+    assert main(["synth", "--out", str(binding), "--n", "10", "--preset", "binding",
+                 "--look-alikes", "colour"]) == 0  # fmt: skip
+    manifest = json.loads((binding / "manifest.json").read_text())
+    assert manifest["knobs"]["look_alike_changes"] == ["colour"]
+    for s in read_samples(binding / "train.jsonl"):
+        target, other = s.target_object(), s.objects[2 - s.target_image][0]
+        assert target["category"] == other["category"]
+        assert target["attributes"]["colour"] != other["attributes"]["colour"]

@@ -70,6 +70,16 @@ def test_reasoning_walks_the_candidates_and_rules_them_out(samples):
     assert ref["attributes"]["colour"] in think and ref["category"] in think
 
 
+def test_naming_reasoning_says_what_the_image_shows(samples):
+    named = [s for s in samples if s.task == "name_object"]
+    assert named
+    for s in named:
+        target = s.target_object()
+        words = f"{target['attributes']['size']} {target['attributes']['colour']} {target['category']}"
+        assert words in build_trajectory(s, "qwen3-vl", detail="full").split("</think>")[0]
+        assert words not in build_trajectory(s, "qwen3-vl", detail="minimal")
+
+
 def test_deterministic_and_varied_phrasing(samples):
     s = samples[0]
     assert build_trajectory(s, "qwen3-vl", seed=1) == build_trajectory(s, "qwen3-vl", seed=1)

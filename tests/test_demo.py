@@ -15,6 +15,10 @@ def test_demo_quick_writes_summary_and_report(tmp_path):
         assert all(0 <= summary[stage][k] <= 100 for k in names - {"miou"})
     # chance is exact for images: single-image items 1, two-image items 1/2
     assert 50.0 <= summary["chance"]["image_acc"] <= 100.0
+    # the binding family, where the model must choose the image, is reported on its own
+    assert summary["chance"]["tasks"]["group_grounding"]["image_acc"] == 50.0
+    for stage in ("base", "sft", "grpo"):
+        assert 0 <= summary[stage]["tasks"]["group_grounding"]["image_acc"] <= 100
     assert summary["curves"]["sft"] and any("reward" in k for k in summary["curves"]["grpo"])
     assert {"object", "image", "format"} <= {
         part

@@ -15,6 +15,9 @@ def test_image_chance_is_exact_one_over_n():
     items = [item(0, 2), item(1, 4), item(2, 3, target=None)]
     m = chance_metrics(items, [BOX])
     assert m["image_acc"] == pytest.approx(100 * (1 / 2 + 1 / 4 + 1) / 3)
+    per_task = chance_metrics([item(0, 2), item(1, 4, task="u"), item(2, 4, task="u")], [BOX])
+    assert per_task["tasks"]["t"]["image_acc"] == pytest.approx(50.0)
+    assert per_task["tasks"]["u"]["image_acc"] == pytest.approx(25.0)
 
 
 def test_box_chance_follows_the_prior():

@@ -33,17 +33,22 @@ STAGES = ("base", "sft", "grpo")
 BASE_MODEL = Path(__file__).resolve().parent / "assets" / "demo-base-qwen3-vl"
 METRIC_KEYS = ("acc@0.3", "acc@0.5", "acc@0.7", "miou", "image_acc")
 
-#: The demo's world: single-image localisation (learnable from scratch in minutes) mixed
-#: with two-image common-object questions (the question names the image to answer in),
-#: 84-px images, one object on a 3x3 grid of 28-px cells, a fixed question layout.
+#: The demo's world: 84-px images, one object per image on a 3x3 grid of 28-px cells, a
+#: fixed question layout, three families: single-image localisation (learnable in minutes),
+#: two-image common-object questions (the question names the image to answer in) and
+#: two-image binding, the cross-image choice the image reward is for ("Find the small red
+#: circle in one of the images."; the other image holds a look-alike of another colour;
+#: image chance 50%). Look-alikes change colour only: the tiny vision tower tells colours
+#: apart but barely shapes at 28 px (docs/demo.md).
 DEMO_WORLD = WorldConfig(
-    families=("single_object", "common_object"),
+    families=("single_object", "common_object", "group_grounding"),
     image_size=84,
     images=(2, 2),
     distractors=(0, 0),
     sizes=("small",),
     backgrounds=("flat",),
     fixed_layout=True,
+    look_alike_changes=("colour",),
 )
 
 
@@ -100,7 +105,11 @@ def _stage_metrics(out: Path, items: list, profile: str) -> dict[str, float]:
 
     metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
     scores = score_items(items, read_predictions(out / "predictions.jsonl"), "strict", profile)
-    return {**metrics["average"], "image_acc": image_accuracy(scores), "tasks": metrics["tasks"]}
+    tasks = {
+        task: {**row, "image_acc": image_accuracy([s for s in scores if s.task == task])}
+        for task, row in metrics["tasks"].items()
+    }
+    return {**metrics["average"], "image_acc": image_accuracy(scores), "tasks": tasks}
 
 
 def _curves(log_history: list[dict], keys: tuple[str, ...]) -> dict[str, list[tuple[float, float]]]:
@@ -347,6 +356,12 @@ def summary_table(summary: dict) -> str:
             f"{stage:<8}{r['acc@0.3']:>9.1f}{r['acc@0.5']:>9.1f}{r['acc@0.7']:>9.1f}"
             f"{r['miou']:>8.3f}{r['image_acc']:>11.1f}"
         )
+    if "group_grounding" in summary["chance"]["tasks"]:
+        chosen = ", ".join(
+            f"{stage} {summary[stage]['tasks']['group_grounding']['image_acc']:.1f}"
+            for stage in (*STAGES, "chance")
+        )
+        lines.append(f"image accuracy where the model must choose the image: {chosen}")
     return "\n".join(lines)
 
 

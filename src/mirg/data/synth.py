@@ -16,6 +16,9 @@ annotated. Task families mirror MIG-Bench, plus single-image localisation:
   object in all the images; the question names no image, so choosing it is the task.
 * ``reasoning`` (two hops): "the object in Image-k with the colour of the object marked
   in Image-1 but another shape".
+* ``name_object``: one object per image; "Name the object in Image-k and locate it." The
+  reasoning names it (colour, shape, size), so nothing in the question can be copied: the
+  grounded naming a pretrained VLM brings, used to pre-train the demo's base model.
 
 Everything is deterministic given the seed: sample ``i`` of a split draws from its own
 generator seeded by (seed, split, i), so the same seed writes the same bytes and one
@@ -58,6 +61,7 @@ FAMILIES: tuple[str, ...] = (
     "group_grounding",
     "reasoning",
     "single_object",
+    "name_object",
 )
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 
@@ -82,6 +86,7 @@ class WorldConfig:
     colours: tuple[str, ...] = tuple(COLOURS)
     backgrounds: tuple[str, ...] = BACKGROUNDS
     occlusion: float = 0.0  # chance that a distractor partly covers another (free placement)
+    look_alike_changes: tuple[str, ...] = ("colour", "shape")  # what a look-alike may change
     fixed_layout: bool = False  # one question template per family, descriptions always full
 
     def validate(self) -> WorldConfig:
@@ -122,6 +127,12 @@ class WorldConfig:
                 raise ValueError(f"{name}: choose from {', '.join(known)}, got {values}")
         if len(self.shapes) < 2 or len(self.colours) < 2:
             raise ValueError("need at least two shapes and two colours for look-alikes")
+        if not self.look_alike_changes or any(
+            a not in ("colour", "shape") for a in self.look_alike_changes
+        ):
+            raise ValueError(
+                f"look_alike_changes: choose from colour, shape, got {self.look_alike_changes}"
+            )
         if not 0.0 <= self.occlusion <= 1.0:
             raise ValueError(f"occlusion is a probability, got {self.occlusion}")
         return self
@@ -415,9 +426,11 @@ class _Ctx:
         return (self.rng.choice(c.shapes), self.rng.choice(c.colours), self.rng.choice(c.sizes))
 
     def look_alike(self, shape: str, colour: str) -> tuple[str, str, str]:
-        """An object sharing the shape or the colour (not both) with the given one."""
+        """An object sharing the shape or the colour (not both) with the given one; which of
+        the two it changes is drawn from ``look_alike_changes``."""
         c, rng = self.config, self.rng
-        if rng.random() < 0.5:
+        changes = c.look_alike_changes
+        if "shape" not in changes or ("colour" in changes and rng.random() < 0.5):
             return (shape, rng.choice([x for x in c.colours if x != colour]), rng.choice(c.sizes))
         return (rng.choice([x for x in c.shapes if x != shape]), colour, rng.choice(c.sizes))
 
@@ -466,6 +479,25 @@ def _single_object(ctx: _Ctx) -> _Built:
         desc=reference["text"],
     )
     return _Built([canvas], question, 1, None, (1, target), reference)  # type: ignore[arg-type]
+
+
+def _name_object(ctx: _Ctx) -> _Built:
+    # One object per image (distractors would make "the object" ambiguous).
+    canvases = [ctx.canvas() for _ in range(ctx.n_images(1))]
+    objects = [c.place(*ctx.kind(), ctx.uid(), protected=True) for c in canvases]
+    k = ctx.rng.randint(1, len(canvases))
+    target = objects[k - 1]
+    question = ctx.template(
+        (
+            "Name the object in Image-{k} and locate it.",
+            "What is the object in Image-{k}, and where is it?",
+            "Say what Image-{k} shows and give its box.",
+        ),
+        k=k,
+    )
+    match = {"category": target.shape, "colour": target.colour, "size": target.size}
+    reference = {"kind": "name", "match": match}
+    return _Built(canvases, question, k, None, (k, target), reference)  # type: ignore[arg-type]
 
 
 def _group_grounding(ctx: _Ctx) -> _Built:
@@ -739,6 +771,7 @@ _FAMILY_BUILDERS: dict[str, Callable[[_Ctx], _Built]] = {
     "region": _region,
     "group_grounding": _group_grounding,
     "reasoning": _reasoning,
+    "name_object": _name_object,
 }
 
 

@@ -60,6 +60,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-object", type=int, help="largest object side (free placement)")
     parser.add_argument("--occlusion", type=float, help="chance a distractor partly covers another")
     parser.add_argument(
+        "--look-alikes",
+        nargs="+",
+        choices=("colour", "shape"),
+        help="what a look-alike may change (default: colour shape, one of them at random)",
+    )
+    parser.add_argument(
         "--fixed-layout",
         action=argparse.BooleanOptionalAction,
         default=None,
@@ -81,6 +87,7 @@ def run(args: argparse.Namespace) -> int:
         "max_object": args.max_object,
         "occlusion": args.occlusion,
         "fixed_layout": args.fixed_layout,
+        "look_alike_changes": tuple(args.look_alikes) if args.look_alikes else None,
     }
     config = replace(config, **{k: v for k, v in overrides.items() if v is not None})
     if args.families:

@@ -129,6 +129,11 @@ _NO_CANDIDATES = (
     "Nothing in Image-{i} qualifies.",
     "Image-{i} holds nothing relevant.",
 )
+_NAMED = (
+    "Image-{k}: {a} at {box}.",
+    "Image-{k} has {a} at {box}.",
+    "In Image-{k} there is {a} at {box}.",
+)
 _CONCLUDE = (
     "So the target is in Image-{k} at {box}.",
     "The answer is Image-{k}, box {box}.",
@@ -293,6 +298,10 @@ def _reasoning(w: _Writer, detail: str) -> None:
         w.say(_SCOPE_ONE, k=k)
         if full:
             w.walk([k], match, differ)
+    elif kind == "name" and has_objects:
+        target = s.target_object()
+        a = _a(_words(target)) if target else "an object"
+        w.say(_NAMED, k=k, a=a, box=w.box(s.target_box, k))
     elif kind == "common" and has_objects:
         w.say(_INTRO_COMMON)
         if full:

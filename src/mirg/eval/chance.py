@@ -30,7 +30,7 @@ def chance_metrics(
     seed: int = 0,
 ) -> dict:
     """The guesser's expected strict metrics in ``mirg score``'s shape, plus ``image_acc``
-    (percent). ``items`` need ``task``, ``images``, ``answer`` and ``target_image``;
+    (percent) overall and per task. ``items`` need ``task``, ``images``, ``answer`` and ``target_image``;
     ``prior_boxes`` are the training split's relative target boxes."""
     if not prior_boxes:
         raise ValueError("chance levels need the training split's target boxes")
@@ -40,14 +40,18 @@ def chance_metrics(
     for it in items:
         p_image = 1.0 if it.target_image is None else 1.0 / len(it.images)  # type: ignore[attr-defined]
         ious = [iou(rng.choice(prior_boxes), it.answer) for _ in range(draws)]  # type: ignore[attr-defined]
-        row = sums.setdefault(it.task, {"n": 0, "miou": 0.0, **dict.fromkeys(ACC_KEYS, 0.0)})  # type: ignore[attr-defined]
+        row = sums.setdefault(
+            it.task,  # type: ignore[attr-defined]
+            {"n": 0, "miou": 0.0, "image_acc": 0.0, **dict.fromkeys(ACC_KEYS, 0.0)},
+        )
         row["n"] += 1
+        row["image_acc"] += 100.0 * p_image
         row["miou"] += p_image * sum(ious) / draws
         for t, key in zip(THRESHOLDS, ACC_KEYS, strict=True):
             row[key] += 100.0 * p_image * sum(v >= t for v in ious) / draws
         image_hits += p_image
     tasks = {
-        task: {"n": int(r["n"]), **{k: r[k] / r["n"] for k in (*ACC_KEYS, "miou")}}
+        task: {"n": int(r["n"]), **{k: r[k] / r["n"] for k in (*ACC_KEYS, "miou", "image_acc")}}
         for task, r in sums.items()
     }
     average = {k: sum(r[k] for r in tasks.values()) / len(tasks) for k in (*ACC_KEYS, "miou")}

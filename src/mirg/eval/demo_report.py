@@ -39,9 +39,23 @@ def verdict(summary: dict) -> str:
     ]
     per_task = []
     for task, row in final["tasks"].items():
-        c = chance["tasks"].get(task, {}).get("acc@0.5", 0.0)
-        per_task.append(f"{esc(task)}: {row['acc@0.5']:.1f}% (chance {c:.1f}%)")
+        c = chance["tasks"].get(task, {})
+        text = f"{esc(task)}: Acc@0.5 {row['acc@0.5']:.1f}% (chance {c.get('acc@0.5', 0.0):.1f}%)"
+        if "image_acc" in row and c.get("image_acc", 100.0) < 100.0:
+            text += f", image {row['image_acc']:.1f}% (chance {c['image_acc']:.1f}%)"
+        per_task.append(text)
     lines.append("Per task after GRPO: " + "; ".join(per_task) + ".")
+    binding = final["tasks"].get("group_grounding", {})
+    binding_chance = chance["tasks"].get("group_grounding", {}).get("image_acc")
+    if "image_acc" in binding and binding_chance is not None:
+        gap = binding["image_acc"] - binding_chance
+        image_gap = min(image_gap, gap)
+        lines.append(
+            f"Only group_grounding asks the model to choose the image itself: there it named the "
+            f"right image {binding['image_acc']:.1f}% of the time against {binding_chance:.1f}% "
+            f"by chance ({gap:+.1f} points). In the other families the question names the image "
+            "or there is one image, so their image accuracy measures reading the question."
+        )
     if "group_grounding" not in summary.get("world", {}).get("families", ["group_grounding"]):
         lines.append(
             "No family in this world asks the model to choose the image itself (each question "
@@ -50,9 +64,10 @@ def verdict(summary: dict) -> str:
         )
     if image_gap < 20 or box_gap < 20:
         lines.append(
-            "A tiny model trained for minutes from random weights is not a pretrained VLM: where "
-            "a figure sits near chance, the skill was not learned at this scale. Multi-image gains "
-            "need a pretrained model (mirg demo --model PATH, on a GPU)."
+            "A tiny model trained for minutes on a CPU is not a pretrained VLM: where a figure "
+            "sits near chance, the skill was not learned at this scale (docs/demo.md lists what "
+            "was tried). Multi-image gains need a pretrained model (mirg demo --model PATH, on a "
+            "GPU)."
         )
     return "".join(f"<p>{line}</p>" for line in lines)
 
