@@ -196,17 +196,12 @@ def main() -> int:
             runs.append(
                 evaluate_stage(model, binding_data, out / f"eval-grpo-{name}-{seed}", limit, 224)
             )
-        result["grpo"][name] = {
-            "runs": runs,
-            **{
-                f"{key}_mean": round(statistics.mean(r[key] for r in runs), 1)
-                for key in ("acc@0.5", "image_acc")
-            },
-            **{
-                f"{key}_sd": round(statistics.stdev(r[key] for r in runs), 1) if len(runs) > 1 else 0.0
-                for key in ("acc@0.5", "image_acc")
-            },
-        }
+        summary: dict = {"runs": runs}
+        for key in ("acc@0.5", "image_acc"):
+            values = [r[key] for r in runs]
+            summary[f"{key}_mean"] = round(statistics.mean(values), 1)
+            summary[f"{key}_sd"] = round(statistics.stdev(values), 1) if len(values) > 1 else 0.0
+        result["grpo"][name] = summary
     result["seconds"] = round(time.perf_counter() - t0)
     (out / "bench_binding.json").write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))

@@ -217,7 +217,9 @@ def test_look_alikes_change_only_the_chosen_attribute(changes):
         target, other = sample.target_object(), sample.objects[2 - sample.target_image][0]
         same_shape = target["category"] == other["category"]
         same_colour = target["attributes"]["colour"] == other["attributes"]["colour"]
-        assert (same_shape, same_colour) == ((True, False) if changes == ("colour",) else (False, True))
+        assert (same_shape, same_colour) == (
+            (True, False) if changes == ("colour",) else (False, True)
+        )
 
 
 def test_name_object_asks_about_one_image_whose_object_the_question_never_names():

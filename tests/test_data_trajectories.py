@@ -75,7 +75,9 @@ def test_naming_reasoning_says_what_the_image_shows(samples):
     assert named
     for s in named:
         target = s.target_object()
-        words = f"{target['attributes']['size']} {target['attributes']['colour']} {target['category']}"
+        words = (
+            f"{target['attributes']['size']} {target['attributes']['colour']} {target['category']}"
+        )
         assert words in build_trajectory(s, "qwen3-vl", detail="full").split("</think>")[0]
         assert words not in build_trajectory(s, "qwen3-vl", detail="minimal")
 

@@ -30,8 +30,8 @@ def chance_metrics(
     seed: int = 0,
 ) -> dict:
     """The guesser's expected strict metrics in ``mirg score``'s shape, plus ``image_acc``
-    (percent) overall and per task. ``items`` need ``task``, ``images``, ``answer`` and ``target_image``;
-    ``prior_boxes`` are the training split's relative target boxes."""
+    (percent) overall and per task. ``items`` need ``task``, ``images``, ``answer`` and
+    ``target_image``; ``prior_boxes`` are the training split's relative target boxes."""
     if not prior_boxes:
         raise ValueError("chance levels need the training split's target boxes")
     rng = random.Random(seed)
