@@ -94,57 +94,32 @@ def evaluate_stage(model: str, data: Path, out: Path, limit: int, max_new_tokens
 
 def sft(model: str, data: Path, detail: str, out: Path, steps: int) -> str:
     from mirg.cli import main as cli
-    from mirg.train.configs import SFTTrainConfig
+    from mirg.demo import cpu_sft_config
     from mirg.train.sft import run_sft
 
     trajectories = data / f"trajectories-{detail}.jsonl"
     if not trajectories.is_file():
         cli(["trajectories", "--data", str(data / "train.jsonl"), "--profile", "qwen3-vl",
              "--detail", detail, "--out", str(trajectories)])  # fmt: skip
-    config = SFTTrainConfig(
-        model_name_or_path=model,
-        dataset_path=str(trajectories),
-        output_dir=str(out),
-        freeze_vision_tower=False,
-        max_steps=steps,
-        per_device_train_batch_size=8,
-        learning_rate=3e-4,
-        lr_scheduler_type="cosine",
-        warmup_steps=0.05,
-        weight_decay=0.0,
-        logging_steps=50,
-        save_strategy="no",
-        report_to="none",
-        activation_checkpointing=False,
-        dataloader_num_workers=0,
-        disable_tqdm=True,
-    )
+    config = cpu_sft_config(model, str(trajectories), str(out), steps, 3e-4, disable_tqdm=True)
     return run_sft(config).output_dir
 
 
 def grpo(model: str, data: Path, rewards: list[str], seed: int, out: Path, steps: int) -> str:
-    from mirg.train.configs import GRPOTrainConfig
+    from mirg.demo import cpu_grpo_config
     from mirg.train.grpo import run_grpo
 
-    config = GRPOTrainConfig(
-        model_name_or_path=model,
-        dataset_path=str(data / "train.jsonl"),
-        output_dir=str(out),
-        freeze_vision_tower=False,
-        max_steps=steps,
+    config = cpu_grpo_config(
+        model,
+        str(data / "train.jsonl"),
+        str(out),
+        steps,
+        5e-5,
         num_generations=8,
-        per_device_train_batch_size=16,
+        batch=16,
         max_completion_length=224,
-        temperature=1.0,
-        beta=0.04,
-        learning_rate=5e-5,
-        lr_scheduler_type="cosine",
         seed=seed,
         logging_steps=10,
-        save_strategy="no",
-        report_to="none",
-        activation_checkpointing=False,
-        dataloader_num_workers=0,
         disable_tqdm=True,
         rewards=rewards,
     )

@@ -86,6 +86,87 @@ DEMO_MODEL = {
     "vision_intermediate_size": 128,
 }
 
+
+def cpu_sft_config(
+    model: str,
+    dataset: str,
+    output_dir: str,
+    steps: int,
+    lr: float,
+    *,
+    batch: int = 8,
+    seed: int | None = None,
+    logging_steps: int = 50,
+    **extra: Any,
+) -> Any:
+    """The SFT settings every tiny CPU run here shares: the whole model trains (vision tower
+    too), cosine schedule with 5% warm-up, no weight decay, no checkpoints or reporters.
+    ``seed`` None keeps TRL's default."""
+    from mirg.train.configs import SFTTrainConfig
+
+    if seed is not None:
+        extra["seed"] = seed
+    return SFTTrainConfig(
+        model_name_or_path=model,
+        dataset_path=dataset,
+        output_dir=output_dir,
+        freeze_vision_tower=False,
+        max_steps=steps,
+        per_device_train_batch_size=batch,
+        learning_rate=lr,
+        lr_scheduler_type="cosine",
+        warmup_steps=0.05,
+        weight_decay=0.0,
+        logging_steps=logging_steps,
+        save_strategy="no",
+        report_to="none",
+        activation_checkpointing=False,
+        dataloader_num_workers=0,
+        **extra,
+    )
+
+
+def cpu_grpo_config(
+    model: str,
+    dataset: str,
+    output_dir: str,
+    steps: int,
+    lr: float,
+    *,
+    num_generations: int,
+    batch: int,
+    max_completion_length: int,
+    seed: int,
+    logging_steps: int = 1,
+    **extra: Any,
+) -> Any:
+    """The GRPO settings every tiny CPU run here shares: sampling at temperature 1, KL
+    coefficient 0.04, cosine schedule, the whole model trains, no checkpoints or reporters."""
+    from mirg.train.configs import GRPOTrainConfig
+
+    return GRPOTrainConfig(
+        model_name_or_path=model,
+        dataset_path=dataset,
+        output_dir=output_dir,
+        freeze_vision_tower=False,
+        max_steps=steps,
+        num_generations=num_generations,
+        per_device_train_batch_size=batch,
+        max_completion_length=max_completion_length,
+        temperature=1.0,
+        beta=0.04,
+        learning_rate=lr,
+        lr_scheduler_type="cosine",
+        seed=seed,
+        logging_steps=logging_steps,
+        save_strategy="no",
+        report_to="none",
+        activation_checkpointing=False,
+        dataloader_num_workers=0,
+        **extra,
+    )
+
+
 QUICK = DemoPlan(
     samples=120,
     sft_steps=40,
@@ -132,7 +213,6 @@ def run_demo(out: str | Path, plan: DemoPlan, model: str | None = None, seed: in
     from mirg.eval.items import load_eval_items
     from mirg.eval.run import EvalConfig, evaluate
     from mirg.models.loading import detect_family, resolve_profile
-    from mirg.train.configs import GRPOTrainConfig, SFTTrainConfig
     from mirg.train.grpo import run_grpo
     from mirg.train.sft import run_sft
 
@@ -205,23 +285,15 @@ def run_demo(out: str | Path, plan: DemoPlan, model: str | None = None, seed: in
 
     # 3. SFT on the trajectories
     t0 = time.perf_counter()
-    sft = SFTTrainConfig(
-        model_name_or_path=model,
-        dataset_path=str(trajectories),
-        output_dir=str(out / "sft"),
-        freeze_vision_tower=False,
-        max_steps=plan.sft_steps,
-        per_device_train_batch_size=plan.sft_batch,
-        learning_rate=plan.sft_lr,
-        lr_scheduler_type="cosine",
-        warmup_steps=0.05,
-        weight_decay=0.0,
+    sft = cpu_sft_config(
+        model,
+        str(trajectories),
+        str(out / "sft"),
+        plan.sft_steps,
+        plan.sft_lr,
+        batch=plan.sft_batch,
         seed=seed,
         logging_steps=max(1, plan.sft_steps // 50),
-        save_strategy="no",
-        report_to="none",
-        activation_checkpointing=False,
-        dataloader_num_workers=0,
     )
     sft_result = run_sft(sft)
     timed("sft", t0)
@@ -229,25 +301,16 @@ def run_demo(out: str | Path, plan: DemoPlan, model: str | None = None, seed: in
 
     # 4. image-aware GRPO from the SFT model, on the samples (targets in columns)
     t0 = time.perf_counter()
-    grpo = GRPOTrainConfig(
-        model_name_or_path=sft_result.output_dir,
-        dataset_path=str(data / "train.jsonl"),
-        output_dir=str(out / "grpo"),
-        freeze_vision_tower=False,
-        max_steps=plan.grpo_steps,
+    grpo = cpu_grpo_config(
+        sft_result.output_dir,
+        str(data / "train.jsonl"),
+        str(out / "grpo"),
+        plan.grpo_steps,
+        plan.grpo_lr,
         num_generations=plan.num_generations,
-        per_device_train_batch_size=plan.grpo_batch,
+        batch=plan.grpo_batch,
         max_completion_length=plan.max_new_tokens,
-        temperature=1.0,
-        beta=0.04,
-        learning_rate=plan.grpo_lr,
-        lr_scheduler_type="cosine",
         seed=seed,
-        logging_steps=1,
-        save_strategy="no",
-        report_to="none",
-        activation_checkpointing=False,
-        dataloader_num_workers=0,
     )
     grpo_result = run_grpo(grpo)
     timed("grpo", t0)
@@ -292,7 +355,6 @@ def pretrain_base(out: str | Path, seed: int = 0, steps: int = 4000) -> Path:
     from mirg.data.synth import PRESETS, write_dataset
     from mirg.eval.run import EvalConfig, evaluate
     from mirg.models.tiny import TinySpec, save_tiny_model
-    from mirg.train.configs import SFTTrainConfig
     from mirg.train.sft import run_sft
 
     out = Path(out)
@@ -312,23 +374,8 @@ def pretrain_base(out: str | Path, seed: int = 0, steps: int = 4000) -> Path:
             str(trajectories),
         ]
     )
-    config = SFTTrainConfig(
-        model_name_or_path=str(out / "random-init"),
-        dataset_path=str(trajectories),
-        output_dir=str(out / "model"),
-        freeze_vision_tower=False,
-        max_steps=steps,
-        per_device_train_batch_size=8,
-        learning_rate=3e-4,
-        lr_scheduler_type="cosine",
-        warmup_steps=0.05,
-        weight_decay=0.0,
-        seed=seed,
-        logging_steps=50,
-        save_strategy="no",
-        report_to="none",
-        activation_checkpointing=False,
-        dataloader_num_workers=0,
+    config = cpu_sft_config(
+        str(out / "random-init"), str(trajectories), str(out / "model"), steps, 3e-4, seed=seed
     )
     run_sft(config)
     metrics = evaluate(
