@@ -28,6 +28,7 @@ def test_demo_quick_writes_summary_and_report(tmp_path):
     }
     html = (out / "report.html").read_text()
     assert "chance" in html and html.count('class="card ') == summary["test_items"]
+    assert "where the model must choose the image: group_grounding" in html
     for stage in ("base", "sft", "grpo"):
         assert (out / f"eval-{stage}" / "metrics.json").is_file()
 

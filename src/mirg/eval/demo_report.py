@@ -72,6 +72,22 @@ def verdict(summary: dict) -> str:
     return "".join(f"<p>{line}</p>" for line in lines)
 
 
+def _binding_section(summary: dict) -> list[tuple[str, str]]:
+    """Image accuracy on group_grounding alone: the one family where the model must choose
+    the image (the average above also counts questions that name it)."""
+    chance = summary["chance"]["tasks"].get("group_grounding", {}).get("image_acc")
+    rows = {s: summary[s]["tasks"].get("group_grounding", {}) for s in ("base", "sft", "grpo")}
+    if chance is None or not all("image_acc" in r for r in rows.values()):
+        return []
+    values = {s: r["image_acc"] for s, r in rows.items()}
+    return [
+        (
+            "Image accuracy where the model must choose the image: group_grounding (dashed: chance)",
+            svg_bars(values, reference=dict.fromkeys(values, chance)),
+        )
+    ]
+
+
 def write_demo_report(out: str | Path, summary: dict) -> Path:
     out = Path(out)
     final = out / "eval-grpo"
@@ -92,9 +108,10 @@ def write_demo_report(out: str | Path, summary: dict) -> Path:
         ("Summary", verdict(summary) + stage_table(summary)),
         ("Strict Acc@0.5 per stage (dashed: chance)", svg_bars(per_stage, reference=ref)),
         (
-            "Image accuracy per stage (dashed: chance)",
+            "Image accuracy per stage, all families (dashed: chance)",
             svg_bars(per_stage_image, reference=ref_image),
         ),
+        *_binding_section(summary),
         ("SFT training loss", svg_lines({k: v for k, v in curves["sft"].items() if k == "loss"})),
         (
             "GRPO rewards per component",
