@@ -18,7 +18,8 @@ annotated. Task families mirror MIG-Bench, plus single-image localisation:
   in Image-1 but another shape".
 * ``name_object``: one object per image; "Name the object in Image-k and locate it." The
   reasoning names it (colour, shape, size), so nothing in the question can be copied: the
-  grounded naming a pretrained VLM brings, used to pre-train the demo's base model.
+  grounded naming a pretrained VLM brings (``benchmarks/bench_binding.py`` teaches it to a
+  tiny model before the binding task).
 
 Everything is deterministic given the seed: sample ``i`` of a split draws from its own
 generator seeded by (seed, split, i), so the same seed writes the same bytes and one
