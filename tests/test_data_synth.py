@@ -209,6 +209,26 @@ def test_binding_preset_puts_a_look_alike_in_the_other_image():
         assert "Image-" not in sample.question
 
 
+def test_default_look_alikes_draw_the_same_samples_as_before_the_knob():
+    """Pinned bytes of the look-alike families (measured before ``look_alike_changes``
+    existed): the default knob must keep every dataset drawn earlier reproducible."""
+    import hashlib
+    from dataclasses import asdict
+
+    digest = hashlib.sha256()
+    for preset, family in (
+        ("binding", "group_grounding"),
+        ("default", "visual_reference"),
+        ("default", "reasoning"),
+    ):
+        for i in range(8):
+            sample, images = generate_sample(PRESETS[preset], family, 2, "train", i)
+            digest.update(json.dumps(asdict(sample), sort_keys=True).encode())
+            for image in images:
+                digest.update(image.tobytes())
+    assert digest.hexdigest() == "584f53641837a91d5f4871418a4a506cfe26b0c33dd8e87fbdf798d775c774ec"
+
+
 @pytest.mark.parametrize("changes", [("colour",), ("shape",)])
 def test_look_alikes_change_only_the_chosen_attribute(changes):
     config = replace(PRESETS["binding"], look_alike_changes=changes)
