@@ -6,7 +6,7 @@ split -> ``report.html`` (training curves, per-stage table beside chance levels,
 and ``summary.json``.
 
 The base model plays the part of a user's pretrained VLM: a tiny Qwen3-VL that mirg
-pre-trained on single-image localisation and ships in ``mirg/assets/`` (reproduce it with
+pre-trained on single-image localisation and ships in ``mirg/assets/`` (retrain it with
 ``mirg demo --pretrain-base DIR``, about 15 minutes on 2 cores). ``--from-scratch`` starts
 from random weights instead; ``--model PATH`` from your own model.
 
@@ -346,9 +346,10 @@ def run_demo(out: str | Path, plan: DemoPlan, model: str | None = None, seed: in
 
 
 def pretrain_base(out: str | Path, seed: int = 0, steps: int = 4000) -> Path:
-    """Reproduce the shipped base: a tiny Qwen3-VL (``DEMO_MODEL`` dimensions) trained from
-    random weights by SFT on single-image localisation (the ``single`` world: one 84-px image,
-    one object on a 3x3 grid), 3,000 samples, ``minimal`` trajectories, 4,000 steps of batch 8,
+    """Retrain the shipped base by its recipe (the skill repeats, the bytes need not): a
+    tiny Qwen3-VL (``DEMO_MODEL`` dimensions) trained from random weights by SFT on
+    single-image localisation (the ``single`` world: one 84-px image, one object on a 3x3
+    grid), 3,000 samples, ``minimal`` trajectories, 4,000 steps of batch 8,
     learning rate 3e-4 with a cosine schedule. About 15 minutes on 2 CPU cores, one thread.
     Writes the model to ``out/model`` and evaluates it on 60 held-out items."""
     from mirg.cli import main as cli
@@ -425,7 +426,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     start.add_argument(
         "--pretrain-base",
         metavar="DIR",
-        help="only reproduce the shipped base model into DIR (about 15 minutes)",
+        help="only retrain the shipped base model's recipe into DIR (about 16 minutes)",
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
