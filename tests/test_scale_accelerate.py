@@ -87,6 +87,25 @@ def _common(setup, out: Path) -> list[str]:
     ]
 
 
+def _tiny_sft(setup, out: Path, steps: int) -> list[str]:
+    """``mirg train sft`` on the toy trajectories, 2 samples per rank, a checkpoint at step 2."""
+    return [
+        "train",
+        "sft",
+        "--config",
+        str(RECIPES / "tiny" / "sft.yaml"),
+        "--dataset_path",
+        str(setup["toy"] / "trajectories.jsonl"),
+        "--max_steps",
+        str(steps),
+        "--save_steps",
+        "2",
+        "--per_device_train_batch_size",
+        "2",
+        *_common(setup, out),
+    ]
+
+
 def _assert_data_parallel(ranks: list[dict], steps: int) -> None:
     for r, rec in enumerate(ranks):
         assert rec["rank"] == r and rec["world_size"] == 2 and rec["backend"] == "gloo"
@@ -118,19 +137,7 @@ def test_two_process_sft_is_data_parallel(setup, tmp_path):
         ACCELERATE / "cpu_ddp.yaml",
         tmp_path / "record",
         [
-            "train",
-            "sft",
-            "--config",
-            str(RECIPES / "tiny" / "sft.yaml"),
-            "--dataset_path",
-            str(setup["toy"] / "trajectories.jsonl"),
-            "--max_steps",
-            "3",
-            "--save_steps",
-            "2",
-            "--per_device_train_batch_size",
-            "2",
-            *_common(setup, out),
+            *_tiny_sft(setup, out, steps=3),
         ],
     )
     assert verify(tmp_path / "record") == []
@@ -209,19 +216,7 @@ def test_two_machines_rendezvous_with_the_documented_flags(setup, tmp_path):
             "--record",
             str(record),
             "--",
-            "train",
-            "sft",
-            "--config",
-            str(RECIPES / "tiny" / "sft.yaml"),
-            "--dataset_path",
-            str(setup["toy"] / "trajectories.jsonl"),
-            "--max_steps",
-            "2",
-            "--save_steps",
-            "2",
-            "--per_device_train_batch_size",
-            "2",
-            *_common(setup, out),
+            *_tiny_sft(setup, out, steps=2),
         ]
         procs.append(
             subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
@@ -250,19 +245,7 @@ def test_two_process_sft_with_the_shipped_deepspeed_configs(setup, tmp_path, shi
         config_file,
         tmp_path / "record",
         [
-            "train",
-            "sft",
-            "--config",
-            str(RECIPES / "tiny" / "sft.yaml"),
-            "--dataset_path",
-            str(setup["toy"] / "trajectories.jsonl"),
-            "--max_steps",
-            "3",
-            "--save_steps",
-            "2",
-            "--per_device_train_batch_size",
-            "2",
-            *_common(setup, out),
+            *_tiny_sft(setup, out, steps=3),
         ],
     )
     assert verify(tmp_path / "record") == []
