@@ -16,6 +16,9 @@ annotated. Task families mirror MIG-Bench, plus single-image localisation:
   object in all the images; the question names no image, so choosing it is the task.
 * ``reasoning`` (two hops): "the object in Image-k with the colour of the object marked
   in Image-1 but another shape".
+* ``referring``: 1..N images, one described object in the image the question names
+  ("Locate the small red circle in Image-3."); the other images may hold the same kind of
+  object, so the image name decides. Multi-image localisation with the image named.
 * ``name_object``: one object per image; "Name the object in Image-k and locate it." The
   reasoning names it (colour, shape, size), so nothing in the question can be copied: the
   grounded naming a pretrained VLM brings (``benchmarks/bench_binding.py`` teaches it to a
@@ -64,6 +67,15 @@ FAMILIES: tuple[str, ...] = (
     "single_object",
     "name_object",
 )
+#: Families a world may use; ``referring`` is a pre-training family (the demo's base), not
+#: part of the MIG-Bench-like default mix, so default datasets keep their bytes.
+KNOWN_FAMILIES: tuple[str, ...] = (*FAMILIES, "referring")
+#: Words for ``filler_words``: unrelated text between the images and the question.
+FILLER_WORDS: tuple[str, ...] = tuple(
+    "please look at these pictures carefully and then answer the question below here are "
+    "some images for you to study take your time note that each one has a label read every "
+    "part before you reply we show you a few scenes now consider them all".split()
+)
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 
 
@@ -89,12 +101,18 @@ class WorldConfig:
     occlusion: float = 0.0  # chance that a distractor partly covers another (free placement)
     look_alike_changes: tuple[str, ...] = ("colour", "shape")  # what a look-alike may change
     fixed_layout: bool = False  # one question template per family, descriptions always full
+    # unrelated words put before the question (min, max): the distance between the images
+    # and the question varies, so a model cannot read positions off that distance
+    filler_words: tuple[int, int] = (0, 0)
+    # group_grounding: chance that a look-alike in another image sits exactly where the
+    # target sits, so a box on the wrong image still overlaps the target box fully
+    same_place_look_alike: float = 0.0
 
     def validate(self) -> WorldConfig:
         """Raise ValueError naming the knob that cannot work."""
-        unknown = [f for f in self.families if f not in FAMILIES]
+        unknown = [f for f in self.families if f not in KNOWN_FAMILIES]
         if not self.families or unknown:
-            raise ValueError(f"unknown families {unknown}; known: {', '.join(FAMILIES)}")
+            raise ValueError(f"unknown families {unknown}; known: {', '.join(KNOWN_FAMILIES)}")
         if self.weights is not None and (
             len(self.weights) != len(self.families) or any(w < 0 for w in self.weights)
         ):
@@ -136,6 +154,12 @@ class WorldConfig:
             )
         if not 0.0 <= self.occlusion <= 1.0:
             raise ValueError(f"occlusion is a probability, got {self.occlusion}")
+        if not 0.0 <= self.same_place_look_alike <= 1.0:
+            raise ValueError(
+                f"same_place_look_alike is a probability, got {self.same_place_look_alike}"
+            )
+        if not 0 <= self.filler_words[0] <= self.filler_words[1]:
+            raise ValueError(f"filler_words: need 0 <= min <= max, got {self.filler_words}")
         return self
 
 
@@ -273,6 +297,18 @@ class Canvas:
                 raise _NoRoom
             return None
         obj = Obj(shape, colour, size, box, uid, marked=marked, protected=protected or marked)
+        self.objects.append(obj)
+        return obj
+
+    def place_at(self, shape: str, colour: str, size: str, uid: str, box: tuple) -> Obj | None:
+        """Put an object at exactly ``box`` (grid worlds) when its cells are free."""
+        c = self.config.cell
+        cells = {(r, q) for r in range(box[1] // c, (box[3] - 1) // c + 1)
+                 for q in range(box[0] // c, (box[2] - 1) // c + 1)} if c else set()
+        if not c or cells & self.used:
+            return None
+        self.used.update(cells)
+        obj = Obj(shape, colour, size, tuple(box), uid)  # type: ignore[arg-type]
         self.objects.append(obj)
         return obj
 
@@ -501,6 +537,38 @@ def _name_object(ctx: _Ctx) -> _Built:
     return _Built(canvases, question, k, None, (k, target), reference)  # type: ignore[arg-type]
 
 
+def _referring(ctx: _Ctx) -> _Built:
+    n = ctx.n_images(1)
+    canvases = [ctx.canvas() for _ in range(n)]
+    shape, colour, size = ctx.kind()
+    k = ctx.rng.randint(1, n)
+    target = canvases[k - 1].place(shape, colour, size, ctx.uid(), protected=True)
+    for i, canvas in enumerate(canvases, 1):
+        count = ctx.n_distractors()
+        if i == k:
+            if count:
+                canvas.place(*ctx.look_alike(shape, colour), ctx.uid(), required=False)
+            ctx.fill(canvas, count - 1, lambda s, c, z: (s, c) != (shape, colour))
+            continue
+        # Another image holds an object too, half the time the described kind: only the
+        # image the question names decides.
+        kind = (shape, colour, size) if ctx.rng.random() < 0.5 else ctx.kind()
+        canvas.place(*kind, ctx.uid(), required=False)
+        ctx.fill(canvas, count)
+    reference = _description(ctx, shape, colour, size, need_size=False)
+    question = ctx.template(
+        (
+            "Locate {desc} in Image-{k}.",
+            "Find {desc} in Image-{k} and give its box.",
+            "Where is {desc} in Image-{k}?",
+            "In Image-{k}, locate {desc}.",
+        ),
+        desc=reference["text"],
+        k=k,
+    )
+    return _Built(canvases, question, k, None, (k, target), reference)  # type: ignore[arg-type]
+
+
 def _group_grounding(ctx: _Ctx) -> _Built:
     n = ctx.n_images(2)
     canvases = [ctx.canvas() for _ in range(n)]
@@ -513,8 +581,19 @@ def _group_grounding(ctx: _Ctx) -> _Built:
         other = ctx.rng.choice([i for i in range(1, n + 1) if i != k])
         other_size = next(z for z in ctx.config.sizes if z != size)
         canvases[other - 1].place(shape, colour, other_size, ctx.uid(), required=False)
+    # Cross-image ambiguity: a look-alike at the target's place in another image, where a
+    # box on the wrong image overlaps the target box fully (plain IoU rewards it; the
+    # image-gated object reward does not). Drawn only when the knob is on, so worlds
+    # without it keep their random stream.
+    same_place = 0
+    if ctx.config.same_place_look_alike and ctx.rng.random() < ctx.config.same_place_look_alike:
+        same_place = ctx.rng.choice([i for i in range(1, n + 1) if i != k])
     for i, canvas in enumerate(canvases, 1):
-        if i != k:  # every other image holds a look-alike, so no image is empty
+        if i == same_place:
+            s, c, z = ctx.look_alike(shape, colour)
+            if canvas.place_at(s, c, size, ctx.uid(), target.box) is None:
+                canvas.place(s, c, z, ctx.uid(), required=False)
+        elif i != k:  # every other image holds a look-alike, so no image is empty
             canvas.place(*ctx.look_alike(shape, colour), ctx.uid(), required=False)
         ctx.fill(canvas, ctx.n_distractors(), lambda s, c, z: (s, c) != (shape, colour))
     reference = _description(ctx, shape, colour, size, need_size=size_trap)
@@ -773,6 +852,7 @@ _FAMILY_BUILDERS: dict[str, Callable[[_Ctx], _Built]] = {
     "group_grounding": _group_grounding,
     "reasoning": _reasoning,
     "name_object": _name_object,
+    "referring": _referring,
 }
 
 
@@ -802,6 +882,13 @@ def generate_sample(
             f"family {family!r}: objects do not fit in {config.image_size}-px images; "
             "use fewer distractors or smaller objects"
         )
+    question = built.question
+    lo, hi = config.filler_words
+    if hi:  # its own generator: the world's stream stays as without filler
+        filler_rng = random.Random(f"{seed}/{split}/{index}/filler")
+        words = [filler_rng.choice(FILLER_WORDS) for _ in range(filler_rng.randint(lo, hi))]
+        if words:
+            question = " ".join(words).capitalize() + ". " + question
     S = config.image_size
     sample_id = f"{split}-{index:06d}"
     images: list[Image.Image] = []
@@ -831,7 +918,7 @@ def generate_sample(
         id=sample_id,
         task=family,
         images=[f"images/{split}/{sample_id}-{k}.png" for k in range(1, len(images) + 1)],
-        question=built.question,
+        question=question,
         target_image=built.target_image,
         target_box=target_box,  # type: ignore[arg-type]
         objects=objects,
