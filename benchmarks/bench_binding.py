@@ -70,7 +70,7 @@ def evaluate_stage(model: str, data: Path, out: Path, limit: int, max_new_tokens
     )
     items = load_eval_items(data / "test.jsonl", limit=limit)
     scores = score_items(items, read_predictions(out / "predictions.jsonl"), "strict", "qwen3-vl")
-    train = [it.answer for it in load_eval_items(data / "train.jsonl")]
+    train = [it.target_box for it in load_eval_items(data / "train.jsonl")]
     chance = chance_metrics(items, train, seed=0)
     truth = {d["id"]: d for d in map(json.loads, (data / "test.jsonl").read_text().splitlines())}
     reading = {"described": 0, "colour_right": 0, "position_right": 0, "shape_right": 0}

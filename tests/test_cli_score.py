@@ -16,7 +16,7 @@ def oracle_predictions(migbench_items, tmp_path):
     path = tmp_path / "predictions.jsonl"
     with path.open("w") as fh:
         for it in migbench_items[:-10]:  # the last 10 items are missing
-            b = [round(v * 1000) for v in it.answer]
+            b = [round(v * 1000) for v in it.target_box]
             response = f"Image-{it.target_image or 1}: <|box_start|>({b[0]},{b[1]}),({b[2]},{b[3]})<|box_end|>"
             fh.write(json.dumps({"index": it.index, "response": response}) + "\n")
     return path

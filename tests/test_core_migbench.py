@@ -49,7 +49,7 @@ def test_real_file_known_examples(migbench_items):
     gg = migbench_items[1461]
     assert gg.task == "group_grounding" and gg.target_image == 1 and not gg.need_format
     # inverted answers are kept as stored (the official protocol scores them as stored)
-    assert migbench_items[7].answer == (0.027, 0.18, 0.143, 0.051)
+    assert migbench_items[7].target_box == (0.027, 0.18, 0.143, 0.051)
 
 
 @pytest.mark.parametrize(

@@ -130,7 +130,7 @@ def test_oracle_on_real_file_scores_full_except_stored_inverted_answers(migbench
     names = ["first", "second", "third", "fourth", "fifth", "sixth"]
     p = {}
     for it in migbench_items:
-        b = [round(v * 1000) for v in it.answer]
+        b = [round(v * 1000) for v in it.target_box]
         text = f"It is in the {names[(it.target_image or 1) - 1]} image. ({b[0]},{b[1]}),({b[2]},{b[3]})"
         p[it.index] = Prediction(it.index, text)
     for protocol in ("official", "strict"):

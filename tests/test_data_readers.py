@@ -173,12 +173,12 @@ def test_migbench_reader_over_the_real_file(migbench_path, migbench_items):
         item = by_index[s.meta["index"]]
         tasks[s.task] += 1
         assert s.id == f"migbench-{item.index}"
-        assert s.target_image == item.target_image and list(s.target_box) == list(item.answer)
+        assert s.target_image == item.target_image and list(s.target_box) == list(item.target_box)
         assert len(s.images) == len(item.images) and s.meta["annotations"] == "target_only"
         if s.target_image is None:
             assert s.task == "diff" and s.target is None
         else:
-            assert s.target_object()["box"] == list(item.answer)
+            assert s.target_object()["box"] == list(item.target_box)
         if item.reference_boxes:
             assert s.reference["box"] == list(item.reference_boxes[0])
     assert tasks["diff"] == 528 and tasks["common_object"] == 816 - 7 and len(tasks) == 10

@@ -54,7 +54,7 @@ def test_shipped_base_localises_single_objects(tmp_path):
     )
     items = load_eval_items(tmp_path / "data" / "test.jsonl")
     chance = chance_metrics(
-        items, [it.answer for it in load_eval_items(tmp_path / "data" / "train.jsonl")]
+        items, [it.target_box for it in load_eval_items(tmp_path / "data" / "train.jsonl")]
     )
     assert len(items) == 30
     assert metrics["average"]["acc@0.5"] >= chance["average"]["acc@0.5"] + 25

@@ -35,9 +35,9 @@ def eval_dir(synth_dir, tmp_path_factory):
             k = it.target_image or 1
             if i % 2:  # a miss: the right box on another image
                 k = k % len(it.images) + 1 if len(it.images) > 1 else k
-                box = (0.0, 0.0, 0.05, 0.05) if len(it.images) == 1 else it.answer
+                box = (0.0, 0.0, 0.05, 0.05) if len(it.images) == 1 else it.target_box
             else:
-                box = it.answer
+                box = it.target_box
             answer = profile.render_answer(k, box)
             response = f"<think>Image-{k} holds it.</think><answer>{answer}</answer>"
             fh.write(json.dumps({"id": it.key, "response": response}) + "\n")

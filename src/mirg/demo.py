@@ -264,7 +264,7 @@ def run_demo(out: str | Path, plan: DemoPlan, model: str | None = None, seed: in
     test = data / "test.jsonl"
     per_task = max(1, plan.eval_items // len(plan.world.families))  # first N of each task
     items = load_eval_items(test, limit=per_task)
-    train_boxes = [it.answer for it in load_eval_items(data / "train.jsonl")]
+    train_boxes = [it.target_box for it in load_eval_items(data / "train.jsonl")]
     chance = chance_metrics(items, train_boxes, seed=seed)
 
     def evaluate_stage(stage: str, model_path: str) -> dict[str, float]:
@@ -379,8 +379,10 @@ def write_base_curriculum(out: str | Path, n: int, seed: int, profile: str = "qw
         world = replace(BASE_WORLD, fixed_layout=fixed)
         write_dataset(out / part, n // 2, seed + int(fixed), world, fractions=(1, 0, 0))
         part_samples = read_samples(out / part / "train.jsonl", check_images="none")
-        samples += [replace(s, id=f"{part}-{s.id}", images=[f"{part}/{i}" for i in s.images])
-                    for s in part_samples]
+        samples += [
+            replace(s, id=f"{part}-{s.id}", images=[f"{part}/{i}" for i in s.images])
+            for s in part_samples
+        ]
     trajectories = out / "trajectories.jsonl"
     export(samples, "sft", trajectories, Exporter(profile, root=out, seed=seed, detail="brief"))
     return trajectories
@@ -417,8 +419,14 @@ def pretrain_base(
     if save_steps:
         extra = {"save_strategy": "steps", "save_steps": save_steps, "save_total_limit": None}
     config = cpu_sft_config(
-        str(init), str(trajectories), str(out / "model"), steps, 3e-4, seed=seed,
-        logging_steps=100, **extra,
+        str(init),
+        str(trajectories),
+        str(out / "model"),
+        steps,
+        3e-4,
+        seed=seed,
+        logging_steps=100,
+        **extra,
     )
     run_sft(config)
     print(f"base model: {out / 'model'}; use it: mirg demo --model {out / 'model'}")

@@ -10,6 +10,8 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+from mirg.errors import MirgError
+
 Box = tuple[float, float, float, float]
 
 #: How far a relative coordinate may lie outside [0, 1] and still be valid. Annotation
@@ -19,7 +21,7 @@ Box = tuple[float, float, float, float]
 BOX_TOLERANCE = 0.01
 
 
-class BoxError(ValueError):
+class BoxError(MirgError):
     """A box that is not four finite, ordered numbers inside the image."""
 
 

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mirg.core.answers import ORDINALS
+from mirg.errors import MirgError
 
 TASKS: tuple[str, ...] = (
     "diff",
@@ -67,7 +68,7 @@ _REF_BOX_RE = re.compile(
 )
 
 
-class BenchError(ValueError):
+class BenchError(MirgError):
     """Malformed benchmark input; the message names the file, item and field."""
 
 
@@ -77,7 +78,9 @@ class MigBenchItem:
     task: str
     images: tuple[str, ...]
     question: str
-    answer: tuple[float, float, float, float]  # as stored: may be inverted or exceed 1
+    target_box: tuple[
+        float, float, float, float
+    ]  # the "answer" box as stored: may be inverted or exceed 1
     additional_info: str = ""
     need_format: bool = True
     target_image: int | None = None
@@ -159,7 +162,7 @@ def _item(raw: object, index: int, where: str) -> MigBenchItem:
         task=task,
         images=tuple(images),
         question=question,
-        answer=tuple(float(v) for v in answer),  # type: ignore[arg-type]
+        target_box=tuple(float(v) for v in answer),  # type: ignore[arg-type]
         additional_info=info,
         need_format=bool(raw.get("need_format", True)),
         target_image=target,

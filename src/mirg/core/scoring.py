@@ -52,7 +52,7 @@ class ScorableItem(Protocol):
 
     task: str
     images: Sequence[str]
-    answer: Sequence[float]
+    target_box: Sequence[float]
     target_image: int | None
 
 
@@ -91,7 +91,7 @@ def official_box(response: str) -> tuple[float, float, float, float] | None:
 
 def score_official(item: ScorableItem, prediction: Prediction) -> ItemScore:
     box = official_box(prediction.response)
-    value = iou(box, item.answer) if box is not None else 0.0
+    value = iou(box, item.target_box) if box is not None else 0.0
     return ItemScore(item.key, item.task, value, None)
 
 
@@ -102,7 +102,7 @@ def score_strict(item: ScorableItem, prediction: Prediction, profile: str) -> It
     if not ok:
         return ItemScore(item.key, item.task, 0.0, False)
     box = predicted_box(parsed, profile, prediction.input_sizes, n_images)
-    return ItemScore(item.key, item.task, iou(box, item.answer) if box else 0.0, True)
+    return ItemScore(item.key, item.task, iou(box, item.target_box) if box else 0.0, True)
 
 
 def score_items(

@@ -40,7 +40,7 @@ def item_to_sample(
     """One benchmark item as a sample; image files are checked only when asked."""
     here = f"{where}: item {item.index}"
     try:
-        box = validate_box(list(item.answer), where=f"{here}: field 'answer'")
+        box = validate_box(list(item.target_box), where=f"{here}: field 'answer'")
     except BoxError as exc:
         raise DataError(str(exc)) from None
     images = [str(Path(p)) for p in item.images]  # "./MIG-Bench/x.jpg" -> "MIG-Bench/x.jpg"

@@ -41,6 +41,7 @@ from typing import Any
 from PIL import Image
 
 from mirg.core.boxes import Box, BoxError, validate_box
+from mirg.errors import MirgError
 
 #: Image decoding guard: more pixels than this is treated as a decompression bomb.
 #: Pillow's own default (about 89 M pixels, where it starts warning); we make it an error.
@@ -51,7 +52,7 @@ MAX_IMAGE_PIXELS = 89_478_485
 IMAGE_CHECKS = ("decode", "exists", "none")
 
 
-class DataError(ValueError):
+class DataError(MirgError):
     """Bad input data; the message names the file, line or item, and field."""
 
 

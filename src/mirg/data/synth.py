@@ -303,8 +303,15 @@ class Canvas:
     def place_at(self, shape: str, colour: str, size: str, uid: str, box: tuple) -> Obj | None:
         """Put an object at exactly ``box`` (grid worlds) when its cells are free."""
         c = self.config.cell
-        cells = {(r, q) for r in range(box[1] // c, (box[3] - 1) // c + 1)
-                 for q in range(box[0] // c, (box[2] - 1) // c + 1)} if c else set()
+        cells = (
+            {
+                (r, q)
+                for r in range(box[1] // c, (box[3] - 1) // c + 1)
+                for q in range(box[0] // c, (box[2] - 1) // c + 1)
+            }
+            if c
+            else set()
+        )
         if not c or cells & self.used:
             return None
         self.used.update(cells)

@@ -30,7 +30,7 @@ def chance_metrics(
     seed: int = 0,
 ) -> dict:
     """The guesser's expected strict metrics in ``mirg score``'s shape, plus ``image_acc``
-    (percent) overall and per task. ``items`` need ``task``, ``images``, ``answer`` and
+    (percent) overall and per task. ``items`` need ``task``, ``images``, ``target_box`` and
     ``target_image``; ``prior_boxes`` are the training split's relative target boxes."""
     if not prior_boxes:
         raise ValueError("chance levels need the training split's target boxes")
@@ -39,7 +39,7 @@ def chance_metrics(
     image_hits = 0.0
     for it in items:
         p_image = 1.0 if it.target_image is None else 1.0 / len(it.images)  # type: ignore[attr-defined]
-        ious = [iou(rng.choice(prior_boxes), it.answer) for _ in range(draws)]  # type: ignore[attr-defined]
+        ious = [iou(rng.choice(prior_boxes), it.target_box) for _ in range(draws)]  # type: ignore[attr-defined]
         row = sums.setdefault(
             it.task,  # type: ignore[attr-defined]
             {"n": 0, "miou": 0.0, "image_acc": 0.0, **dict.fromkeys(ACC_KEYS, 0.0)},

@@ -1,7 +1,7 @@
 """What an evaluation run iterates over: MIG-Bench items or a mirg dataset split.
 
 Both become :class:`EvalItem`, which the scorer (``mirg.core.scoring``) reads like a
-MIG-Bench item: ``key``, ``task``, ``images``, ``answer`` (target box, relative) and
+MIG-Bench item: ``key``, ``task``, ``images``, ``target_box`` (relative) and
 ``target_image``.
 """
 
@@ -20,7 +20,7 @@ class EvalItem:
     task: str
     images: tuple[str, ...]  # absolute paths
     question: str
-    answer: tuple[float, float, float, float]  # target box, relative 0..1 (as stored)
+    target_box: tuple[float, float, float, float]  # relative 0..1 (as stored)
     target_image: int | None
     need_format: bool = True  # MIG-Bench: whether the official prompt appends the format
 
@@ -66,7 +66,7 @@ def load_eval_items(
                 task=s.task,
                 images=tuple(str((root / p).resolve()) for p in s.images),
                 question=s.question,
-                answer=tuple(s.target_box),  # type: ignore[arg-type]
+                target_box=tuple(s.target_box),  # type: ignore[arg-type]
                 target_image=s.target_image,
             )
             for s in samples
@@ -84,7 +84,7 @@ def load_eval_items(
                 task=it.task,
                 images=tuple(str(_migbench_image(root, p).resolve()) for p in it.images),
                 question=it.question,
-                answer=it.answer,
+                target_box=it.target_box,
                 target_image=it.target_image,
                 need_format=it.need_format,
             )

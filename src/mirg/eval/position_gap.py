@@ -115,7 +115,7 @@ def probe_model(
         if not (data / "test.jsonl").is_file():
             write_dataset(data, items * 2, seed, world, fractions=(1, 0, 1))
         test = load_eval_items(data / "test.jsonl")
-        prior = [it.answer for it in load_eval_items(data / "train.jsonl")]
+        prior = [it.target_box for it in load_eval_items(data / "train.jsonl")]
         chance = chance_metrics(test, prior, seed=seed)["average"]["acc@0.5"]
         if name == "single":
             result["single"] = gap_accuracy(loaded, data / "test.jsonl", out / name, shifts)
@@ -123,8 +123,9 @@ def probe_model(
             continue
         folder = out / name
         evaluate(
-            EvalConfig(model=str(model), data=str(data / "test.jsonl"), out=str(folder),
-                       max_new_tokens=80),
+            EvalConfig(
+                model=str(model), data=str(data / "test.jsonl"), out=str(folder), max_new_tokens=80
+            ),
             loaded=loaded,
             progress=False,
         )

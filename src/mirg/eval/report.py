@@ -86,7 +86,7 @@ def item_views(
                 it.question,
                 it.images,
                 it.target_image,
-                it.answer,
+                it.target_box,
                 response,
                 chosen,
                 box,

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from mirg.core.profiles import CoordinateProfile, get_profile, smart_resize
+from mirg.errors import MirgError
 
 # transformers ``model_type`` -> mirg family name (which is also its profile name).
 MODEL_TYPE_FAMILIES: dict[str, str] = {
@@ -29,7 +30,7 @@ MODEL_TYPE_FAMILIES: dict[str, str] = {
 PROCESSOR_FILES = ("processor_config.json", "preprocessor_config.json")
 
 
-class ModelLoadError(ValueError):
+class ModelLoadError(MirgError):
     """A model folder or name that cannot be used as asked (the message says why)."""
 
 

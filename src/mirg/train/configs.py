@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 from trl import GRPOConfig, SFTConfig
 
 from mirg.core.rewards import DEFAULT_WEIGHTS
+from mirg.errors import MirgError
 
 # LoRA targets: the language model's linear layers only (the vision tower has its own
 # q/k/v and MLP names in some families, hence the explicit language-model prefix).
@@ -33,7 +34,7 @@ REWARD_NAMES = ("object", "image", "format", "iou")
 DUAL_REWARDS = ("object", "image", "format")  # the default: mirg's image-aware dual reward
 
 
-class ConfigError(ValueError):
+class ConfigError(MirgError):
     """A recipe or override that cannot be applied (unknown key, bad value)."""
 
 

@@ -21,9 +21,10 @@ from typing import Any
 
 from mirg.core.profiles import CoordinateProfile
 from mirg.core.prompts import assistant_message, build_messages, count_image_placeholders
+from mirg.errors import MirgError
 
 
-class DatasetError(ValueError):
+class DatasetError(MirgError):
     """Bad training data; the message names the file, line, sample and field."""
 
 
