@@ -1,7 +1,7 @@
 import pytest
 
-from mirg.core.scoring import ItemScore
-from mirg.eval.chance import chance_metrics, image_accuracy
+from mirg.core.scoring import ItemScore, aggregate
+from mirg.eval.chance import chance_metrics
 from mirg.eval.items import EvalItem
 
 BOX = (0.1, 0.1, 0.5, 0.5)
@@ -42,4 +42,4 @@ def test_chance_needs_a_prior_and_image_accuracy_counts_image_ok():
         ItemScore(1, "t", 0.0, False),
         ItemScore(2, "t", 0.0, None),
     ]
-    assert image_accuracy(scores) == pytest.approx(100 / 3)
+    assert aggregate(scores, "strict")["tasks"]["t"]["image_acc"] == pytest.approx(100 / 3)

@@ -21,13 +21,12 @@ never rewarded. Each lies in [0, 1]; the total is a weighted sum.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from mirg.core.answers import ParsedAnswer, has_canonical_format, parse_answer
+from mirg.core.answers import has_canonical_format, parse_answer
 from mirg.core.boxes import iou
-from mirg.core.profiles import ProfileError, get_profile
+from mirg.core.judge import Judgement, judge
 
 DEFAULT_WEIGHTS: Mapping[str, float] = {"object": 1.0, "image": 1.0, "format": 0.5}
 
@@ -58,49 +57,6 @@ def completion_text(completion: object) -> str:
     return ""
 
 
-def resolved_image(parsed: ParsedAnswer, n_images: int | None) -> int | None:
-    """The image an answer refers to: the named one, or Image-1 for a one-image prompt."""
-    if parsed.image is None and n_images == 1:
-        return 1
-    return parsed.image
-
-
-def image_correct(parsed: ParsedAnswer, target_image: int | None, n_images: int | None) -> bool:
-    if parsed.error is not None:
-        return False
-    if target_image is None:
-        return True
-    return resolved_image(parsed, n_images) == int(target_image)
-
-
-def predicted_box(
-    parsed: ParsedAnswer,
-    profile: str = "normalized",
-    input_sizes: Sequence[Sequence[int]] | None = None,
-    n_images: int | None = None,
-) -> tuple[float, float, float, float] | None:
-    """The parsed box as a relative box, or None when it cannot be converted.
-
-    Absolute-pixel profiles use the frame of the image the answer names (Image-1 when it
-    names none, as for aligned image pairs).
-    """
-    if parsed.box is None:
-        return None
-    prof = get_profile(profile)
-    frame = None
-    if prof.needs_frame:
-        if not input_sizes:
-            raise ProfileError(
-                f"profile {prof.name!r} needs input_sizes (the frame each image was shown at)"
-            )
-        k = resolved_image(parsed, n_images) or 1
-        if not 1 <= k <= len(input_sizes):
-            return None
-        frame = input_sizes[k - 1]
-    box = prof.to_relative(parsed.box, frame)
-    return box if all(math.isfinite(v) for v in box) else None
-
-
 def score_completion(
     completion: object,
     target_image: int | None,
@@ -113,15 +69,18 @@ def score_completion(
 ) -> RewardBreakdown:
     """All three rewards of one completion (also what verl's ``compute_score`` calls)."""
     text = completion_text(completion)
-    parsed = parse_answer(text)
-    fmt = 1.0 if has_canonical_format(text) else 0.0
-    if not image_correct(parsed, target_image, n_images):
-        return RewardBreakdown(object=0.0, image=0.0, format=fmt)
-    box = predicted_box(parsed, profile, input_sizes, n_images)
-    overlap = iou(box, target_box) if box is not None else 0.0
-    if iou_threshold is not None:
-        overlap = 1.0 if overlap >= iou_threshold else 0.0
-    return RewardBreakdown(object=overlap, image=1.0, format=fmt)
+    verdict = judge(parse_answer(text), target_image, target_box, profile, input_sizes, n_images)
+    return RewardBreakdown(
+        object=_thresholded(verdict.iou, iou_threshold),
+        image=1.0 if verdict.image_ok else 0.0,
+        format=1.0 if has_canonical_format(text) else 0.0,
+    )
+
+
+def _thresholded(value: float, threshold: object) -> float:
+    if isinstance(threshold, (int, float)) and not isinstance(threshold, bool):
+        return 1.0 if value >= threshold else 0.0
+    return value
 
 
 def _column(columns: Mapping[str, object], name: str, n: int, default: object = None) -> list:
@@ -135,24 +94,34 @@ def _column(columns: Mapping[str, object], name: str, n: int, default: object = 
     return list(value)
 
 
-def _rows(completions: Sequence[object], columns: Mapping[str, object], need_box: bool):
-    """(parsed answer, target image, n_images, target box, profile, input sizes) per completion."""
+def _judgements(
+    completions: Sequence[object], columns: Mapping[str, object], need_box: bool
+) -> list[tuple[Judgement, Sequence[float]]]:
+    """(judgement, target box) per completion, from TRL's per-completion columns."""
     n = len(completions)
     if "target_image" not in columns:
         raise KeyError("reward needs the dataset column 'target_image' (1-based, or None)")
     if need_box and "target_box" not in columns:
         raise KeyError("reward needs the dataset column 'target_box' (relative 0..1 box)")
-    targets = _column(columns, "target_image", n)
-    boxes = _column(columns, "target_box", n)
-    profiles = _column(columns, "profile", n, "normalized")
-    sizes = _column(columns, "input_sizes", n)
-    images = _column(columns, "images", n)
-    for completion, target, target_box, profile, size, imgs in zip(
-        completions, targets, boxes, profiles, sizes, images, strict=True
-    ):
+    rows = zip(
+        completions,
+        _column(columns, "target_image", n),
+        _column(columns, "target_box", n),
+        _column(columns, "profile", n, "normalized"),
+        _column(columns, "input_sizes", n),
+        _column(columns, "images", n),
+        strict=True,
+    )
+    out = []
+    for completion, target, box, profile, sizes, images in rows:
         text = completion if isinstance(completion, str) else completion_text(completion)
-        n_images = len(imgs) if isinstance(imgs, (list, tuple)) else None
-        yield parse_answer(text), target, n_images, target_box, profile or "normalized", size
+        n_images = len(images) if isinstance(images, (list, tuple)) else None
+        parsed = parse_answer(text)
+        verdict = judge(
+            parsed, target, box, profile or "normalized", sizes, n_images, read_box=need_box
+        )
+        out.append((verdict, box))
+    return out
 
 
 def object_reward(completions: Sequence[object], **columns: object) -> list[float]:
@@ -162,16 +131,7 @@ def object_reward(completions: Sequence[object], **columns: object) -> list[floa
     IoU >= threshold and 0 below.
     """
     threshold = columns.get("iou_threshold")
-    out = []
-    for parsed, target, n_images, target_box, profile, sizes in _rows(completions, columns, True):
-        value = 0.0
-        if image_correct(parsed, target, n_images):
-            box = predicted_box(parsed, profile, sizes, n_images)
-            value = iou(box, target_box) if box is not None else 0.0
-            if isinstance(threshold, (int, float)):
-                value = 1.0 if value >= threshold else 0.0
-        out.append(value)
-    return out
+    return [_thresholded(v.iou, threshold) for v, _ in _judgements(completions, columns, True)]
 
 
 def iou_reward(completions: Sequence[object], **columns: object) -> list[float]:
@@ -180,19 +140,15 @@ def iou_reward(completions: Sequence[object], **columns: object) -> list[float]:
     Not image-aware: the baseline of the dual-reward ablation (a box on the wrong image at
     the target's place still earns). Training uses ``object_reward``.
     """
-    out = []
-    for parsed, _target, n_images, target_box, profile, sizes in _rows(completions, columns, True):
-        box = predicted_box(parsed, profile, sizes, n_images) if parsed.error is None else None
-        out.append(iou(box, target_box) if box is not None else 0.0)
-    return out
+    return [
+        iou(v.box, box) if v.box is not None else 0.0
+        for v, box in _judgements(completions, columns, True)
+    ]
 
 
 def image_reward(completions: Sequence[object], **columns: object) -> list[float]:
     """1 when the answer names the target image (any image when the task sets none)."""
-    return [
-        1.0 if image_correct(parsed, target, n_images) else 0.0
-        for parsed, target, n_images, *_ in _rows(completions, columns, False)
-    ]
+    return [1.0 if v.image_ok else 0.0 for v, _ in _judgements(completions, columns, False)]
 
 
 def format_reward(completions: Sequence[object], **columns: object) -> list[float]:
@@ -209,12 +165,9 @@ def total_reward(
     **columns: object,
 ) -> list[float]:
     """Weighted sum of the three rewards (for engines that take a single reward)."""
-    parts = {
-        "object": object_reward(completions, **columns),
-        "image": image_reward(completions, **columns),
-        "format": format_reward(completions, **columns),
-    }
+    threshold = columns.get("iou_threshold")
+    parts = zip(_judgements(completions, columns, True), format_reward(completions), strict=True)
     return [
-        sum(float(weights.get(k, 0.0)) * parts[k][i] for k in parts)
-        for i in range(len(completions))
+        RewardBreakdown(_thresholded(v.iou, threshold), float(v.image_ok), fmt).total(weights)
+        for (v, _), fmt in parts
     ]

@@ -23,12 +23,28 @@ from pathlib import Path
 from typing import Protocol
 
 from mirg.core.answers import parse_answer
-from mirg.core.boxes import iou
+from mirg.core.boxes import Box, iou
+from mirg.core.judge import judge, resolved_image
 from mirg.core.migbench import TASKS
 from mirg.core.profiles import ProfileError, get_profile
-from mirg.core.rewards import image_correct, predicted_box
+from mirg.errors import MirgError
 
 THRESHOLDS: tuple[float, ...] = (0.3, 0.5, 0.7)
+#: Longest stretch of a bad value an error message repeats.
+SHOWN_CHARS = 80
+
+
+class PredictionError(MirgError):
+    """A predictions file or request that cannot be scored; the message names the file,
+    line and field."""
+
+
+def shown(value: object) -> str:
+    """``repr`` of a value for an error message, cut to ``SHOWN_CHARS`` characters."""
+    text = repr(value)
+    return text if len(text) <= SHOWN_CHARS else text[: SHOWN_CHARS - 1] + "…"
+
+
 PROTOCOLS: tuple[str, ...] = ("official", "strict")
 
 _I = r"(\d+)"
@@ -61,17 +77,22 @@ class Prediction:
     key: int | str
     response: str
     input_sizes: tuple[tuple[int, int], ...] | None = None
+    where: str = ""  # file:line it was read from, for messages
 
 
 @dataclass(frozen=True)
 class ItemScore:
-    """One item's outcome; ``image_ok`` is None where the protocol does not check images."""
+    """One item's outcome; ``image_ok`` is None where the protocol does not check images.
+    ``box`` is the predicted box (relative) and ``image`` the image the answer names, as
+    the protocol read them: what a report draws."""
 
     key: int | str
     task: str
     iou: float
     image_ok: bool | None
     missing: bool = False
+    box: Box | None = None
+    image: int | None = None
 
 
 def official_box(response: str) -> tuple[float, float, float, float] | None:
@@ -92,17 +113,24 @@ def official_box(response: str) -> tuple[float, float, float, float] | None:
 def score_official(item: ScorableItem, prediction: Prediction) -> ItemScore:
     box = official_box(prediction.response)
     value = iou(box, item.target_box) if box is not None else 0.0
-    return ItemScore(item.key, item.task, value, None)
+    # The published evaluator never reads the image; the one the answer names is kept
+    # for display only.
+    named = resolved_image(parse_answer(prediction.response), len(item.images))
+    return ItemScore(item.key, item.task, value, None, box=box, image=named)
 
 
 def score_strict(item: ScorableItem, prediction: Prediction, profile: str) -> ItemScore:
-    parsed = parse_answer(prediction.response)
-    n_images = len(item.images)
-    ok = image_correct(parsed, item.target_image, n_images)
-    if not ok:
-        return ItemScore(item.key, item.task, 0.0, False)
-    box = predicted_box(parsed, profile, prediction.input_sizes, n_images)
-    return ItemScore(item.key, item.task, iou(box, item.target_box) if box else 0.0, True)
+    verdict = judge(
+        parse_answer(prediction.response),
+        item.target_image,
+        item.target_box,
+        profile,
+        prediction.input_sizes,
+        len(item.images),
+    )
+    return ItemScore(
+        item.key, item.task, verdict.iou, verdict.image_ok, box=verdict.box, image=verdict.image
+    )
 
 
 def score_items(
@@ -113,10 +141,10 @@ def score_items(
 ) -> list[ItemScore]:
     """Score every item; an item without a prediction is a miss (``missing=True``)."""
     if protocol not in PROTOCOLS:
-        raise ValueError(f"unknown protocol {protocol!r}; known: {', '.join(PROTOCOLS)}")
+        raise PredictionError(f"unknown protocol {protocol!r}; known: {', '.join(PROTOCOLS)}")
     if protocol == "strict":
         if profile is None:
-            raise ValueError("the strict protocol needs a coordinate profile (--profile)")
+            raise PredictionError("the strict protocol needs a coordinate profile (--profile)")
         prof = get_profile(profile)
         if prof.needs_frame:
             lacking = [p.key for p in predictions.values() if not p.input_sizes]
@@ -129,7 +157,13 @@ def score_items(
     known = {item.key for item in items}
     unknown = [k for k in predictions if k not in known]
     if unknown:
-        raise ValueError(f"predictions for unknown items: {unknown[:5]} ({len(unknown)} in all)")
+        first = predictions[unknown[0]]
+        where = f"{first.where}: " if first.where else ""
+        raise PredictionError(
+            f"{where}predictions for unknown items: {shown(unknown[:5])} ({len(unknown)} in "
+            "all): the benchmark has no such item; was the file made for another benchmark "
+            "file or split?"
+        )
     scores = []
     for item in items:
         pred = predictions.get(item.key)
@@ -143,26 +177,37 @@ def score_items(
 
 
 def aggregate(scores: Iterable[ItemScore], protocol: str) -> dict:
-    """The metrics JSON: accuracies in percent, mIoU as a fraction, unweighted task mean."""
+    """The metrics JSON: accuracies in percent, mIoU as a fraction, unweighted task mean.
+    Where the protocol checks images, each task and the average also carry ``image_acc``
+    (percent of answers naming the right image)."""
     by_task: dict[str, list[ItemScore]] = {}
     missing = 0
     for s in scores:
         by_task.setdefault(s.task, []).append(s)
         missing += s.missing
     tasks = {}
-    order = {task: i for i, task in enumerate(TASKS)}  # published column order first
-    for task, group in sorted(by_task.items(), key=lambda kv: order.get(kv[0], len(order))):
+    for task, group in by_task.items():
         n = len(group)
         row: dict[str, float | int] = {"n": n}
         for t in THRESHOLDS:
             row[f"acc@{t}"] = 100.0 * sum(s.iou >= t for s in group) / n
         row["miou"] = sum(s.iou for s in group) / n
+        if any(s.image_ok is not None for s in group):
+            row["image_acc"] = 100.0 * sum(bool(s.image_ok) for s in group) / n
         tasks[task] = row
-    keys = [f"acc@{t}" for t in THRESHOLDS] + ["miou"]
-    average = {
-        k: (sum(row[k] for row in tasks.values()) / len(tasks) if tasks else 0.0) for k in keys
-    }
-    return {"protocol": protocol, "tasks": tasks, "average": average, "missing": missing}
+    return metrics_dict(protocol, tasks, missing)
+
+
+def metrics_dict(protocol: str, tasks: Mapping[str, Mapping], missing: int = 0) -> dict:
+    """The metrics JSON from per-task rows: tasks in the published column order, each
+    metric averaged over tasks (unweighted, as MIG-Bench reports)."""
+    order = {task: i for i, task in enumerate(TASKS)}
+    rows = dict(sorted(tasks.items(), key=lambda kv: order.get(kv[0], len(order))))
+    keys = [*(f"acc@{t}" for t in THRESHOLDS), "miou"]
+    if rows and all("image_acc" in row for row in rows.values()):
+        keys.append("image_acc")
+    average = {k: (sum(r[k] for r in rows.values()) / len(rows) if rows else 0.0) for k in keys}
+    return {"protocol": protocol, "tasks": rows, "average": average, "missing": missing}
 
 
 def format_table(metrics: Mapping) -> str:
@@ -196,40 +241,64 @@ def _input_sizes(value: object, where: str) -> tuple[tuple[int, int], ...] | Non
         for s in value
     )
     if not ok:
-        raise ValueError(f"{where}: field 'input_sizes': expected [[w, h], …] with positive sizes")
+        raise PredictionError(
+            f"{where}: field 'input_sizes': expected [[w, h], …] with positive sizes, "
+            f"got {shown(value)}"
+        )
     return tuple((int(w), int(h)) for w, h in value)  # type: ignore[misc]
 
 
 def read_predictions(path: str | Path) -> dict[int | str, Prediction]:
-    """Read predictions JSONL; malformed lines, duplicates and bad fields raise ValueError
-    naming the file, line and field. Blank lines are allowed."""
+    """Read predictions JSONL; malformed lines, duplicates and bad fields raise
+    PredictionError naming the file, line and field. Blank lines are allowed."""
     path = Path(path)
+    if path.is_dir():
+        raise PredictionError(f"{path} is a folder; expected a predictions JSONL file")
     out: dict[int | str, Prediction] = {}
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
+    with path.open(encoding="utf-8", errors="strict") as fh:
+        for lineno, line in _numbered_lines(fh, path):
             if not line.strip():
                 continue
             where = f"{path}:{lineno}"
             try:
                 obj = json.loads(line)
             except json.JSONDecodeError as exc:
-                raise ValueError(f"{where}: not valid JSON: {exc.msg}") from None
+                raise PredictionError(f"{where}: not valid JSON: {exc.msg}") from None
             if not isinstance(obj, dict):
-                raise ValueError(f"{where}: expected a JSON object")
+                raise PredictionError(f"{where}: expected a JSON object, got {shown(obj)}")
             if "index" in obj:
                 key = obj["index"]
                 if isinstance(key, bool) or not isinstance(key, int):
-                    raise ValueError(f"{where}: field 'index': expected an integer, got {key!r}")
+                    raise PredictionError(
+                        f"{where}: field 'index': expected an integer, got {shown(key)}"
+                    )
             elif "id" in obj:
                 key = obj["id"]
                 if not isinstance(key, (str, int)) or isinstance(key, bool):
-                    raise ValueError(f"{where}: field 'id': expected a string or integer")
+                    raise PredictionError(
+                        f"{where}: field 'id': expected a string or integer, got {shown(key)}"
+                    )
             else:
-                raise ValueError(f"{where}: missing field 'index' (or 'id')")
+                raise PredictionError(f"{where}: missing field 'index' (or 'id')")
             response = obj.get("response")
             if not isinstance(response, str):
-                raise ValueError(f"{where}: field 'response': expected text, got {response!r}")
+                raise PredictionError(
+                    f"{where}: field 'response': expected text, got {shown(response)}"
+                )
             if key in out:
-                raise ValueError(f"{where}: duplicate prediction for item {key!r}")
-            out[key] = Prediction(key, response, _input_sizes(obj.get("input_sizes"), where))
+                raise PredictionError(f"{where}: duplicate prediction for item {shown(key)}")
+            out[key] = Prediction(key, response, _input_sizes(obj.get("input_sizes"), where), where)
     return out
+
+
+def _numbered_lines(handle: Iterable[str], path: Path) -> Iterable[tuple[int, str]]:
+    """(line number, line); a byte that is not UTF-8 is reported with its line."""
+    lineno = 0
+    try:
+        for lineno, line in enumerate(handle, 1):
+            yield lineno, line
+    except UnicodeDecodeError as exc:
+        raise PredictionError(
+            f"{path}:{lineno + 1}: not UTF-8 text (byte {exc.object[exc.start]:#04x}); "
+            "predictions files are UTF-8 JSONL"
+        ) from None

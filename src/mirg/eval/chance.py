@@ -12,14 +12,9 @@ import random
 from collections.abc import Sequence
 
 from mirg.core.boxes import iou
-from mirg.core.scoring import THRESHOLDS, ItemScore
+from mirg.core.scoring import THRESHOLDS, metrics_dict
 
 ACC_KEYS = tuple(f"acc@{t}" for t in THRESHOLDS)
-
-
-def image_accuracy(scores: Sequence[ItemScore]) -> float:
-    """Percent of items whose answer named the right image (strict protocol scores)."""
-    return 100.0 * sum(bool(s.image_ok) for s in scores) / len(scores) if scores else 0.0
 
 
 def chance_metrics(
@@ -54,11 +49,4 @@ def chance_metrics(
         task: {"n": int(r["n"]), **{k: r[k] / r["n"] for k in (*ACC_KEYS, "miou", "image_acc")}}
         for task, r in sums.items()
     }
-    average = {k: sum(r[k] for r in tasks.values()) / len(tasks) for k in (*ACC_KEYS, "miou")}
-    return {
-        "protocol": "strict",
-        "tasks": tasks,
-        "average": average,
-        "missing": 0,
-        "image_acc": 100.0 * image_hits / len(items),
-    }
+    return {**metrics_dict("strict", tasks), "image_acc": 100.0 * image_hits / len(items)}

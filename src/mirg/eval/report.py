@@ -18,11 +18,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from mirg.core.answers import parse_answer
 from mirg.core.migbench import TASK_COLUMNS
-from mirg.core.profiles import ProfileError
-from mirg.core.rewards import predicted_box, resolved_image
-from mirg.core.scoring import official_box, read_predictions, score_items
+from mirg.core.scoring import read_predictions, score_items
 
 GALLERY_LIMIT = 200
 THUMB_SIDE = 256
@@ -60,25 +57,14 @@ class ItemView:
 def item_views(
     items: Sequence[Any], predictions: Mapping, protocol: str, profile: str
 ) -> list[ItemView]:
-    """Join items with their predictions and work out what to draw; the IoU and hit come
-    from the scorer itself (``score_items``), so the report cannot disagree with metrics."""
-    scores = {s.key: s for s in score_items(items, predictions, protocol, profile)}
+    """Join items with their predictions; the box, image, IoU and hit are the scorer's own
+    (``score_items``), so the report cannot disagree with the metrics."""
     views = []
-    for it in items:
+    for it, score in zip(items, score_items(items, predictions, protocol, profile), strict=True):
         pred = predictions.get(it.key)
-        response = pred.response if pred else ""
-        parsed = parse_answer(response)
-        n = len(it.images)
-        chosen = resolved_image(parsed, n)
-        value = scores[it.key].iou
+        chosen = score.image
         if protocol == "official":
-            box = official_box(response)
             chosen = chosen or it.target_image or 1  # the official protocol never checks
-        else:
-            try:
-                box = predicted_box(parsed, profile, pred.input_sizes if pred else None, n)
-            except ProfileError:
-                box = None
         views.append(
             ItemView(
                 it.key,
@@ -87,11 +73,11 @@ def item_views(
                 it.images,
                 it.target_image,
                 it.target_box,
-                response,
+                pred.response if pred else "",
                 chosen,
-                box,
-                value,
-                value >= 0.5,
+                score.box,
+                score.iou,
+                score.iou >= 0.5,
             )
         )
     return views
