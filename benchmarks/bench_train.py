@@ -95,6 +95,7 @@ def worker_mirg_grpo(model: str, samples: str, out: str, steps: int) -> dict:
     overrides = [f"--{k}={v}" for k, v in GRPO_SETTINGS.items()]
     overrides += [f"--model_name_or_path={model}", f"--dataset_path={samples}"]
     overrides += [f"--output_dir={out}", f"--max_steps={steps}", "--freeze_vision_tower=false"]
+    overrides += ["--use_cpu=true"]  # the plain script's use_cpu=True
     config = load_config(GRPOTrainConfig, None, overrides)
     timer = _timer()
     trainer = build_grpo_trainer(config, callbacks=[timer])

@@ -11,7 +11,7 @@ DS_PY="${DS_PYTHON:-}"
 mkdir -p "$OUT"
 export CUDA_VISIBLE_DEVICES="" OMP_NUM_THREADS=1 TOKENIZERS_PARALLELISM=false
 [ -d "$OUT/model" ] || "$PY" -c "from mirg.models.tiny import save_tiny_model; save_tiny_model('$OUT/model', 'qwen3-vl')"
-[ -d "$OUT/toy" ] || "$PY" -c "from mirg.train.toy import write_toy_dataset; write_toy_dataset('$OUT/toy', 32)"
+[ -d "$OUT/toy" ] || PYTHONPATH="$REPO/tests" "$PY" -c "from toy_data import write_toy_dataset; write_toy_dataset('$OUT/toy', 32)"
 ARGS=(train sft --config "$REPO/recipes/tiny/sft.yaml" --model_name_or_path "$OUT/model"
       --dataset_path "$OUT/toy/trajectories.jsonl" --max_steps "$STEPS" --save_steps 100000
       --per_device_train_batch_size 2 --report_to none --disable_tqdm true

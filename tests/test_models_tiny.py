@@ -26,16 +26,6 @@ from mirg.models.loading import image_tokens  # noqa: E402
 from mirg.models.tiny import FAMILIES, save_tiny_model  # noqa: E402
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """One torch thread: on a shared 2-core machine more threads spin-wait (measured 5x
-    slower under load); tiny models gain little from a second thread anyway."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def tiny_models(tmp_path_factory):
     root = tmp_path_factory.mktemp("tiny")

@@ -1,8 +1,8 @@
 """Two real processes on CPU (gloo): ``accelerate launch … -m mirg train sft|grpo``.
 
-Each run goes through ``mirg.integrations.distcheck``, which adds one callback to the normal
-CLI run and records, per rank, digests of gradients and parameters at every optimizer step,
-the first inputs seen and the files written. The tests assert both ranks stepped, saw
+Each run goes through ``tests/distcheck.py``, which adds one callback to the normal
+``mirg train`` run and records, per rank, digests of gradients and parameters at every
+optimizer step, the first inputs seen and the files written. The tests assert both ranks stepped, saw
 different data, held identical gradients and weights after every step, and that only the
 main process wrote the model and trainer state.
 """
@@ -22,9 +22,10 @@ import yaml
 pytest.importorskip("torch")
 pytest.importorskip("torchvision")
 
-from mirg.integrations.distcheck import verify
+from distcheck import verify
 
 REPO = Path(__file__).resolve().parents[1]
+DISTCHECK = REPO / "tests" / "distcheck.py"
 RECIPES = REPO / "recipes"
 ACCELERATE = RECIPES / "accelerate"
 
@@ -32,7 +33,7 @@ ACCELERATE = RECIPES / "accelerate"
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
     from mirg.models.tiny import save_tiny_model
-    from mirg.train.toy import write_toy_dataset
+    from toy_data import write_toy_dataset
 
     root = tmp_path_factory.mktemp("scale")
     model = save_tiny_model(root / "model", "qwen3-vl")
@@ -46,8 +47,8 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def launch(config_file: Path, record: Path, mirg_args: list[str], *extra: str):
-    """``accelerate launch --config_file … -m mirg.integrations.distcheck … -- <mirg_args>``."""
+def launch(config_file: Path, record: Path, mirg_args: list[str]):
+    """``accelerate launch --config_file … tests/distcheck.py … -- <mirg_args>``."""
     env = dict(os.environ)
     env.update(CUDA_VISIBLE_DEVICES="", OMP_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false")
     cmd = [
@@ -58,11 +59,9 @@ def launch(config_file: Path, record: Path, mirg_args: list[str], *extra: str):
         str(config_file),
         "--main_process_port",
         str(_free_port()),
-        "-m",
-        "mirg.integrations.distcheck",
+        str(DISTCHECK),
         "--record",
         str(record),
-        *extra,
         "--",
         *mirg_args,
     ]
@@ -170,11 +169,14 @@ def test_two_process_grpo_is_data_parallel(setup, tmp_path):
             "8",
             "--shuffle_dataset",
             "false",
+            # a random-init model earns 0 from every real reward: zero advantages, zero
+            # gradients. Hashed rewards (same names) make the gradients real and rank-specific.
+            "--rewards",
+            "hash_rewards.object_reward",
+            "hash_rewards.image_reward",
+            "hash_rewards.format_reward",
             *_common(setup, out),
         ],
-        # a random-init model earns 0 from every real reward: zero advantages, zero
-        # gradients. Hashed rewards (same names) make the gradients real and rank-specific.
-        "--hash-rewards",
     )
     assert verify(tmp_path / "record") == []
     _assert_data_parallel(ranks, 2)
@@ -211,8 +213,7 @@ def test_two_machines_rendezvous_with_the_documented_flags(setup, tmp_path):
             "127.0.0.1",
             "--main_process_port",
             port,
-            "-m",
-            "mirg.integrations.distcheck",
+            str(DISTCHECK),
             "--record",
             str(record),
             "--",
@@ -380,7 +381,8 @@ def test_documented_mirg_train_commands_use_real_keys():
             overrides = rest[: rest.index("--config")] + rest[rest.index("--config") + 2 :]
             assert (REPO / config).is_file(), config
             cls = SFTTrainConfig if stage == "sft" else GRPOTrainConfig
-            loaded = load_config(cls, REPO / config, overrides)  # unknown keys raise
+            # unknown keys raise; GPU recipes parse here as on a CPU machine
+            loaded = load_config(cls, REPO / config, [*overrides, "--use_cpu", "true"])
             if "--use_vllm" in overrides:
                 assert loaded.use_vllm and loaded.vllm_mode in ("colocate", "server")
             seen += 1

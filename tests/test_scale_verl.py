@@ -95,7 +95,7 @@ def test_export_schema_is_what_verl_reads(rows):
 
 
 def test_scores_on_exported_rows_total_and_components(rows):
-    from mirg.data.exports import verl_compute_score
+    from mirg.core.rewards import DEFAULT_WEIGHTS
 
     wrong_seen = 0
     for row in rows:
@@ -111,10 +111,10 @@ def test_scores_on_exported_rows_total_and_components(rows):
             wrong = compute_score("mirg", f"<think>x</think><answer>{body}</answer>", gt, info)
             assert wrong == {"score": 0.5, "object": 0.0, "image": 0.0, "format": 1.0}
         for text in (_exact(targets), "no answer here", _exact(targets).replace("</think>", "")):
-            # the same number as the data exporter's single-total function
-            assert compute_score("mirg", text, gt, info)["score"] == pytest.approx(
-                verl_compute_score("mirg", text, gt, info)
-            )
+            # the total is the core's weighted sum of the components
+            out = compute_score("mirg", text, gt, info)
+            total = sum(DEFAULT_WEIGHTS[k] * out[k] for k in ("object", "image", "format"))
+            assert out["score"] == pytest.approx(total)
     assert wrong_seen > 0
 
 

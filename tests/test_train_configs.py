@@ -9,14 +9,21 @@ import pytest
 pytest.importorskip("trl")
 
 from mirg.cli import main
+from mirg.core import rewards
 from mirg.train.configs import (
     ConfigError,
     GRPOTrainConfig,
     SFTTrainConfig,
     load_config,
+    reward_function,
 )
 
-RECIPES = Path(__file__).resolve().parents[1] / "recipes"
+torch = pytest.importorskip("torch")
+REPO = Path(__file__).resolve().parents[1]
+RECIPES = REPO / "recipes"
+DEMO_RECIPES = REPO / "src" / "mirg" / "recipes" / "demo"
+ON_CPU = ["--use_cpu", "true"]  # GPU recipes parse here as on a machine without a GPU
+NO_GPU = not torch.accelerator.is_available()
 
 
 @pytest.mark.parametrize(
@@ -29,7 +36,7 @@ RECIPES = Path(__file__).resolve().parents[1] / "recipes"
 )
 def test_every_recipe_parses(recipe):
     cls = SFTTrainConfig if recipe.endswith("sft.yaml") else GRPOTrainConfig
-    config = load_config(cls, RECIPES / recipe)
+    config = load_config(cls, RECIPES / recipe, ON_CPU)
     assert config.model_name_or_path and config.dataset_path and config.output_dir
     if cls is GRPOTrainConfig:
         assert config.rewards == ["object", "image", "format"]
@@ -38,11 +45,13 @@ def test_every_recipe_parses(recipe):
 
 def test_published_recipe_values():
     for size in ("3b", "7b"):
-        sft = load_config(SFTTrainConfig, RECIPES / f"qwen2.5-vl-{size}" / "sft.yaml")
+        sft = load_config(SFTTrainConfig, RECIPES / f"qwen2.5-vl-{size}" / "sft.yaml", ON_CPU)
         assert sft.learning_rate == 5e-6 and sft.num_train_epochs == 1
         assert sft.freeze_vision_tower and 380_000 <= sft.max_pixels <= 420_000
-        grpo = load_config(GRPOTrainConfig, RECIPES / f"qwen2.5-vl-{size}" / "grpo.yaml")
+        grpo = load_config(GRPOTrainConfig, RECIPES / f"qwen2.5-vl-{size}" / "grpo.yaml", ON_CPU)
         assert (grpo.num_generations, grpo.beta, grpo.epsilon) == (8, 0.04, 0.2)
+        for config in (sft, grpo):  # fp32 master weights, bf16 compute
+            assert config.dtype == "float32" and config.bf16 is True and not config.use_peft
 
 
 def test_overrides_apply_and_win_over_the_recipe():
@@ -80,7 +89,7 @@ def test_overrides_apply_and_win_over_the_recipe():
 def test_bool_values_and_cpu_defaults():
     import torch
 
-    config = load_config(SFTTrainConfig, None, ["--activation_checkpointing", "false"])
+    config = load_config(SFTTrainConfig, None, ["--activation_checkpointing", "false", *ON_CPU])
     assert config.gradient_checkpointing is False and config.activation_checkpointing is False
     if not torch.cuda.is_available():
         assert config.bf16 is False and config.use_cpu is True  # bf16 only where supported
@@ -108,8 +117,66 @@ def test_cli_reports_bad_config_without_traceback(tmp_path, capsys):
     assert "unknown config key 'max_step'" in capsys.readouterr().err
     assert main(["train", "grpo", "--config", str(tmp_path / "missing.yaml")]) == 2
     assert "does not exist" in capsys.readouterr().err
-    assert main(["train", "grpo", "--max_steps", "1"]) == 2
+    assert main(["train", "grpo", "--max_steps", "1", *ON_CPU]) == 2
     assert "'model_name_or_path' is required" in capsys.readouterr().err
     assert main(["train", "grpo", "--list-keys"]) == 0
     keys = capsys.readouterr().out
     assert "num_generations = " in keys and "object_reward_weight = 1.0" in keys
+
+
+@pytest.mark.skipif(not NO_GPU, reason="checks what a machine without a GPU does")
+def test_a_gpu_recipe_on_a_machine_without_a_gpu_fails_instead_of_training_on_the_cpu(capsys):
+    recipe = RECIPES / "qwen2.5-vl-3b" / "sft.yaml"
+    with pytest.raises(ConfigError, match=r"no GPU is available.*use_cpu: true"):
+        load_config(SFTTrainConfig, recipe)
+    # before any model loads (the recipe names a hub model, which is not downloaded here)
+    assert main(["train", "sft", "--config", str(recipe), "--max_steps", "1"]) == 2
+    assert "--use_cpu true" in capsys.readouterr().err
+    assert load_config(SFTTrainConfig, recipe, ON_CPU).use_cpu is True  # asked: fine
+
+
+def test_full_fine_tune_of_bf16_weights_is_refused_saying_why():
+    recipe = RECIPES / "qwen2.5-vl-7b" / "sft.yaml"
+    for dtype in ("bfloat16", "float16"):
+        with pytest.raises(ConfigError, match=rf"{dtype} weights.*loses its updates.*float32"):
+            load_config(SFTTrainConfig, recipe, [*ON_CPU, "--dtype", dtype])
+    # LoRA (PEFT keeps the adapters in fp32) and DeepSpeed ZeRO keep fp32 master weights
+    assert load_config(SFTTrainConfig, recipe, [*ON_CPU, "--dtype", "bfloat16", "--use_peft"])
+
+
+def test_rewards_by_core_name_or_dotted_path():
+    config = load_config(
+        GRPOTrainConfig,
+        RECIPES / "tiny" / "grpo.yaml",
+        ["--rewards", "object", "mirg.core.rewards.iou_reward", "--object_reward_weight", "2"],
+    )
+    assert config.reward_weights == [2.0, 1.0]  # a dotted path weighs 1 unless reward_weights
+    assert reward_function("object") is rewards.object_reward
+    assert reward_function("mirg.core.rewards.iou_reward") is rewards.iou_reward
+    with pytest.raises(ConfigError, match=r"reward 'mirg.core.rewards.nothing' cannot be imported"):
+        load_config(GRPOTrainConfig, None, ["--rewards", "mirg.core.rewards.nothing"])
+
+
+def test_overrides_given_as_a_dict_win_and_are_checked(tmp_path):
+    recipe = RECIPES / "tiny" / "sft.yaml"
+    config = load_config(SFTTrainConfig, recipe, {"max_steps": 3, "output_dir": str(tmp_path)})
+    assert config.max_steps == 3 and config.output_dir == str(tmp_path)
+    assert config.learning_rate == 5e-4  # the recipe's
+    with pytest.raises(ConfigError, match=r"'max_step' in the overrides.*'max_steps'"):
+        load_config(SFTTrainConfig, recipe, {"max_step": 3})
+
+
+def test_demo_recipes_hold_the_demo_settings(tmp_path):
+    """The settings every tiny CPU run of ``mirg demo`` shares, shipped in the package."""
+    common = {"model_name_or_path": "m", "dataset_path": "d.jsonl", "output_dir": str(tmp_path)}
+    sft = load_config(SFTTrainConfig, DEMO_RECIPES / "sft.yaml", common)
+    grpo = load_config(GRPOTrainConfig, DEMO_RECIPES / "grpo.yaml", common)
+    for config in (sft, grpo):
+        assert config.use_cpu and not config.bf16 and not config.freeze_vision_tower
+        assert config.save_strategy == "no" and config.report_to == []
+        assert config.lr_scheduler_type == "cosine" and config.dataloader_num_workers == 0
+        assert config.activation_checkpointing is False
+    assert (sft.per_device_train_batch_size, sft.warmup_steps, sft.weight_decay) == (8, 0.05, 0)
+    assert sft.logging_steps == 50 and sft.seed == 42  # TRL's default seed
+    assert (grpo.temperature, grpo.beta, grpo.logging_steps) == (1.0, 0.04, 1)
+    assert grpo.rewards == ["object", "image", "format"]

@@ -10,10 +10,11 @@ pytest.importorskip("torchvision")
 
 from mirg.core.profiles import get_profile
 from mirg.core.prompts import build_messages
+from mirg.data.schema import DataError
 from mirg.models import load_processor
 from mirg.models.tiny import save_tiny_model
-from mirg.train.data import DatasetError, grpo_records, sft_records, to_dataset
-from mirg.train.toy import write_toy_dataset
+from mirg.train.data import grpo_records, sft_records, to_dataset
+from toy_data import write_toy_dataset
 
 
 @pytest.fixture(scope="module")
@@ -70,20 +71,20 @@ def test_placeholder_and_image_count_mismatch_fails(toy, processor):
         rows[1]["prompt"] = build_messages(rows[1]["prompt"], 1, "qwen2.5-vl")
 
     _rewrite(toy / "trajectories.jsonl", drop_image)
-    with pytest.raises(DatasetError, match=r":2 \(id 'toy-0001'\).*1 image placeholders.*2 images"):
+    with pytest.raises(DataError, match=r":2: sample 'toy-0001'.*1 image placeholders.*2 images"):
         sft_records(toy / "trajectories.jsonl", get_profile("qwen2.5-vl"), processor)
 
 
 def test_missing_image_and_text_placeholders_fail(toy, processor):
     (toy / "images" / "0002_3.png").unlink()
-    with pytest.raises(DatasetError, match=r"images\[2\].*0002_3.png.*not found"):
+    with pytest.raises(DataError, match=r"images\[2\].*0002_3.png.*not found"):
         grpo_records(toy / "samples.jsonl", get_profile("qwen2.5-vl"), processor)
 
     def placeholder(rows):
         rows[0]["prompt"] = "<image> where is it?"
 
     _rewrite(toy / "trajectories.jsonl", placeholder)
-    with pytest.raises(DatasetError, match="placeholders in text"):
+    with pytest.raises(DataError, match="placeholders in text"):
         sft_records(toy / "trajectories.jsonl", get_profile("qwen2.5-vl"), processor)
 
 
@@ -102,7 +103,7 @@ def test_grpo_missing_reward_column_fails(toy, processor):
         del rows[3]["target_box"]
 
     _rewrite(toy / "samples.jsonl", drop)
-    with pytest.raises(DatasetError, match="missing column 'target_box'"):
+    with pytest.raises(DataError, match="missing column 'target_box'"):
         grpo_records(toy / "samples.jsonl", get_profile("qwen2.5-vl"), processor)
 
 
@@ -111,14 +112,14 @@ def test_data_for_another_profile_or_other_pixel_caps_fails(toy, processor):
         rows[0]["profile"] = "qwen3-vl"
 
     _rewrite(toy / "samples.jsonl", other_profile)
-    with pytest.raises(DatasetError, match=r"written for 'qwen3-vl'.*answers in 'qwen2\.5-vl'"):
+    with pytest.raises(DataError, match=r"written for 'qwen3-vl'.*answers in 'qwen2\.5-vl'"):
         grpo_records(toy / "samples.jsonl", get_profile("qwen2.5-vl"), processor)
 
     def other_frames(rows):
         rows[0]["input_sizes"] = [[224, 224] for _ in rows[0]["images"]]
 
     _rewrite(toy / "trajectories.jsonl", other_frames)
-    with pytest.raises(DatasetError, match="same min_pixels/max_pixels"):
+    with pytest.raises(DataError, match="same min_pixels/max_pixels"):
         sft_records(toy / "trajectories.jsonl", get_profile("qwen2.5-vl"), processor)
 
 
@@ -126,7 +127,7 @@ def test_image_root_resolves_paths_from_elsewhere(toy, processor, tmp_path):
     elsewhere = tmp_path / "elsewhere" / "deeper"
     elsewhere.mkdir(parents=True)
     (elsewhere / "t.jsonl").write_text((toy / "trajectories.jsonl").read_text())
-    with pytest.raises(DatasetError, match="set image_root"):
+    with pytest.raises(DataError, match="set image_root"):
         sft_records(elsewhere / "t.jsonl", get_profile("qwen2.5-vl"), processor)
     rows = sft_records(elsewhere / "t.jsonl", get_profile("qwen2.5-vl"), processor, image_root=toy)
     assert len(rows) == 6

@@ -15,19 +15,9 @@ from mirg.cli import main  # noqa: E402
 from mirg.models.tiny import save_tiny_model  # noqa: E402
 from mirg.train import grpo  # noqa: E402
 from mirg.train.configs import GRPOTrainConfig, load_config  # noqa: E402
-from mirg.train.toy import write_toy_dataset  # noqa: E402
+from toy_data import write_toy_dataset  # noqa: E402
 
 RECIPES = Path(__file__).resolve().parents[1] / "recipes"
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """One torch thread: on a shared 2-core machine more threads spin-wait (measured 5x
-    slower under load); tiny models gain little from a second thread anyway."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
@@ -71,15 +61,18 @@ def _config(model, data, out, *extra: str) -> GRPOTrainConfig:
 @pytest.fixture
 def spy(monkeypatch):
     """Wrap the core rewards (keeping their names) and record what TRL passes them."""
+    from mirg.core import rewards
+
     calls: dict[str, list[dict]] = {}
-    for key, func in list(grpo.REWARD_FUNCTIONS.items()):
+    for name in ("object_reward", "image_reward", "format_reward", "iou_reward"):
+        func = getattr(rewards, name)
 
         @functools.wraps(func)
         def wrapper(completions, _func=func, **columns):
             calls.setdefault(_func.__name__, []).append({"completions": completions, **columns})
             return _func(completions, **columns)
 
-        monkeypatch.setitem(grpo.REWARD_FUNCTIONS, key, wrapper)
+        monkeypatch.setattr(rewards, name, wrapper)
     return calls
 
 
@@ -233,6 +226,8 @@ def test_unknown_family_needs_a_profile(models, toy, tmp_path, capsys):
             str(toy / "samples.jsonl"),
             "--output_dir",
             str(tmp_path / "never"),
+            "--use_cpu",
+            "true",
         ]
     )
     assert code == 2

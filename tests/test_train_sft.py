@@ -18,19 +18,9 @@ from mirg.models import load_model_and_processor  # noqa: E402
 from mirg.models.tiny import save_tiny_model  # noqa: E402
 from mirg.train.configs import SFTTrainConfig, load_config  # noqa: E402
 from mirg.train.sft import build_sft_trainer, run_sft  # noqa: E402
-from mirg.train.toy import write_toy_dataset  # noqa: E402
+from toy_data import write_toy_dataset  # noqa: E402
 
 RECIPES = Path(__file__).resolve().parents[1] / "recipes"
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """One torch thread: on a shared 2-core machine more threads spin-wait (measured 5x
-    slower under load); tiny models gain little from a second thread anyway."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
@@ -224,8 +214,11 @@ def test_bad_data_fails_before_training(model_dir, toy, tmp_path, capsys):
             str(bad),
             "--output_dir",
             str(tmp_path / "never"),
+            "--use_cpu",
+            "true",
         ]
     )
     assert code == 2
-    assert "2 image placeholders but the record has 1 images" in capsys.readouterr().err
+    err = capsys.readouterr().err  # the data layer's wording: "2 image placeholders for 1 images"
+    assert "2 image placeholders" in err and "1 images" in err
     assert not (tmp_path / "never").exists()

@@ -1,46 +1,51 @@
-"""What SFT and GRPO share: loading the model as configured, freezing, LoRA, resuming."""
+"""What SFT and GRPO share: loading the model as configured, freezing, resuming, saving."""
 
 from __future__ import annotations
 
 import logging
 import os
-import shutil
 from pathlib import Path
 from typing import Any
 
 from mirg.models.loading import LoadedModel, load_model_and_processor
-from mirg.train.configs import DEFAULT_LORA_TARGETS, ConfigError, MirgArguments
+from mirg.train.configs import ConfigError, check_trainable_dtypes
 
 logger = logging.getLogger("mirg.train")
 
 VISION_TOWER_NAMES = ("visual", "vision_tower", "vision_model")
 
 
-def require(config: MirgArguments, *names: str) -> None:
+def require(config: Any, *names: str) -> None:
     """Fail before loading anything when a required key is unset."""
     for name in names:
         if getattr(config, name) in (None, ""):
             raise ConfigError(f"config key {name!r} is required (in the recipe or --{name} …)")
 
 
-def load_for_training(config: MirgArguments) -> LoadedModel:
-    """The model and processor named by the config, with its pixel caps and profile."""
-    import torch
+def load_for_training(config: Any) -> LoadedModel:
+    """The model and processor named by the config, with its pixel caps and profile.
 
-    dtype: Any = config.model_dtype
-    if dtype != "auto":
-        try:
-            dtype = getattr(torch, dtype)
-        except AttributeError:
-            raise ConfigError(f"model_dtype {config.model_dtype!r} is not a torch dtype") from None
-    return load_model_and_processor(
-        config.model_name_or_path,  # type: ignore[arg-type]
+    ``dtype``, ``model_revision`` and the 4/8-bit keys are TRL's ``ModelConfig``'s, applied
+    as TRL's own scripts apply them.
+    """
+    import torch
+    from trl import get_quantization_config
+
+    dtype = config.dtype if config.dtype in (None, "auto") else getattr(torch, config.dtype)
+    loaded = load_model_and_processor(
+        config.model_name_or_path,
         profile=config.profile,
         min_pixels=config.min_pixels,
         max_pixels=config.max_pixels,
-        dtype=dtype,
+        dtype=dtype or "auto",
         attn_implementation=config.attn_implementation,
+        model_kwargs={
+            "revision": config.model_revision,
+            "quantization_config": get_quantization_config(config),
+        },
     )
+    check_trainable_dtypes(config, loaded.model)  # dtype: auto may have loaded bf16 weights
+    return loaded
 
 
 def vision_tower(model: Any) -> Any | None:
@@ -62,19 +67,6 @@ def freeze_vision_tower(model: Any) -> int:
         p.requires_grad_(False)
         n += p.numel()
     return n
-
-
-def lora_config(config: MirgArguments) -> Any:
-    """PEFT LoRA on the language model's linear layers (the vision tower stays as is)."""
-    from peft import LoraConfig
-
-    return LoraConfig(
-        r=config.lora_r,
-        lora_alpha=config.lora_alpha,
-        lora_dropout=config.lora_dropout,
-        target_modules=config.lora_target_modules or DEFAULT_LORA_TARGETS,
-        task_type="CAUSAL_LM",
-    )
 
 
 def resume_checkpoint(config: Any) -> str | None:
@@ -120,8 +112,3 @@ def save_final(trainer: Any, config: Any, merge_lora: bool) -> None:
             if (out / stray).exists():
                 os.remove(out / stray)
     trainer.accelerator.wait_for_everyone()
-
-
-def clean_output_dir(path: str | Path) -> None:
-    """Remove an output folder (tests and benchmarks start from nothing)."""
-    shutil.rmtree(path, ignore_errors=True)

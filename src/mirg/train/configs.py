@@ -1,24 +1,29 @@
-"""Training configuration: TRL's own config dataclasses plus the few fields mirg owns.
+"""Training configuration: TRL's config dataclasses, parsed by TRL's parser, plus mirg's data.
 
-``SFTTrainConfig`` is TRL's ``SFTConfig`` and ``GRPOTrainConfig`` is TRL's ``GRPOConfig``,
-each with mirg's model, data and LoRA fields added, so every TRL and transformers option
-(learning rate, ``num_generations``, ``beta``, ``use_vllm``, ``report_to`` …) is a config
-key under its usual name. Recipes are YAML files of such keys; ``--key value`` on the
-command line overrides them. A key that is not a field fails before anything loads,
-naming the key (and the nearest known one), because a misspelt key silently ignored is a
+``SFTTrainConfig`` is TRL's ``ModelConfig`` + ``SFTConfig`` and ``GRPOTrainConfig`` is
+``ModelConfig`` + ``GRPOConfig``, each with the few fields mirg owns (data, coordinate
+profile, pixel caps, vision-tower freezing, reward weights). Every TRL and transformers
+option (``learning_rate``, ``dtype``, ``lora_r``, ``num_generations``, ``use_vllm`` …) is a
+key under its usual name. Recipes are YAML files of such keys and ``--key value`` overrides
+them, both read by TRL's ``TrlParser``. A key that is not a field fails before anything
+loads, naming the key and the nearest known one: a misspelt key silently ignored is a
 training run wasted.
 """
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import difflib
-import importlib.util
+import importlib
+import os
+import sys
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from trl import GRPOConfig, SFTConfig
+from trl import GRPOConfig, ModelConfig, SFTConfig, TrlParser
 
 from mirg.core.rewards import DEFAULT_WEIGHTS
 from mirg.errors import MirgError
@@ -29,23 +34,73 @@ DEFAULT_LORA_TARGETS = (
     r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)"
 )
 
-# "iou" is plain IoU, not gated by the image: the baseline of the dual-reward ablation.
-REWARD_NAMES = ("object", "image", "format", "iou")
-DUAL_REWARDS = ("object", "image", "format")  # the default: mirg's image-aware dual reward
+# Short reward names: ``object`` is mirg.core.rewards.object_reward, and so on. "iou" is
+# plain IoU, not gated by the image: the baseline of the dual-reward ablation.
+CORE_REWARDS = ("object", "image", "format", "iou")
 
 
 class ConfigError(MirgError):
     """A recipe or override that cannot be applied (unknown key, bad value)."""
 
 
+def reward_function(name: str) -> Callable[..., list[float]]:
+    """A core reward by short name (``object``) or any function by dotted path.
+
+    ``pkg.module.function`` is imported as TRL's GRPO script does, with the folder the run
+    starts from importable.
+    """
+    path = f"mirg.core.rewards.{name}_reward" if name in CORE_REWARDS else name
+    module, _, attribute = path.rpartition(".")
+    if not module:
+        raise ConfigError(
+            f"rewards must be core reward names ({', '.join(CORE_REWARDS)}) or dotted paths "
+            f"(my_pkg.rewards.my_reward); {name!r} is neither"
+        )
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        return getattr(importlib.import_module(module), attribute)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigError(f"reward {name!r} cannot be imported: {exc}") from None
+
+
+def _env_flag(name: str) -> bool:
+    """A flag accelerate's launcher sets for the processes it starts (``true``/``True``)."""
+    return os.environ.get(name, "").lower() == "true"
+
+
+def _low_precision_error(config: Any, dtype: str) -> ConfigError | None:
+    """Why a full fine-tune of ``dtype`` weights would not learn, or None when it would.
+
+    The optimizer updates the weights in their own dtype unless something keeps fp32
+    master weights: LoRA (PEFT trains adapters in fp32) or DeepSpeed ZeRO.
+    """
+    deepspeed = config.deepspeed or _env_flag("ACCELERATE_USE_DEEPSPEED")
+    if dtype not in ("bfloat16", "float16") or config.use_peft or deepspeed:
+        return None
+    return ConfigError(
+        f"a full fine-tune of {dtype} weights without fp32 master weights loses its updates: "
+        "the smallest change a bfloat16 weight of 0.02 keeps is about 6e-5 (float16: about "
+        "8e-6), above learning rates of 1e-6 to 5e-6, so most optimizer steps round to zero. "
+        "Load the weights in float32 (dtype: float32) and keep bf16: true "
+        "(the Trainer runs the compute in bf16 autocast), or train LoRA (use_peft: true), or "
+        "launch under DeepSpeed ZeRO, which keeps fp32 master weights"
+    )
+
+
+def check_trainable_dtypes(config: Any, model: Any) -> None:
+    """Refuse low-precision trainable weights without master weights (``dtype: auto``)."""
+    for param in model.parameters():
+        if param.requires_grad:
+            error = _low_precision_error(config, str(param.dtype).removeprefix("torch."))
+            if error:
+                raise error
+
+
 @dataclass
 class MirgArguments:
-    """What mirg adds to TRL's configs: which model, which data, which coordinates."""
+    """What mirg adds to TRL's configs: which data, which coordinates, which images."""
 
-    model_name_or_path: str | None = field(
-        default=None,
-        metadata={"help": "Model folder or hub name (a tiny model, an SFT output, Qwen2.5-VL…)."},
-    )
     dataset_path: str | None = field(
         default=None, metadata={"help": "Training JSONL (trajectories for SFT, samples for GRPO)."}
     )
@@ -77,62 +132,54 @@ class MirgArguments:
         default=True,
         metadata={"help": "Freeze the vision encoder (published recipes do); LM trains."},
     )
-    model_dtype: str = field(
-        default="auto",
-        metadata={"help": "dtype the weights load in: auto, bfloat16, float16, float32."},
-    )
-    attn_implementation: str | None = field(
-        default=None, metadata={"help": "eager, sdpa or flash_attention_2 (default: sdpa)."}
-    )
-    use_peft: bool = field(default=False, metadata={"help": "Train LoRA adapters (PEFT)."})
-    lora_r: int = field(default=16, metadata={"help": "LoRA rank."})
-    lora_alpha: int = field(default=32, metadata={"help": "LoRA alpha."})
-    lora_dropout: float = field(default=0.05, metadata={"help": "LoRA dropout."})
-    lora_target_modules: str | None = field(
-        default=None,
-        metadata={"help": f"LoRA target regex (default: {DEFAULT_LORA_TARGETS})."},
-    )
     check_images: str = field(
         default="exists",
         metadata={"help": "Before training: 'decode' every image, check it 'exists', or 'none'."},
     )
 
-    def _mirg_post_init(self) -> None:
-        """Resolve environment-dependent defaults before TRL's ``__post_init__`` runs."""
+    def __post_init__(self) -> None:
+        """mirg's defaults and checks, then ``ModelConfig``'s and the TRL config's own."""
         import torch
 
-        cuda = torch.cuda.is_available()
-        if not cuda:
-            self.use_cpu = True  # type: ignore[attr-defined]
-        if getattr(self, "bf16", None) is None:
-            # bf16 where supported: TRL turns it on unconditionally, which CPUs run slowly.
-            self.bf16 = bool(cuda and torch.cuda.is_bf16_supported()) and not self.fp16  # type: ignore[attr-defined]
-        if getattr(self, "activation_checkpointing", None) is None:
-            # transformers 5 renamed gradient_checkpointing; TRL still sets the old name
-            # (on by default). Resolve it here, without the deprecation warning.
-            self.activation_checkpointing = self.gradient_checkpointing  # type: ignore[attr-defined]
-        if getattr(self, "report_to", None) in (None, "default"):
-            has_tb = importlib.util.find_spec("tensorboard") is not None
-            self.report_to = "tensorboard" if has_tb else "none"  # type: ignore[attr-defined]
+        config: Any = self  # an SFTTrainConfig or GRPOTrainConfig: TRL's fields are there
+        asked_for_cpu = config.use_cpu or _env_flag("ACCELERATE_USE_CPU")
+        if not asked_for_cpu and not torch.accelerator.is_available():
+            raise ConfigError(
+                "no GPU is available (torch finds no CUDA or other accelerator device) and "
+                "use_cpu is not set: this run would train on the CPU. Set use_cpu: true "
+                "(--use_cpu true) to train on the CPU on purpose, or fix the GPU setup "
+                "(driver, CUDA_VISIBLE_DEVICES)"
+            )
+        if config.bf16 is None:
+            # TRL turns bf16 on everywhere; CPUs and pre-Ampere GPUs run it slowly or not at all.
+            gpu_bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+            config.bf16 = gpu_bf16 and not (config.use_cpu or config.fp16)
+        if config.activation_checkpointing is None:
+            # transformers 5 renamed gradient_checkpointing; TRL still sets the old name (on by
+            # default). Resolve it here, without the deprecation warning.
+            config.activation_checkpointing = config.gradient_checkpointing
+        if config.lora_target_modules is None:
+            config.lora_target_modules = DEFAULT_LORA_TARGETS
         if self.check_images not in ("decode", "exists", "none"):
             raise ConfigError(
                 f"check_images must be decode, exists or none, got {self.check_images!r}"
             )
+        error = _low_precision_error(config, config.dtype)
+        if error:
+            raise error
+        ModelConfig.__post_init__(config)
+        super(ModelConfig, config).__post_init__()  # SFTConfig's / GRPOConfig's
 
 
 @dataclass
-class SFTTrainConfig(MirgArguments, SFTConfig):
-    """``mirg train sft``: TRL ``SFTConfig`` + mirg's model/data fields.
+class SFTTrainConfig(MirgArguments, ModelConfig, SFTConfig):
+    """``mirg train sft``: TRL ``ModelConfig`` + ``SFTConfig`` + mirg's data fields.
 
     Data: trajectory JSONL (``mirg trajectories``) with ``prompt`` (question text or
     messages), ``completion`` (text or messages) and ``images``. Prompt/completion format:
     the loss covers the answer only.
     """
 
-    report_to: str | None = field(  # a list in YAML works too
-        default="default",
-        metadata={"help": "Loggers: tensorboard (default when installed), wandb, none, …"},
-    )
     max_length: int | None = field(
         default=None,
         metadata={
@@ -148,27 +195,22 @@ class SFTTrainConfig(MirgArguments, SFTConfig):
         },
     )
 
-    def __post_init__(self) -> None:
-        self._mirg_post_init()
-        super().__post_init__()
-
 
 @dataclass
-class GRPOTrainConfig(MirgArguments, GRPOConfig):
-    """``mirg train grpo``: TRL ``GRPOConfig`` + mirg's model/data fields and reward weights.
+class GRPOTrainConfig(MirgArguments, ModelConfig, GRPOConfig):
+    """``mirg train grpo``: TRL ``ModelConfig`` + ``GRPOConfig`` + mirg's data and rewards.
 
     Data: sample JSONL (``mirg synth`` splits) or a GRPO export: ``question`` or
     ``prompt``, ``images``, ``target_image``, ``target_box``. Rewards: the core's object,
     image and format rewards as separate functions, weighted, each logged on its own.
     """
 
-    report_to: str | None = field(  # a list in YAML works too
-        default="default",
-        metadata={"help": "Loggers: tensorboard (default when installed), wandb, none, …"},
-    )
     rewards: list[str] = field(
-        default_factory=lambda: list(DUAL_REWARDS),
-        metadata={"help": "Reward functions, from object, image, format (each logged on its own)."},
+        default_factory=lambda: ["object", "image", "format"],
+        metadata={
+            "help": "Reward functions, each logged on its own: object, image, format, iou "
+            "(mirg.core.rewards) or a dotted path (my_pkg.rewards.my_reward)."
+        },
     )
     object_reward_weight: float = field(
         default=DEFAULT_WEIGHTS["object"], metadata={"help": "Weight of the object (IoU) reward."}
@@ -184,15 +226,15 @@ class GRPOTrainConfig(MirgArguments, GRPOConfig):
     )
 
     def __post_init__(self) -> None:
-        self._mirg_post_init()
-        unknown = [r for r in self.rewards if r not in REWARD_NAMES]
-        if unknown or not self.rewards:
-            raise ConfigError(
-                f"rewards must be a non-empty list from {', '.join(REWARD_NAMES)}, "
-                f"got {self.rewards}"
-            )
+        if not self.rewards:
+            raise ConfigError("rewards must be a non-empty list")
+        for name in self.rewards:
+            reward_function(name)  # fails here, naming the reward, not after the model loads
         if self.reward_weights is None:
-            self.reward_weights = [float(getattr(self, f"{r}_reward_weight")) for r in self.rewards]
+            self.reward_weights = [
+                float(getattr(self, f"{r}_reward_weight")) if r in CORE_REWARDS else 1.0
+                for r in self.rewards
+            ]
         elif len(self.reward_weights) != len(self.rewards):
             raise ConfigError(
                 f"reward_weights has {len(self.reward_weights)} entries for rewards "
@@ -210,78 +252,57 @@ def config_fields(cls: type) -> list[str]:
     return [f.name for f in dataclasses.fields(cls) if f.init]
 
 
-def _unknown_key(key: str, cls: type, where: str) -> ConfigError:
-    close = difflib.get_close_matches(key, config_fields(cls), n=1)
-    hint = f"; did you mean {close[0]!r}?" if close else ""
-    return ConfigError(f"unknown config key {key!r} {where} for {cls.__name__}{hint}")
-
-
-def read_recipe(path: str | Path, cls: type) -> dict[str, Any]:
-    """A YAML recipe as a dict, every key checked against the config class."""
-    import yaml
-
-    p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"config file {p} does not exist")
-    data = yaml.safe_load(p.read_text()) or {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"config file {p} must hold a mapping of keys to values")
+def _reject_unknown(keys: Sequence[str], cls: type, where: str) -> None:
     known = set(config_fields(cls))
-    for key in data:
+    for key in keys:
         if key not in known:
-            raise _unknown_key(str(key), cls, f"in {p}")
-    return data
-
-
-def parse_overrides(overrides: list[str], cls: type) -> dict[str, Any]:
-    """``--key value`` / ``--key=value`` / bare ``--flag`` pairs, typed by the config class.
-
-    Values are parsed by transformers' ``HfArgumentParser`` for the same dataclass, so
-    types (bools, lists, optional ints, JSON dicts) mean on the command line what they mean
-    to every other TRL script.
-    """
-    from transformers import HfArgumentParser
-
-    known = set(config_fields(cls))
-    keys = []
-    for token in overrides:
-        if token.startswith("--"):
-            key = token[2:].split("=", 1)[0]
-            if key.startswith("no_") and key[3:] in known:
-                key = key[3:]
-            if key not in known:
-                raise _unknown_key(key, cls, "on the command line")
-            keys.append(key)
-        elif not keys:
-            raise ConfigError(f"expected --key value pairs, got {token!r}")
-    if not keys:
-        return {}
-    parser = HfArgumentParser(cls, allow_abbrev=False)
-
-    def error(message: str) -> None:
-        raise ConfigError(f"command-line overrides: {message}")
-
-    parser.error = error  # type: ignore[method-assign]
-    # Parse into a namespace only (no dataclass yet): defaults are a sentinel so that
-    # only keys given on the command line come back.
-    sentinel = object()
-    for action in parser._actions:
-        action.default = sentinel
-        action.required = False
-    namespace, rest = parser.parse_known_args(overrides)
-    if rest:
-        raise ConfigError(f"cannot parse command-line overrides {rest}")
-    return {k: v for k, v in vars(namespace).items() if v is not sentinel}
+            close = difflib.get_close_matches(key, known, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise ConfigError(f"unknown config key {key!r} {where} for {cls.__name__}{hint}")
 
 
 def load_config(
-    cls: type[C], config: str | Path | None = None, overrides: list[str] | None = None
+    cls: type[C],
+    recipe: str | Path | None = None,
+    overrides: Mapping[str, Any] | Sequence[str] | None = None,
 ) -> C:
-    """Build ``cls`` from a YAML recipe and command-line overrides (overrides win)."""
-    values = read_recipe(config, cls) if config else {}
-    values.update(parse_overrides(list(overrides or []), cls))
+    """Build ``cls`` from a YAML recipe and overrides, parsed by TRL's ``TrlParser``.
+
+    ``overrides`` is a dict of typed values (``{"max_steps": 40}``) or command-line tokens
+    (``["--max_steps", "40"]``, where ``--config FILE`` names the recipe, as in TRL's
+    scripts); either wins over the recipe. Every key is checked before the config is
+    built: an unknown one fails naming the file or the command line, and the nearest key.
+    """
+    import yaml
+
+    tokens = [] if overrides is None or isinstance(overrides, Mapping) else list(overrides)
+    if "--config" in tokens:
+        at = tokens.index("--config")
+        recipe = tokens[at + 1] if at + 1 < len(tokens) else ""
+        del tokens[at : at + 2]
+    values: dict[str, Any] = {}
+    if recipe is not None:
+        if not Path(recipe).is_file():
+            raise FileNotFoundError(f"config file {recipe} does not exist")
+        values = yaml.safe_load(Path(recipe).read_text()) or {}
+        if not isinstance(values, dict):
+            raise ConfigError(f"config file {recipe} must hold a mapping of keys to values")
+        _reject_unknown([str(k) for k in values], cls, f"in {recipe}")
+    if isinstance(overrides, Mapping):
+        _reject_unknown(list(overrides), cls, "in the overrides")
+        values.update(overrides)
+    parser = TrlParser(cls, allow_abbrev=False, exit_on_error=False)
+    parser.set_defaults_with_config(**values)
     try:
-        return cls(**values)
+        namespace, rest = parser.parse_known_args(tokens)
+    except argparse.ArgumentError as exc:
+        raise ConfigError(f"invalid value: {exc}") from None
+    flags = [t[2:].split("=", 1)[0] for t in rest if t.startswith("--")]
+    _reject_unknown(flags, cls, "on the command line")
+    if rest:
+        raise ConfigError(f"expected --key value pairs on the command line, got {rest}")
+    try:
+        return cls(**vars(namespace))
     except ConfigError:
         raise
     except (TypeError, ValueError) as exc:

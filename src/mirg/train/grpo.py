@@ -1,11 +1,12 @@
 """Image-aware GRPO with TRL's ``GRPOTrainer`` and the core's dual rewards.
 
 The object reward (IoU, earned only on the right image), the image reward and the format
-reward go to TRL as *separate* reward functions with ``reward_weights``, so TRL logs each
-component on its own (``rewards/object_reward/mean`` …) and sums them for the advantage.
-The dataset carries the columns they read (``target_image``, ``target_box``, ``profile``,
-``input_sizes``); TRL hands every column to every reward function, one entry per
-completion. Generation, the GRPO loss, the KL term and vLLM are TRL's.
+reward (or any reward named by dotted path) go to TRL as *separate* reward functions with
+``reward_weights``, so TRL logs each component on its own (``rewards/object_reward/mean``
+…) and sums them for the advantage. The dataset carries the columns they read
+(``target_image``, ``target_box``, ``profile``, ``input_sizes``); TRL hands every column
+to every reward function, one entry per completion. Generation, the GRPO loss, the KL term
+and vLLM are TRL's.
 """
 
 from __future__ import annotations
@@ -13,33 +14,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from mirg.core.rewards import format_reward, image_reward, iou_reward, object_reward
 from mirg.train.common import (
     freeze_vision_tower,
     load_for_training,
     logger,
-    lora_config,
     require,
     resume_checkpoint,
     save_final,
 )
-from mirg.train.configs import GRPOTrainConfig
+from mirg.train.configs import GRPOTrainConfig, reward_function
 from mirg.train.data import grpo_records, to_dataset
 from mirg.train.sft import TrainResult
-
-# The core reward functions by config name; their __name__ (object_reward …) is what TRL
-# logs them under.
-REWARD_FUNCTIONS: dict[str, Callable[..., list[float]]] = {
-    "object": object_reward,
-    "image": image_reward,
-    "format": format_reward,
-    "iou": iou_reward,
-}
-
-
-def reward_functions(names: list[str]) -> list[Callable[..., list[float]]]:
-    """The core reward functions named in the config, in order."""
-    return [REWARD_FUNCTIONS[name] for name in names]
 
 
 def check_reward_columns(dataset: Any, funcs: list[Callable[..., list[float]]]) -> None:
@@ -55,7 +40,7 @@ def check_reward_columns(dataset: Any, funcs: list[Callable[..., list[float]]]) 
 
 def build_grpo_trainer(config: GRPOTrainConfig, callbacks: list | None = None) -> Any:
     """A ``GRPOTrainer`` ready to train, after every input check has passed."""
-    from trl import GRPOTrainer
+    from trl import GRPOTrainer, get_peft_config
 
     require(config, "model_name_or_path", "dataset_path", "output_dir")
     loaded = load_for_training(config)
@@ -74,7 +59,7 @@ def build_grpo_trainer(config: GRPOTrainConfig, callbacks: list | None = None) -
         evaluation = to_dataset(
             grpo_records(config.eval_dataset_path, loaded.profile, loaded.processor, **common)
         )
-    funcs = reward_functions(config.rewards)
+    funcs = [reward_function(name) for name in config.rewards]
     check_reward_columns(train, funcs)
     model = loaded.model
     if config.freeze_vision_tower:
@@ -87,7 +72,7 @@ def build_grpo_trainer(config: GRPOTrainConfig, callbacks: list | None = None) -
         train_dataset=train,
         eval_dataset=evaluation,
         processing_class=loaded.processor,
-        peft_config=lora_config(config) if config.use_peft else None,
+        peft_config=get_peft_config(config),
         callbacks=callbacks,
     )
 

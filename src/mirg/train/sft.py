@@ -14,7 +14,6 @@ from mirg.train.common import (
     freeze_vision_tower,
     load_for_training,
     logger,
-    lora_config,
     require,
     resume_checkpoint,
     save_final,
@@ -35,7 +34,7 @@ class TrainResult:
 
 def build_sft_trainer(config: SFTTrainConfig, callbacks: list | None = None) -> Any:
     """An ``SFTTrainer`` ready to train, after every input check has passed."""
-    from trl import SFTTrainer
+    from trl import SFTTrainer, get_peft_config
 
     require(config, "model_name_or_path", "dataset_path", "output_dir")
     loaded = load_for_training(config)
@@ -69,7 +68,7 @@ def build_sft_trainer(config: SFTTrainConfig, callbacks: list | None = None) -> 
         train_dataset=train,
         eval_dataset=evaluation,
         processing_class=loaded.processor,
-        peft_config=lora_config(config) if config.use_peft else None,
+        peft_config=get_peft_config(config),
         callbacks=callbacks,
     )
 

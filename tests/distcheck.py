@@ -1,20 +1,23 @@
-"""Check that a multi-process ``mirg train`` run really is data-parallel.
+"""Check that a multi-process ``mirg train`` run really is data-parallel (a test tool).
 
 A misconfigured launcher fails silently: ``accelerate launch --num_processes 2 --cpu``
 without an MPI host file starts *one* process, a wrong backend trains N independent
-copies, and every rank may write the same checkpoint. This wraps the normal CLI so that
-each rank records, per optimizer step, a digest of its gradients (after DDP's all-reduce)
-and of its parameters, a digest of the first inputs it saw, and every file it wrote under
-``output_dir``; ``verify`` then compares the ranks::
+copies, and every rank may write the same checkpoint. This runs ``mirg train`` with one
+callback added, so that each rank records, per optimizer step, a digest of its gradients
+(after DDP's all-reduce) and of its parameters, a digest of the first inputs it saw, and
+every file it wrote under ``output_dir``; ``verify`` then compares the ranks::
 
-    accelerate launch --multi_gpu --num_processes 2 -m mirg.integrations.distcheck \\
+    accelerate launch --config_file recipes/accelerate/cpu_ddp.yaml tests/distcheck.py \
         --record runs/check -- train sft --config recipes/tiny/sft.yaml --max_steps 2
-    python -m mirg.integrations.distcheck verify runs/check
+    python tests/distcheck.py verify runs/check
 
-Everything after ``--`` is ``mirg``'s own command line; only a callback is added. For
-GRPO on a random-init model add ``--hash-rewards`` (see :func:`run_recorded`). Under
-DeepSpeed the gradients live in DeepSpeed's buffers, so only parameters are compared
-(gathered first under ZeRO-3), and each rank's ZeRO shard files are expected.
+Everything after ``--`` is ``mirg``'s own command line. It lives in ``tests/``, not in
+the package, because recording the writes patches ``torch.save`` and safetensors'
+``save_file`` for the whole process. For GRPO on a random-init model, name the hashed
+rewards of ``tests/hash_rewards.py`` (``--rewards hash_rewards.object_reward …``): every
+real reward is 0 there, so advantages and gradients would be exactly 0 and prove nothing.
+Under DeepSpeed the gradients live in DeepSpeed's buffers, so only parameters are
+compared (gathered first under ZeRO-3), and each rank's ZeRO shard files are expected.
 """
 
 from __future__ import annotations
@@ -175,47 +178,16 @@ def _callback(recorder: _Recorder) -> Any:
     return DistCheckCallback()
 
 
-def _hash_reward(name: str) -> Any:
-    """A reward in [0, 1) drawn from the completion's text, under the core reward's name."""
-
-    def reward(completions: list, **columns: Any) -> list[float]:
-        from mirg.core.rewards import completion_text
-
-        return [
-            int(hashlib.sha256(completion_text(c).encode()).hexdigest()[:8], 16) / 2**32
-            for c in completions
-        ]
-
-    reward.__name__ = name
-    return reward
-
-
-def run_recorded(record: str | Path, argv: list[str], *, hash_rewards: bool = False) -> int:
-    """Run ``mirg <argv>`` with the recording callback added to the training run.
-
-    ``hash_rewards`` swaps the core rewards for a hash of each completion (same names):
-    a random-init model earns 0 from every real reward, so GRPO's advantages and
-    gradients are exactly 0 and would prove nothing about their synchronisation.
-    """
+def run_recorded(record: str | Path, argv: list[str]) -> int:
+    """Run ``mirg train STAGE OPTIONS…`` (``argv``) with the recording callback added."""
     recorder = _Recorder(Path(record))
     atexit.register(recorder.dump)
-    _watch_writes(recorder)
-    from mirg.train import grpo, sft
+    _watch_writes(recorder)  # before transformers imports safetensors' save_file
+    from mirg.train.cli import train
 
-    if hash_rewards:
-        for key, func in list(grpo.REWARD_FUNCTIONS.items()):
-            grpo.REWARD_FUNCTIONS[key] = _hash_reward(func.__name__)
-
-    for module, name in ((sft, "run_sft"), (grpo, "run_grpo")):
-        original = getattr(module, name)
-
-        def wrapped(config, callbacks=None, _original=original):
-            return _original(config, [*(callbacks or []), _callback(recorder)])
-
-        setattr(module, name, wrapped)
-    from mirg.cli import main
-
-    code = main(argv)
+    if argv[:1] != ["train"] or len(argv) < 2:
+        raise SystemExit(f"expected: -- train sft|grpo [options], got {argv}")
+    code = train(argv[1], argv[2:], callbacks=[_callback(recorder)])
     recorder.data["exit"] = code
     return code
 
@@ -273,7 +245,7 @@ def verify(record: str | Path) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["verify"]:
-        parser = argparse.ArgumentParser(prog="python -m mirg.integrations.distcheck verify")
+        parser = argparse.ArgumentParser(prog="python tests/distcheck.py verify")
         parser.add_argument("record", help="folder given as --record to the run")
         args = parser.parse_args(argv[1:])
         problems = verify(args.record)
@@ -284,20 +256,14 @@ def main(argv: list[str] | None = None) -> int:
             print(f"OK: {len(ranks)} ranks stepped in lockstep with identical gradients/weights")
         return 1 if problems else 0
     parser = argparse.ArgumentParser(
-        prog="python -m mirg.integrations.distcheck",
-        description="run 'mirg ARGS…' recording per-rank digests (then: … verify RECORD)",
+        prog="python tests/distcheck.py",
+        description="run 'mirg train …' recording per-rank digests (then: … verify RECORD)",
     )
     parser.add_argument("--record", required=True, help="folder for the per-rank records")
-    parser.add_argument(
-        "--hash-rewards",
-        action="store_true",
-        help="GRPO: reward each completion by a hash of its text (non-zero gradients on "
-        "a random-init model, to check their synchronisation)",
-    )
     parser.add_argument("mirg_args", nargs=argparse.REMAINDER, help="-- then mirg's arguments")
     args = parser.parse_args(argv)
     rest = args.mirg_args[1:] if args.mirg_args[:1] == ["--"] else args.mirg_args
-    return run_recorded(args.record, rest, hash_rewards=args.hash_rewards)
+    return run_recorded(args.record, rest)
 
 
 if __name__ == "__main__":
