@@ -17,8 +17,8 @@ import tempfile
 import time
 
 from mirg.data.exports import Exporter
-from mirg.data.synth import FAMILIES, PRESETS, generate_sample, write_dataset
-from mirg.data.trajectories import build_trajectory, frames
+from mirg.data.synth import DEFAULT_FAMILIES, PRESETS, generate_sample, write_dataset
+from mirg.data.trajectories import build_trajectory
 
 
 def bench_synth(n: int, preset: str) -> float:
@@ -32,16 +32,16 @@ def bench_synth(n: int, preset: str) -> float:
 def bench_trajectories(n: int, profile: str) -> tuple[float, float]:
     """Trajectories per second from samples already in memory, and SFT records per second
     (trajectory plus prompt messages and reward columns, no file writing)."""
-    config = PRESETS["default"]
+    config, families = PRESETS["default"], DEFAULT_FAMILIES
     samples = [
-        generate_sample(config, FAMILIES[i % len(FAMILIES)], 0, "train", i)[0] for i in range(n)
+        generate_sample(config, families[i % len(families)], 0, "train", i)[0] for i in range(n)
     ]
-    sizes = [frames(s) for s in samples]
+    exporter = Exporter(profile, root=".")
+    sizes = [exporter.frames(s) for s in samples]
     start = time.perf_counter()
     for s, f in zip(samples, sizes, strict=True):
-        build_trajectory(s, profile, frames_=f)
+        build_trajectory(s, profile, frames=f)
     trajectories = n / (time.perf_counter() - start)
-    exporter = Exporter(profile, root=".")
     start = time.perf_counter()
     for s in samples:
         exporter.sft(s)

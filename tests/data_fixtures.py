@@ -9,13 +9,20 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
+from mirg.data.schema import Sample
 from mirg.data.synth import PRESETS, WorldConfig, write_dataset
+from mirg.models.loading import FrameRule
 
 
 def make_world(out: Path, n: int = 70, seed: int = 0, config: WorldConfig | None = None) -> Path:
     """A synthetic world with every family (default preset) written under ``out``."""
     write_dataset(out, n, seed, config or PRESETS["default"])
     return out
+
+
+def frames(sample: Sample) -> list[list[int]]:
+    """The frames a Qwen2/2.5-VL processor with default pixel caps shows the images at."""
+    return FrameRule().frames(sample.image_sizes)
 
 
 def sample_line(**overrides: object) -> dict:

@@ -10,17 +10,13 @@ import pytest
 from data_fixtures import make_world
 from mirg.cli import main
 from mirg.core.answers import parse_answer
+from mirg.core.profiles import get_profile
 from mirg.core.prompts import count_image_placeholders
 from mirg.core.rewards import format_reward, image_reward, object_reward, score_completion
-from mirg.data.exports import (
-    Exporter,
-    check_placeholders,
-    export,
-    load_export,
-    read_image_bytes,
-    verl_compute_score,
-)
+from mirg.data.exports import Exporter, check_placeholders, export, read_image_bytes
 from mirg.data.schema import DataError, read_samples
+from mirg.integrations.verl import compute_score
+from mirg.train.data import grpo_records, sft_records, to_dataset
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +56,7 @@ def test_trajectories_cli_contract(world, tmp_path, capsys):
 def test_sft_export_loads_as_a_trl_dataset(world, samples, tmp_path):
     out = tmp_path / "sft.jsonl"
     export(samples, "sft", out, Exporter("qwen3-vl", root=world))
-    dataset = load_export(out)
+    dataset = to_dataset(sft_records(out, get_profile("qwen3-vl")))
     assert len(dataset) == len(samples)
     row = dataset[0]
     assert row["completion"][0]["role"] == "assistant"
@@ -74,7 +70,7 @@ def test_sft_export_loads_as_a_trl_dataset(world, samples, tmp_path):
 def test_grpo_export_feeds_the_core_rewards(world, samples, tmp_path):
     out = tmp_path / "grpo.jsonl"
     export(samples, "grpo", out, Exporter("qwen2.5-vl", root=world))
-    dataset = load_export(out)
+    dataset = to_dataset(grpo_records(out, get_profile("qwen2.5-vl")))
     assert {"prompt", "images", "target_image", "target_box", "profile", "input_sizes"} <= set(
         dataset.column_names
     )
@@ -112,10 +108,9 @@ def test_verl_parquet_round_trip(world, samples, tmp_path):
         truth = json.loads(row["reward_model"]["ground_truth"])
         assert truth["target_box"] == list(s.target_box) and truth["profile"] == "qwen2-vl"
         completion = exporter.completion(s)
-        assert verl_compute_score("mirg", completion, row["reward_model"]["ground_truth"]) == (
-            pytest.approx(2.5, abs=0.03)  # object 1 + image 1 + format 0.5
-        )
-        assert verl_compute_score("mirg", "no answer", truth) == 0.0
+        score = compute_score("mirg", completion, row["reward_model"]["ground_truth"])["score"]
+        assert score == pytest.approx(2.5, abs=0.03)  # object 1 + image 1 + format 0.5
+        assert compute_score("mirg", "no answer", truth)["score"] == 0.0
 
 
 def test_sharegpt_round_trip(world, samples, tmp_path):
@@ -135,15 +130,15 @@ def test_sharegpt_round_trip(world, samples, tmp_path):
 
 
 def test_placeholder_mismatch_is_an_error(world, samples, tmp_path):
-    with pytest.raises(DataError, match="3 image placeholders for 2 images"):
+    with pytest.raises(DataError, match="3 image placeholders but the record has 2 images"):
         check_placeholders(3, ["a", "b"], "sample 'x'")
     out = tmp_path / "bad.jsonl"
     export(samples[:2], "grpo", out, Exporter("qwen3-vl", root=world))
     lines = [json.loads(x) for x in out.read_text().splitlines()]
     lines[1]["images"] = lines[1]["images"][:-1]
     out.write_text("".join(json.dumps(x) + "\n" for x in lines))
-    with pytest.raises(DataError, match=r"bad\.jsonl:2: id .*image placeholders for"):
-        load_export(out)
+    with pytest.raises(DataError, match=r"bad\.jsonl:2: sample .*image placeholders but"):
+        grpo_records(out, get_profile("qwen3-vl"))
 
 
 def test_export_cli_every_format(world, tmp_path, capsys):
@@ -165,3 +160,25 @@ def test_export_cli_every_format(world, tmp_path, capsys):
         assert main([*args, "--out", str(tmp_path / name)]) == 0
         assert (tmp_path / name).stat().st_size > 0
         assert f"{fmt} records" in capsys.readouterr().out
+
+
+def test_export_frames_are_those_of_the_processor_that_will_see_the_images(
+    world, samples, tmp_path, tiny_model_dir
+):
+    """Qwen3-VL frames have 32-px sides (patch 16 x merge 2): by the family's default, or
+    exactly the processor's own with ``--model`` (its caps, here overridden as in training)."""
+    pytest.importorskip("torchvision")
+    from mirg.models.loading import frame_rule, load_processor
+
+    assert Exporter("qwen3-vl", root=world).frames(samples[0]) == [[128, 128]] * samples[0].n_images
+    processor = load_processor(tiny_model_dir, max_pixels=96 * 96)
+    out = tmp_path / "grpo.jsonl"
+    args = ["export", "--format", "grpo", "--data", str(world / "val.jsonl"), "--out", str(out)]
+    options = ["--profile", "qwen3-vl", "--model", str(tiny_model_dir), "--max-pixels", "9216"]
+    assert main([*args, *options]) == 0
+    rows = [json.loads(x) for x in out.read_text().splitlines()]
+    expected = [
+        frame_rule(processor).frames(s.image_sizes) for s in read_samples(world / "val.jsonl")
+    ]
+    assert [r["input_sizes"] for r in rows] == expected and expected[0][0] == [96, 96]
+    assert grpo_records(out, get_profile("qwen3-vl"), processor)[0]["input_sizes"] == expected[0]

@@ -7,10 +7,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from data_fixtures import frames
 from mirg.core.rewards import score_completion
 from mirg.data.schema import sample_from_json
-from mirg.data.synth import FAMILIES, SIZES, WorldConfig, generate_sample
-from mirg.data.trajectories import build_trajectory, frames
+from mirg.data.synth import DEFAULT_FAMILIES, SIZES, WorldConfig, generate_sample
+from mirg.data.trajectories import build_trajectory
 
 
 @st.composite
@@ -36,7 +37,7 @@ def configs(draw) -> WorldConfig:
 @settings(max_examples=40, deadline=None)
 @given(
     config=configs(),
-    family=st.sampled_from(FAMILIES),
+    family=st.sampled_from(DEFAULT_FAMILIES),
     seed=st.integers(0, 10**6),
     profile=st.sampled_from(["qwen2-vl", "qwen2.5-vl", "qwen3-vl", "normalized"]),
 )
@@ -46,7 +47,7 @@ def test_any_world_validates_and_its_trajectories_earn_full_reward(config, famil
     again = sample_from_json(sample.to_json(), "generated", check_images="none")
     assert again == sample
     sizes = frames(sample)
-    text = build_trajectory(sample, profile, frames_=sizes)
+    text = build_trajectory(sample, profile, frames=sizes)
     reward = score_completion(
         text,
         sample.target_image,

@@ -9,15 +9,16 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from data_fixtures import COCO_SCENES, write_coco, write_png
+from data_fixtures import COCO_SCENES, frames, write_coco, write_png
 from mirg.cli import main
 from mirg.core.boxes import iou
 from mirg.core.profiles import get_profile
 from mirg.core.rewards import score_completion
 from mirg.data.coco import coco_samples, read_coco
-from mirg.data.migbench import migbench_samples
+from mirg.data.migbench_samples import migbench_samples
+from mirg.data.references import Description
 from mirg.data.schema import DataError, SkipLog, read_samples
-from mirg.data.trajectories import build_trajectory, frames
+from mirg.data.trajectories import build_trajectory
 
 # ---------------------------------------------------------------------------- COCO
 
@@ -51,7 +52,7 @@ def test_coco_samples_target_the_described_object(coco):
         target = s.target_object()
         assert list(s.target_box) == target["box"]
         k = s.target_image
-        match = s.reference["match"]
+        match = s.reference.match
         if s.task == "group_grounding":
             fits = [
                 o
@@ -71,7 +72,7 @@ def test_coco_samples_target_the_described_object(coco):
         x1, y1, x2, y2 = (round(v * d) for v, d in zip(s.target_box, (w, h, w, h), strict=True))
         assert (arr[y1:y2, x1:x2] == colours[target["category"]]).all()
         for profile in ("qwen2.5-vl", "qwen2-vl"):
-            text = build_trajectory(s, profile, frames_=frames(s))
+            text = build_trajectory(s, profile, frames=frames(s))
             reward = score_completion(
                 text, k, s.target_box, profile=profile, input_sizes=frames(s), n_images=s.n_images
             )
@@ -180,10 +181,10 @@ def test_migbench_reader_over_the_real_file(migbench_path, migbench_items):
         else:
             assert s.target_object()["box"] == list(item.target_box)
         if item.reference_boxes:
-            assert s.reference["box"] == list(item.reference_boxes[0])
+            assert list(s.reference.box) == list(item.reference_boxes[0])
     assert tasks["diff"] == 528 and tasks["common_object"] == 816 - 7 and len(tasks) == 10
     gg = next(s for s in samples if s.task == "group_grounding")
-    assert gg.reference["kind"] == "description" and "<|object_ref" not in gg.reference["text"]
+    assert isinstance(gg.reference, Description) and "<|object_ref" not in gg.reference.text
 
 
 def test_migbench_trajectories_earn_full_reward(migbench_path):

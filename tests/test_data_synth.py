@@ -14,7 +14,7 @@ from data_fixtures import make_world
 from mirg.data.schema import read_samples
 from mirg.data.synth import (
     COLOURS,
-    FAMILIES,
+    DEFAULT_FAMILIES,
     MARKER_RGB,
     PRESETS,
     WorldConfig,
@@ -51,7 +51,7 @@ def test_contract_files_splits_and_manifest(world):
     assert manifest["seed"] == 5 and manifest["n"] == 70
     assert manifest["splits"] == {"train": 56, "val": 7, "test": 7}
     assert sum(manifest["counts"]["train"].values()) == 56
-    assert set(manifest["counts"]["train"]) == set(FAMILIES)
+    assert set(manifest["counts"]["train"]) == set(DEFAULT_FAMILIES)
     assert manifest["knobs"]["image_size"] == 112
     total = 0
     for split in ("train", "val", "test"):
@@ -116,7 +116,7 @@ def test_every_family_answer_holds_in_the_pixels(world):
         ref = s.reference
         if s.task == "region":
             source = Image.open(world / s.images[0])
-            j = ref["image"]
+            j = ref.image
             x1, y1, x2, y2 = _px(s.target_box, size)
             crop = source.crop((x1, y1, x2, y2)).resize((size, size), Image.Resampling.NEAREST)
             assert np.array_equal(np.asarray(crop), _pixels(world, s.images[j - 1])), s.id
@@ -136,7 +136,7 @@ def test_every_family_answer_holds_in_the_pixels(world):
         )
         if s.task in ("single_object", "group_grounding"):
             assert s.target_image == k
-            hits = [o for per in s.objects for o in per if _matches(o, ref["match"])]
+            hits = [o for per in s.objects for o in per if _matches(o, ref.match)]
             assert hits == [target], s.id  # unique across all images
         elif s.task == "common_object":
             kind = (target["category"], target["attributes"]["colour"])
@@ -144,14 +144,14 @@ def test_every_family_answer_holds_in_the_pixels(world):
             assert set.intersection(*kinds) == {kind}, s.id
             assert s.target_image == k
         elif s.task in ("visual_reference", "reasoning"):
-            marked = s.objects[0][ref["object"]]
-            assert marked.get("marked") and ref["box"] == marked["box"]
+            marked = s.objects[0][ref.object]
+            assert marked.get("marked") and list(ref.box) == marked["box"]
             first = _pixels(world, s.images[0])
             mx1, my1, _mx2, my2 = _px(marked["box"], size)
             assert tuple(first[(my1 + my2) // 2, mx1 - 2]) == MARKER_RGB, s.id
             if s.task == "visual_reference":
-                assert _matches(target, ref["match"]) and s.target_image == k >= 2
-                assert sum(_matches(o, ref["match"]) for o in s.objects[k - 1]) == 1
+                assert _matches(target, ref.match) and s.target_image == k >= 2
+                assert sum(_matches(o, ref.match) for o in s.objects[k - 1]) == 1
             else:
                 colour, shape = marked["attributes"]["colour"], marked["category"]
                 assert target["attributes"]["colour"] == colour and target["category"] != shape
@@ -168,7 +168,7 @@ def test_every_family_answer_holds_in_the_pixels(world):
             assert len(xs), s.id
             x1, y1, x2, y2 = box_px
             assert x1 <= xs.min() and xs.max() < x2 and y1 <= ys.min() and ys.max() < y2, s.id
-    assert seen == set(FAMILIES)
+    assert seen == set(DEFAULT_FAMILIES)
 
 
 @pytest.mark.parametrize("name", sorted(PRESETS))
@@ -251,7 +251,7 @@ def test_name_object_asks_about_one_image_whose_object_the_question_never_names(
         assert f"Image-{sample.target_image}" in sample.question
         assert target["attributes"]["colour"] not in sample.question
         assert target["category"] not in sample.question
-        assert sample.reference["match"]["colour"] == target["attributes"]["colour"]
+        assert sample.reference.match["colour"] == target["attributes"]["colour"]
         asked.add((sample.n_images, sample.target_image))
     assert {n for n, _ in asked} == {1, 2, 3} and {k for _, k in asked} == {1, 2, 3}
 

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import pytest
 
+from data_fixtures import frames
 from mirg.core.answers import has_canonical_format, parse_answer
 from mirg.core.profiles import PROFILES
 from mirg.core.rewards import score_completion
+from mirg.data.references import QuotedBox
 from mirg.data.schema import DataError, Sample
-from mirg.data.synth import FAMILIES, PRESETS, generate_sample
-from mirg.data.trajectories import build_trajectory, frames
+from mirg.data.synth import DEFAULT_FAMILIES, PRESETS, generate_sample
+from mirg.data.trajectories import build_trajectory
 
 
 @pytest.fixture(scope="module")
@@ -17,7 +19,7 @@ def samples() -> list[Sample]:
     out = []
     for preset in ("default", "hard", "starter", "binding", "single"):
         config = PRESETS[preset]
-        for family in FAMILIES if preset in ("default", "hard") else config.families:
+        for family in DEFAULT_FAMILIES if preset in ("default", "hard") else config.families:
             out += [generate_sample(config, family, 3, "train", i)[0] for i in range(12)]
     return out
 
@@ -27,7 +29,7 @@ def samples() -> list[Sample]:
 def test_every_trajectory_earns_full_reward(samples, profile, detail):
     for s in samples:
         sizes = frames(s)
-        text = build_trajectory(s, profile, detail=detail, frames_=sizes)
+        text = build_trajectory(s, profile, detail=detail, frames=sizes)
         reward = score_completion(
             text,
             s.target_image,
@@ -48,7 +50,7 @@ def test_answer_names_the_target_image_and_the_profile_coordinates(samples):
     parsed = parse_answer(text)
     assert parsed.image == 2
     assert parsed.box == tuple(round(v * 1000) for v in s.target_box)
-    pixels = parse_answer(build_trajectory(s, "qwen2.5-vl", frames_=frames(s))).box
+    pixels = parse_answer(build_trajectory(s, "qwen2.5-vl", frames=frames(s))).box
     assert pixels == tuple(round(v * 112) for v in s.target_box)
 
 
@@ -56,7 +58,7 @@ def test_reasoning_walks_the_candidates_and_rules_them_out(samples):
     s = next(x for x in samples if x.task == "group_grounding" and sum(map(len, x.objects)) >= 3)
     text = build_trajectory(s, "qwen3-vl")
     think = text.split("</think>")[0]
-    assert s.reference["text"] in think
+    assert s.reference.text in think
     for k, per in enumerate(s.objects, 1):
         for obj in per:
             box = PROFILES["qwen3-vl"].render_box(obj["box"])
@@ -66,7 +68,7 @@ def test_reasoning_walks_the_candidates_and_rules_them_out(samples):
 
     marked = next(x for x in samples if x.task == "reasoning")
     think = build_trajectory(marked, "normalized").split("</think>")[0]
-    ref = marked.objects[0][marked.reference["object"]]
+    ref = marked.objects[0][marked.reference.object]
     assert ref["attributes"]["colour"] in think and ref["category"] in think
 
 
@@ -110,7 +112,7 @@ def test_degrades_to_image_level_when_only_the_target_is_annotated():
         target_image=3,
         target_box=(0.2, 0.3, 0.4, 0.6),
         objects=[[], [], [{"box": [0.2, 0.3, 0.4, 0.6], "category": None, "attributes": {}}]],
-        reference={"kind": "box", "image": 1, "box": [0.1, 0.1, 0.3, 0.3]},
+        reference=QuotedBox(image=1, box=(0.1, 0.1, 0.3, 0.3)),
         target={"image": 3, "object": 0},
         meta={"annotations": "target_only"},
     )
@@ -125,7 +127,7 @@ def test_degrades_to_image_level_when_only_the_target_is_annotated():
 def test_aligned_pairs_answer_where_the_change_shows(samples):
     for s in (x for x in samples if x.task == "diff"):
         text = build_trajectory(s, "qwen3-vl")
-        change = s.reference["change"]
+        change = s.reference.change
         assert parse_answer(text).image == (1 if change == "removed" else 2)
         think = text.split("</think>")[0]
         words = {"added": ("new", "only in", "adds"), "removed": ("missing", "lacks", "disappears")}

@@ -26,7 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mirg.core.boxes import BOX_TOLERANCE
+from mirg.core.boxes import BOX_TOLERANCE, Box
+from mirg.data.references import CommonObject, Description
 from mirg.data.schema import (
     MAX_IMAGE_PIXELS,
     DataError,
@@ -111,15 +112,12 @@ def read_coco(
             continue
         try:
             file_path = resolve_image_path(root, name, f"{path}: {where}: field 'file_name'")
-            if check_images == "exists" and not file_path.is_file():
-                raise DataError(f"{path}: {where}: image file {file_path} does not exist")
-            if check_images == "decode":
-                size = check_image(file_path, f"{path}: {where}", max_pixels)
-                if size != (w, h):
-                    raise DataError(
-                        f"{path}: {where}: fields 'width'/'height' say {w}x{h}, "
-                        f"the file is {size[0]}x{size[1]}"
-                    )
+            size = check_image(file_path, f"{path}: {where}", check_images, max_pixels)
+            if size is not None and size != (w, h):
+                raise DataError(
+                    f"{path}: {where}: fields 'width'/'height' say {w}x{h}, "
+                    f"the file is {size[0]}x{size[1]}"
+                )
         except DataError as exc:
             if skips is None:
                 raise
@@ -134,7 +132,8 @@ def read_coco(
             continue
         if "id" in ann:
             where += f" (id {ann['id']})"
-        image = images.get(ann.get("image_id"))  # type: ignore[arg-type]
+        image_id = ann.get("image_id")
+        image = images.get(image_id) if isinstance(image_id, int) else None
         if image is None:
             if not any(
                 img.get("id") == ann.get("image_id")
@@ -183,6 +182,11 @@ def read_coco(
     return images
 
 
+def _box(values: Sequence[float]) -> Box:
+    x1, y1, x2, y2 = values
+    return (x1, y1, x2, y2)
+
+
 def _public(obj: dict[str, Any]) -> dict[str, Any]:
     out = {k: v for k, v in obj.items() if k != "crowd"}
     if obj.get("crowd"):
@@ -211,9 +215,8 @@ def _group_grounding(
                     key: (obj["category"] if key == "category" else obj["attributes"][key])
                     for key in keys
                 }
-                words = [match[key] for key in ("size",) if key in match] + [obj["category"]]
-                text = "the " + " ".join(words)
-                return _sample("group_grounding", chosen, images, k, obj, rng, text, match)
+                reference = Description.of(match)
+                return _sample("group_grounding", chosen, images, k, obj, rng, reference)
     return None
 
 
@@ -241,7 +244,8 @@ def _common_object(
     if not options:
         return None
     k, obj = rng.choice(options)
-    return _sample("common_object", chosen, images, k, obj, rng, None, {"category": category})
+    reference = CommonObject(match={"category": category})
+    return _sample("common_object", chosen, images, k, obj, rng, reference)
 
 
 _QUESTIONS = {
@@ -265,16 +269,11 @@ def _sample(
     k: int,
     target: dict[str, Any],
     rng: random.Random,
-    text: str | None,
-    match: dict[str, str],
+    reference: Description | CommonObject,
 ) -> Sample:
     objects = [[_public(o) for o in images[i].objects] for i in chosen]
     index = images[chosen[k - 1]].objects.index(target)
-    reference: dict[str, Any]
-    if family == "group_grounding":
-        reference = {"kind": "description", "text": text, "match": match}
-    else:
-        reference = {"kind": "common", "match": match}
+    text = reference.text if isinstance(reference, Description) else None
     question = rng.choice(_QUESTIONS[family]).format(desc=text, k=k)
     return Sample(
         id="",
@@ -282,7 +281,7 @@ def _sample(
         images=[images[i].file_name for i in chosen],
         question=question,
         target_image=k,
-        target_box=tuple(target["box"]),  # type: ignore[arg-type]
+        target_box=_box(target["box"]),
         objects=objects,
         relations=[],
         captions=[],

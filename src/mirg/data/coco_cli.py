@@ -51,9 +51,7 @@ def run(args: argparse.Namespace) -> int:
     if len(samples) < args.n:
         summary += f"; asked for {args.n}, the annotations allowed no more"
     if skips is not None:
-        log = Path(args.skip_log) if args.skip_log else out.with_name(out.name + ".skipped.log")
-        skips.write(log)
-        summary += f"; skipped {len(skips)} bad entries (reasons in {log})"
+        summary += skips.write(args.skip_log or f"{out}.skipped.log", "entries")
     print(summary)
     print(f"next: mirg trajectories --data {out} --root {args.images} --profile NAME --out FILE")
     return 0

@@ -15,7 +15,15 @@ from pathlib import Path
 from mirg.core.profiles import PROFILES
 from mirg.data.exports import FORMATS, Exporter, export
 from mirg.data.schema import IMAGE_CHECKS, SkipLog, read_samples
-from mirg.data.trajectories import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS, DETAILS
+from mirg.data.trajectories import DETAILS
+from mirg.models.loading import (
+    DEFAULT_MAX_PIXELS,
+    DEFAULT_MIN_PIXELS,
+    FrameRule,
+    default_frame_rule,
+    frame_rule,
+    load_processor,
+)
 
 
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:
@@ -30,10 +38,15 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed for the phrasing of trajectories")
     parser.add_argument("--detail", default="full", choices=DETAILS, help="trajectory detail")
     parser.add_argument(
-        "--min-pixels", type=int, default=DEFAULT_MIN_PIXELS, help="processor's min_pixels"
+        "--model",
+        help="model folder whose processor will see the images: frames (input_sizes) follow "
+        "its patch size and pixel caps (default: the profile family's, with the caps below)",
     )
     parser.add_argument(
-        "--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, help="processor's max_pixels"
+        "--min-pixels", type=int, help=f"processor's min_pixels (default {DEFAULT_MIN_PIXELS})"
+    )
+    parser.add_argument(
+        "--max-pixels", type=int, help=f"processor's max_pixels (default {DEFAULT_MAX_PIXELS})"
     )
     parser.add_argument(
         "--check-images", default="decode", choices=IMAGE_CHECKS, help="how to check image files"
@@ -52,6 +65,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_common_arguments(parser)
 
 
+def _frame_rule(args: argparse.Namespace) -> FrameRule:
+    """The frames the model will see: its processor's rule (caps given here override its
+    saved ones, as in training), else the profile family's default."""
+    if args.model:
+        processor = load_processor(
+            args.model, min_pixels=args.min_pixels, max_pixels=args.max_pixels
+        )
+        return frame_rule(processor)
+    return default_frame_rule(
+        args.profile, args.min_pixels or DEFAULT_MIN_PIXELS, args.max_pixels or DEFAULT_MAX_PIXELS
+    )
+
+
 def run_export(args: argparse.Namespace, fmt: str) -> int:
     out = Path(args.out)
     skips = SkipLog() if args.skip_bad else None
@@ -62,16 +88,13 @@ def run_export(args: argparse.Namespace, fmt: str) -> int:
         root=Path(args.root) if args.root else Path(args.data).parent,
         seed=args.seed,
         detail=args.detail,
-        min_pixels=args.min_pixels,
-        max_pixels=args.max_pixels,
+        frame_rule=_frame_rule(args),
     )
     count = export(samples, fmt, out, exporter, split=getattr(args, "split", "train"))
     seconds = time.perf_counter() - start
     summary = f"wrote {count} {fmt} records to {out} in {seconds:.1f} s (profile {args.profile})"
     if skips is not None:
-        log = Path(args.skip_log) if args.skip_log else out.with_name(out.name + ".skipped.log")
-        skips.write(log)
-        summary += f"; skipped {len(skips)} bad samples (reasons in {log})"
+        summary += skips.write(args.skip_log or f"{out}.skipped.log")
     print(summary)
     return 0
 

@@ -10,18 +10,20 @@
   model sees; required by qwen2.5-vl).
 * ``verl`` (parquet): ``prompt`` with one ``<image>`` per image, ``images`` (embedded
   PNG bytes), ``reward_model.ground_truth`` (JSON of the reward targets, read by
-  :func:`verl_compute_score`), ``extra_info``.
+  :func:`mirg.integrations.verl.compute_score`), ``extra_info``.
 * ``sharegpt`` (LLaMA-Factory): a JSON list of ``messages`` / ``system`` / ``images``
   records, with the ``dataset_info.json`` entry that registers it.
 
-Every record is checked: image placeholders and images agree in number.
+Every record is checked: image placeholders and images agree in number. The frames in
+``input_sizes`` follow a :class:`~mirg.models.loading.FrameRule`: the processor's own
+(``mirg export --model``) or the profile family's default. ``sft``/``grpo`` files load
+back for TRL through :mod:`mirg.train.data`, the trainers' own reader.
 """
 
 from __future__ import annotations
 
 import io
 import json
-import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -33,14 +35,9 @@ from mirg.core.prompts import (
     image_label,
     system_prompt,
 )
-from mirg.core.rewards import DEFAULT_WEIGHTS, score_completion
 from mirg.data.schema import DataError, Sample, write_jsonl
-from mirg.data.trajectories import (
-    DEFAULT_MAX_PIXELS,
-    DEFAULT_MIN_PIXELS,
-    build_trajectory,
-    frames,
-)
+from mirg.data.trajectories import build_trajectory
+from mirg.models.loading import FrameRule, default_frame_rule
 
 FORMATS = ("sft", "grpo", "verl", "sharegpt")
 
@@ -49,26 +46,22 @@ def check_placeholders(n_placeholders: int, images: Sequence[object], where: str
     """Raise DataError unless there is exactly one image placeholder per image."""
     if n_placeholders != len(images):
         raise DataError(
-            f"{where}: field 'prompt': {n_placeholders} image placeholders for {len(images)} images"
+            f"{where}: field 'prompt': {n_placeholders} image placeholders but the record has "
+            f"{len(images)} images"
         )
 
 
-def image_paths(
-    sample: Sample, root: str | Path, relative_to: str | Path | None = None
-) -> list[str]:
-    """Absolute paths of the sample's images, or paths relative to ``relative_to``."""
-    base = Path(root).resolve()
-    paths = [base / p for p in sample.images]
-    if relative_to is None:
-        return [str(p) for p in paths]
-    return [os.path.relpath(p, Path(relative_to).resolve()) for p in paths]
+def image_paths(sample: Sample, root: str | Path) -> list[str]:
+    """Absolute paths of the sample's images."""
+    return [str(Path(root).resolve() / p) for p in sample.images]
 
 
 class Exporter:
-    """Turns samples into records for one coordinate profile and frame convention.
+    """Turns samples into records for one coordinate profile and frame rule.
 
-    ``min_pixels``/``max_pixels`` must be the processor's pixel caps: they decide the
-    frame each image is shown at, which qwen2.5-vl's absolute coordinates refer to.
+    ``frame_rule`` must be the rule of the processor that will see the images (see
+    :func:`mirg.models.loading.frame_rule`); it decides the frame each image is shown at,
+    which qwen2.5-vl's absolute coordinates refer to. By default, the profile family's.
     """
 
     def __init__(
@@ -78,24 +71,21 @@ class Exporter:
         root: str | Path,
         seed: int = 0,
         detail: str = "full",
-        min_pixels: int = DEFAULT_MIN_PIXELS,
-        max_pixels: int = DEFAULT_MAX_PIXELS,
-        relative_to: str | Path | None = None,
+        frame_rule: FrameRule | None = None,
     ) -> None:
         self.profile = profile
         self.root = Path(root)
         self.seed = seed
         self.detail = detail
-        self.min_pixels = min_pixels
-        self.max_pixels = max_pixels
-        self.relative_to = relative_to
+        self.frame_rule = frame_rule or default_frame_rule(profile)
 
     def frames(self, sample: Sample) -> list[list[int]] | None:
-        return frames(sample, self.min_pixels, self.max_pixels)
+        """The frame each image is shown at, or None where the sample has no image sizes."""
+        return None if sample.image_sizes is None else self.frame_rule.frames(sample.image_sizes)
 
     def completion(self, sample: Sample) -> str:
         return build_trajectory(
-            sample, self.profile, seed=self.seed, detail=self.detail, frames_=self.frames(sample)
+            sample, self.profile, seed=self.seed, detail=self.detail, frames=self.frames(sample)
         )
 
     def _targets(self, sample: Sample) -> dict[str, Any]:
@@ -108,22 +98,17 @@ class Exporter:
 
     def grpo(self, sample: Sample) -> dict[str, Any]:
         prompt = build_messages(sample.question, sample.n_images, self.profile)
-        images = image_paths(sample, self.root, self.relative_to)
+        images = image_paths(sample, self.root)
         check_placeholders(count_image_placeholders(prompt), images, f"sample {sample.id!r}")
         return {"id": sample.id, "task": sample.task, "prompt": prompt, "images": images} | (
             self._targets(sample)
         )
 
     def sft(self, sample: Sample) -> dict[str, Any]:
+        """The GRPO record with the ``completion`` after the prompt."""
         record = self.grpo(sample)
-        text = self.completion(sample)
-        return {
-            "id": record.pop("id"),
-            "task": record.pop("task"),
-            "prompt": record.pop("prompt"),
-            "completion": assistant_message(text),
-            "images": record.pop("images"),
-        } | record
+        head = {key: record.pop(key) for key in ("id", "task", "prompt")}
+        return head | {"completion": assistant_message(self.completion(sample))} | record
 
     def user_text(self, sample: Sample) -> str:
         """The user turn as text with one ``<image>`` per image (verl, LLaMA-Factory)."""
@@ -157,7 +142,7 @@ class Exporter:
 
     def sharegpt(self, sample: Sample) -> dict[str, Any]:
         text = self.user_text(sample)
-        images = image_paths(sample, self.root, self.relative_to)
+        images = image_paths(sample, self.root)
         check_placeholders(text.count("<image>"), images, f"sample {sample.id!r}")
         return {
             "messages": [
@@ -215,54 +200,6 @@ def _register_llamafactory(out: Path) -> None:
         },
     }
     info_path.write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
-
-
-def load_export(path: str | Path, *, decode_images: bool = True):
-    """An ``sft``/``grpo`` JSONL export as a ``datasets.Dataset``, ready for TRL.
-
-    ``images`` becomes an ``Image`` feature (PIL images on access) unless
-    ``decode_images`` is False. Placeholder counts are checked for every row.
-    """
-    import datasets
-
-    from mirg.data.schema import iter_jsonl
-
-    path = Path(path)
-    rows = []
-    for number, row in iter_jsonl(path):
-        if isinstance(row, DataError):
-            raise row
-        if not isinstance(row, dict) or "prompt" not in row or "images" not in row:
-            raise DataError(f"{path}:{number}: expected a record with 'prompt' and 'images'")
-        n = count_image_placeholders(row["prompt"])
-        check_placeholders(n, row["images"], f"{path}:{number}: id {row.get('id')!r}")
-        rows.append(row)
-    if not rows:
-        raise DataError(f"{path}: no records")
-    dataset = datasets.Dataset.from_list(rows)
-    if decode_images:
-        dataset = dataset.cast_column("images", datasets.List(datasets.Image()))
-    return dataset
-
-
-def verl_compute_score(
-    data_source: str,
-    solution_str: str,
-    ground_truth: str | dict,
-    extra_info: dict | None = None,
-) -> float:
-    """verl ``custom_reward_function``: the core's weighted object+image+format reward."""
-    targets = json.loads(ground_truth) if isinstance(ground_truth, str) else ground_truth
-    sizes = targets.get("input_sizes")
-    breakdown = score_completion(
-        solution_str,
-        targets.get("target_image"),
-        targets["target_box"],
-        profile=targets.get("profile") or "normalized",
-        input_sizes=sizes,
-        n_images=(extra_info or {}).get("n_images") or (len(sizes) if sizes else None),
-    )
-    return breakdown.total(DEFAULT_WEIGHTS)
 
 
 def read_image_bytes(record_image: dict[str, Any]):

@@ -1,26 +1,13 @@
 """One sample schema for every data source (synthetic world, COCO-style, MIG-Bench).
 
 A sample is one JSON object per line of a JSONL file; its images are files under a
-dataset root (the JSONL's folder unless told otherwise), named by relative paths. Fields:
-
-* ``id``, ``task``, ``question``;
-* ``images``: relative paths, in order (Image-1 first);
-* ``target_image``: 1-based image that holds the answer, or null where the task
-  determines none (aligned image pairs);
-* ``target_box``: ``[x1, y1, x2, y2]`` relative 0..1;
-* ``objects``: object-level annotations, one list per image (empty lists where an image
-  is not annotated) of ``{"box", "category", "attributes", ...}``; optional keys ``id``
-  (identity shared by the same object across images) and ``marked`` (drawn with a red box);
-* ``relations``: image-level relations, e.g. ``{"type": "crop_of", "image": 3,
-  "source": 1, "box": [...]}`` or ``{"type": "same_object", "object": "o2", "images": [1, 4]}``;
-* ``captions``: image-level annotations, one caption per image ("" where none);
-* ``reference``: what the question points at (a description, a marked box, the common
-  object, a difference, a region), the input of trajectory construction;
-* ``target``: ``{"image": K, "object": J}``, the annotated object that is the answer
-  (K may be set where ``target_image`` is null: the image the difference shows in);
-* ``image_sizes``: ``[w, h]`` per image (needed for absolute-pixel coordinate profiles);
-* ``meta``: anything else (family, source index…); ``meta["annotations"] =
-  "target_only"`` says the objects lists are incomplete (only the answer is annotated).
+dataset root (the JSONL's folder unless told otherwise), named by relative paths. The
+fields are those of :class:`Sample` (docs/data.md explains each): the question, its
+images (Image-1 first), ``target_image`` (1-based, or null where the task determines
+none) and ``target_box`` (relative ``[x1, y1, x2, y2]``), object-level annotations
+(``objects``: one list per image), image-level ones (``relations``, ``captions``), the
+typed ``reference`` (:mod:`mirg.data.references`), the answer object ``target``,
+``image_sizes`` (``[w, h]`` of each file) and ``meta``.
 
 Everything that reads samples validates them (images exist and decode within Pillow's
 pixel limit, counts agree, boxes valid, paths stay inside the root) and raises
@@ -41,6 +28,7 @@ from typing import Any
 from PIL import Image
 
 from mirg.core.boxes import Box, BoxError, validate_box
+from mirg.data.references import Reference, reference_from_json, reference_to_json
 from mirg.errors import MirgError
 
 #: Image decoding guard: more pixels than this is treated as a decompression bomb.
@@ -67,7 +55,7 @@ class Sample:
     objects: list[list[dict[str, Any]]] = field(default_factory=list)
     relations: list[dict[str, Any]] = field(default_factory=list)
     captions: list[str] = field(default_factory=list)
-    reference: dict[str, Any] | None = None
+    reference: Reference | None = None
     target: dict[str, int] | None = None
     image_sizes: list[list[int]] | None = None
     meta: dict[str, Any] = field(default_factory=dict)
@@ -95,6 +83,8 @@ class Sample:
         """The JSONL object (fields in schema order; shares, does not copy, nested values)."""
         out = {f.name: getattr(self, f.name) for f in fields(self)}
         out["target_box"] = list(self.target_box)
+        if self.reference is not None:
+            out["reference"] = reference_to_json(self.reference)
         return out
 
 
@@ -110,13 +100,34 @@ class SkipLog:
     def __len__(self) -> int:
         return len(self.entries)
 
-    def write(self, path: str | Path) -> None:
+    def write(self, path: str | Path, what: str = "samples") -> str:
+        """Write the log; returns the clause a command's summary line ends with."""
         lines = [f"{where}\t{reason}\n" for where, reason in self.entries]
         Path(path).write_text("".join(lines), encoding="utf-8")
+        return f"; skipped {len(self)} bad {what} (reasons in {path})"
 
 
 def _bad(where: str, name: str, why: str) -> DataError:
     return DataError(f"{where}: field {name!r}: {why}")
+
+
+def data_box(values: object, where: str, name: str) -> Box:
+    """A valid relative box, or DataError naming ``where`` and the field ``name``."""
+    try:
+        return validate_box(values, where=f"{where}: field {name!r}")
+    except BoxError as exc:
+        raise DataError(str(exc)) from None
+
+
+def check_targets(raw: dict[str, Any], n_images: int, where: str) -> tuple[int | None, Box]:
+    """``target_image`` (1-based or null) and ``target_box`` (relative) of a sample or a
+    training row, checked the same way for both."""
+    target_image = raw["target_image"]
+    if target_image is not None and (not _int(target_image) or not 1 <= target_image <= n_images):
+        raise _bad(
+            where, "target_image", f"expected 1..{n_images} (1-based) or null, got {target_image!r}"
+        )
+    return target_image, data_box(raw["target_box"], where, "target_box")
 
 
 def resolve_image_path(root: Path, relative: str, where: str) -> Path:
@@ -131,14 +142,23 @@ def resolve_image_path(root: Path, relative: str, where: str) -> Path:
     return root / normal
 
 
-def check_image(path: Path, where: str, max_pixels: int = MAX_IMAGE_PIXELS) -> tuple[int, int]:
-    """Open and fully decode an image; return its (width, height) or raise DataError.
+def check_image(
+    path: Path, where: str, check: str = "decode", max_pixels: int = MAX_IMAGE_PIXELS
+) -> tuple[int, int] | None:
+    """Check an image file as ``check`` says (one of :data:`IMAGE_CHECKS`); ``decode``
+    returns its (width, height). Raises DataError naming ``where``.
 
     Decoding catches truncated files; the pixel count is checked from the header before
     decoding so a decompression bomb is refused without allocating its pixels.
     """
+    if check not in IMAGE_CHECKS:
+        raise ValueError(f"check_images must be one of {IMAGE_CHECKS}, got {check!r}")
+    if check == "none":
+        return None
     if not path.is_file():
         raise DataError(f"{where}: image file {path} does not exist")
+    if check == "exists":
+        return None
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -205,15 +225,7 @@ def sample_from_json(
         if not isinstance(rel, str) or not rel:
             raise _bad(where, f"images[{k}]", f"expected a relative path, got {rel!r}")
         resolve_image_path(root or Path("."), rel, f"{where}: field 'images[{k}]'")
-    target_image = raw["target_image"]
-    if target_image is not None and (not _int(target_image) or not 1 <= target_image <= n):
-        raise _bad(
-            where, "target_image", f"expected 1..{n} (1-based) or null, got {target_image!r}"
-        )
-    try:
-        target_box = validate_box(raw["target_box"], where=f"{where}: field 'target_box'")
-    except BoxError as exc:
-        raise DataError(str(exc)) from None
+    target_image, target_box = check_targets(raw, n, where)
 
     objects = raw.get("objects") or []
     if not isinstance(objects, list) or (objects and len(objects) != n):
@@ -226,10 +238,7 @@ def sample_from_json(
             name = f"objects[{k}][{j}]"
             if not isinstance(obj, dict) or "box" not in obj:
                 raise _bad(where, name, "expected an object with a 'box'")
-            try:
-                validate_box(obj["box"], where=f"{where}: field '{name}.box'")
-            except BoxError as exc:
-                raise DataError(str(exc)) from None
+            data_box(obj["box"], where, f"{name}.box")
             category = obj.get("category")
             if category is not None and not isinstance(category, str):
                 raise _bad(where, f"{name}.category", f"expected text or null, got {category!r}")
@@ -247,10 +256,7 @@ def sample_from_json(
         if not isinstance(refs, list) or not all(_int(r) and 1 <= r <= n for r in refs):
             raise _bad(where, f"relations[{i}].images", f"expected image numbers in 1..{n}")
         if "box" in relation:
-            try:
-                validate_box(relation["box"], where=f"{where}: field 'relations[{i}].box'")
-            except BoxError as exc:
-                raise DataError(str(exc)) from None
+            data_box(relation["box"], where, f"relations[{i}].box")
 
     captions = raw.get("captions") or []
     if not isinstance(captions, list) or (captions and len(captions) != n):
@@ -258,14 +264,12 @@ def sample_from_json(
     if not all(isinstance(c, str) for c in captions):
         raise _bad(where, "captions", "expected text")
 
-    reference = raw.get("reference")
-    if reference is not None and not isinstance(reference, dict):
-        raise _bad(where, "reference", "expected an object or null")
-    if reference and "box" in reference:
+    reference = None
+    if raw.get("reference") is not None:
         try:
-            validate_box(reference["box"], where=f"{where}: field 'reference.box'")
-        except BoxError as exc:
-            raise DataError(str(exc)) from None
+            reference = reference_from_json(raw["reference"], n)
+        except ValueError as exc:
+            raise DataError(f"{where}: {exc}") from None
 
     target = raw.get("target")
     if target is not None:
@@ -295,20 +299,12 @@ def sample_from_json(
     if not isinstance(meta, dict):
         raise _bad(where, "meta", "expected an object")
 
-    if check_images != "none":
-        if check_images not in IMAGE_CHECKS:
-            raise ValueError(f"check_images must be one of {IMAGE_CHECKS}, got {check_images!r}")
-        base = root or Path(".")
-        for k, rel in enumerate(images):
-            here = f"{where}: field 'images[{k}]'"
-            path = resolve_image_path(base, rel, here)
-            if check_images == "exists":
-                if not path.is_file():
-                    raise DataError(f"{here}: image file {path} does not exist")
-                continue
-            size = check_image(path, here, max_pixels)
-            if sizes is not None and list(size) != sizes[k]:
-                raise _bad(where, f"image_sizes[{k}]", f"says {sizes[k]}, the file is {list(size)}")
+    for k, rel in enumerate(images):
+        here = f"{where}: field 'images[{k}]'"
+        path = resolve_image_path(root or Path("."), rel, here)
+        size = check_image(path, here, check_images, max_pixels)
+        if size is not None and sizes is not None and list(size) != sizes[k]:
+            raise _bad(where, f"image_sizes[{k}]", f"says {sizes[k]}, the file is {list(size)}")
 
     return Sample(
         id=str(sample_id),
@@ -386,20 +382,18 @@ def read_samples(
 
 def write_samples(path: str | Path, samples: Iterable[Sample]) -> int:
     """Write samples as JSONL (one compact line each, keys in schema order); returns the count."""
-    count = 0
-    with Path(path).open("w", encoding="utf-8") as handle:
-        for sample in samples:
-            handle.write(json.dumps(sample.to_json(), separators=(",", ":")) + "\n")
-            count += 1
-    return count
+    return write_jsonl(path, (sample.to_json() for sample in samples), compact=True)
 
 
-def write_jsonl(path: str | Path, records: Iterable[dict[str, Any]]) -> int:
-    """Write plain records as JSONL; returns the count."""
+def write_jsonl(
+    path: str | Path, records: Iterable[dict[str, Any]], *, compact: bool = False
+) -> int:
+    """Write records as UTF-8 JSONL (``compact``: without spaces); returns the count."""
+    separators = (",", ":") if compact else None
     count = 0
     with Path(path).open("w", encoding="utf-8") as handle:
         for record in records:
-            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+            handle.write(json.dumps(record, ensure_ascii=False, separators=separators) + "\n")
             count += 1
     return count
 
@@ -408,48 +402,28 @@ def to_hf_dataset(samples: list[Sample], root: str | Path, *, decode_images: boo
     """Samples as a Hugging Face ``datasets.Dataset``.
 
     ``images`` become absolute paths (or, with ``decode_images``, an ``Image`` feature
-    that yields PIL images); the nested annotations (``objects``, ``relations``,
-    ``reference``, ``target``, ``meta``) are JSON strings, since their keys vary between
-    samples and Arrow needs one schema.
+    that yields PIL images); the nested annotations are JSON strings, since their keys
+    vary between samples and Arrow needs one schema.
     """
     import datasets
 
+    nested = ("objects", "relations", "reference", "target", "meta")
     base = Path(root).resolve()
-    rows = [
-        {
-            "id": s.id,
-            "task": s.task,
-            "images": [str(base / p) for p in s.images],
-            "question": s.question,
-            "target_image": s.target_image,
-            "target_box": list(s.target_box),
-            "captions": s.captions or [""] * s.n_images,
-            "image_sizes": s.image_sizes,
-            "objects": json.dumps(s.objects),
-            "relations": json.dumps(s.relations),
-            "reference": json.dumps(s.reference),
-            "target": json.dumps(s.target),
-            "meta": json.dumps(s.meta),
-        }
-        for s in samples
-    ]
-    features = datasets.Features(
-        {
-            "id": datasets.Value("string"),
-            "task": datasets.Value("string"),
-            "images": datasets.List(
-                datasets.Image() if decode_images else datasets.Value("string")
-            ),
-            "question": datasets.Value("string"),
-            "target_image": datasets.Value("int64"),
-            "target_box": datasets.List(datasets.Value("float64")),
-            "captions": datasets.List(datasets.Value("string")),
-            "image_sizes": datasets.List(datasets.List(datasets.Value("int64"))),
-            "objects": datasets.Value("string"),
-            "relations": datasets.Value("string"),
-            "reference": datasets.Value("string"),
-            "target": datasets.Value("string"),
-            "meta": datasets.Value("string"),
-        }
-    )
-    return datasets.Dataset.from_list(rows, features=features)
+    rows = []
+    for s in samples:
+        row = s.to_json() | {"images": [str(base / p) for p in s.images]}
+        row |= {"captions": s.captions or [""] * s.n_images}
+        rows.append(row | {name: json.dumps(row[name]) for name in nested})
+    text, number, integer = (datasets.Value(t) for t in ("string", "float64", "int64"))
+    features = {
+        "id": text,
+        "task": text,
+        "images": datasets.List(datasets.Image() if decode_images else text),
+        "question": text,
+        "target_image": integer,
+        "target_box": datasets.List(number),
+        "captions": datasets.List(text),
+        "image_sizes": datasets.List(datasets.List(integer)),
+    }
+    features |= dict.fromkeys(nested, text)
+    return datasets.Dataset.from_list(rows, features=datasets.Features(features))

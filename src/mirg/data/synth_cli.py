@@ -6,7 +6,7 @@ import argparse
 import time
 from dataclasses import replace
 
-from mirg.data.synth import FAMILIES, PRESETS, write_dataset
+from mirg.data.synth import PRESETS, TASK_FAMILIES, write_dataset
 
 
 def _range(text: str) -> tuple[int, int]:
@@ -24,9 +24,9 @@ def _families(values: list[str]) -> tuple[tuple[str, ...], tuple[float, ...] | N
     for value in values:
         for entry in filter(None, value.split(",")):
             name, _, weight = entry.partition(":")
-            if name not in FAMILIES:
+            if name not in TASK_FAMILIES:
                 raise ValueError(
-                    f"--families: unknown family {name!r}; known: {', '.join(FAMILIES)}"
+                    f"--families: unknown family {name!r}; known: {', '.join(TASK_FAMILIES)}"
                 )
             names.append(name)
             weights.append(float(weight) if weight else 1.0)
@@ -48,7 +48,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--families",
         nargs="+",
         help="families, optionally weighted (common_object:2,diff:1); known: "
-        + ", ".join(FAMILIES),
+        + ", ".join(TASK_FAMILIES),
     )
     parser.add_argument("--image-size", type=int, help="image side in pixels")
     parser.add_argument("--images", type=_range, help="images per sample, N or MIN-MAX (1..6)")
@@ -78,17 +78,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     config = PRESETS[args.preset]
-    overrides = {
-        "image_size": args.image_size,
-        "images": args.images,
-        "distractors": args.distractors,
-        "cell": args.cell,
-        "min_object": args.min_object,
-        "max_object": args.max_object,
-        "occlusion": args.occlusion,
-        "fixed_layout": args.fixed_layout,
-        "look_alike_changes": tuple(args.look_alikes) if args.look_alikes else None,
-    }
+    knobs = ("image_size", "images", "distractors", "cell", "min_object", "max_object")
+    overrides = {k: getattr(args, k) for k in (*knobs, "occlusion", "fixed_layout")}
+    overrides["look_alike_changes"] = tuple(args.look_alikes) if args.look_alikes else None
     config = replace(config, **{k: v for k, v in overrides.items() if v is not None})
     if args.families:
         names, weights = _families(args.families)

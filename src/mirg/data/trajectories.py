@@ -21,12 +21,19 @@ import zlib
 from collections.abc import Sequence
 from typing import Any
 
-from mirg.core.profiles import CoordinateProfile, get_profile, smart_resize
+from mirg.core.profiles import CoordinateProfile, get_profile
+from mirg.data.references import (
+    CommonObject,
+    Description,
+    Difference,
+    MarkedObject,
+    NamedObject,
+    QuotedBox,
+    Region,
+    TwoHop,
+)
 from mirg.data.schema import DataError, Sample
 
-#: Qwen-VL's default pixel caps (what a processor uses unless configured otherwise).
-DEFAULT_MIN_PIXELS = 56 * 56
-DEFAULT_MAX_PIXELS = 28 * 28 * 1280
 #: At most this many candidates are walked per image, so text stays bounded.
 MAX_CANDIDATES = 8
 #: full: every step; brief: reference, scope and conclusion; minimal: the conclusion only
@@ -156,23 +163,6 @@ _REFERENCE_BOX = (
 )
 
 
-def frames(
-    sample: Sample,
-    min_pixels: int = DEFAULT_MIN_PIXELS,
-    max_pixels: int = DEFAULT_MAX_PIXELS,
-    factor: int = 28,
-) -> list[list[int]] | None:
-    """The (width, height) frame the model sees per image (Qwen smart-resize), or None
-    when the sample does not record its image sizes."""
-    if sample.image_sizes is None:
-        return None
-    out = []
-    for w, h in sample.image_sizes:
-        fh, fw = smart_resize(h, w, factor=factor, min_pixels=min_pixels, max_pixels=max_pixels)
-        out.append([fw, fh])
-    return out
-
-
 def _a(words: str) -> str:
     return ("an " if words[:1] in "aeiou" else "a ") + words
 
@@ -200,11 +190,11 @@ class _Writer:
     """Accumulates sentences; picks phrasings from the sample's own generator."""
 
     def __init__(
-        self, sample: Sample, profile: CoordinateProfile, frames_: list | None, seed: int
+        self, sample: Sample, profile: CoordinateProfile, frames: list | None, seed: int
     ) -> None:
         self.sample = sample
         self.profile = profile
-        self.frames = frames_
+        self.frames = frames
         self.rng = random.Random(zlib.crc32(f"{seed}:{sample.id}".encode()))
         self.parts: list[str] = []
 
@@ -256,53 +246,51 @@ class _Writer:
                 self.say(_FITS, i=i, a=a, box=box)
 
 
-def _marked_object(sample: Sample, reference: dict[str, Any]) -> dict[str, Any] | None:
-    j, k = reference.get("object"), reference.get("image", 1)
-    if j is None or not sample.objects or not 1 <= k <= len(sample.objects):
+def _marked_object(sample: Sample, ref: MarkedObject | TwoHop) -> dict[str, Any] | None:
+    if ref.object is None or not sample.objects or not 1 <= ref.image <= len(sample.objects):
         return None
-    annotated = sample.objects[k - 1]
-    return annotated[j] if 0 <= j < len(annotated) else None
+    annotated = sample.objects[ref.image - 1]
+    return annotated[ref.object] if 0 <= ref.object < len(annotated) else None
 
 
 def _reasoning(w: _Writer, detail: str) -> None:
     """Write the steps before the conclusion, by what the question refers to."""
     s = w.sample
-    ref = s.reference or {}
-    kind = ref.get("kind")
+    ref = s.reference
     k = s.answer_image()
     full = detail == "full"
     # Walking candidates claims the annotations list every object; samples that annotate
     # only the target (MIG-Bench) get image-level reasoning instead.
-    has_objects = any(s.objects) and s.meta.get("annotations") != "target_only"
-
-    if kind == "description" and has_objects:
-        w.say(_INTRO_DESCRIPTION, desc=ref.get("text") or "the target")
+    if not any(s.objects) or s.meta.get("annotations") == "target_only":
+        _image_level(w)
+    elif isinstance(ref, Description):
+        w.say(_INTRO_DESCRIPTION, desc=ref.text or "the target")
         if s.n_images > 1 and s.target_image is not None and "Image-" not in s.question:
             w.say(_SCOPE_ALL, n=s.n_images)
             scope: Sequence[int] = range(1, s.n_images + 1)
         else:
             scope = [k]
         if full:
-            w.walk(scope, ref.get("match", {}), {})
-    elif kind in ("marked", "two_hop") and has_objects:
+            w.walk(scope, ref.match or {}, {})
+    elif isinstance(ref, (MarkedObject, TwoHop)):
         marked = _marked_object(s, ref)
-        box = w.box(ref["box"], ref.get("image", 1)) if "box" in ref else "its box"
+        box = w.box(ref.box, ref.image) if ref.box is not None else "its box"
         a = _a(_words(marked)) if marked else "an object"
-        match, differ = ref.get("match", {}), ref.get("differ", {})
-        if kind == "marked":
+        differ = ref.differ if isinstance(ref, TwoHop) else {}
+        if isinstance(ref, MarkedObject):
             w.say(_INTRO_MARKED, a=a, box=box)
         else:
-            want = " and ".join(_value_words(key, v) for key, v in match.items()) or "the same"
+            want = " and ".join(_value_words(key, v) for key, v in ref.match.items()) or "the same"
             avoid = " or ".join(_value_words(key, v) for key, v in differ.items()) or "the same"
             w.say(_INTRO_TWO_HOP, a=a, box=box, want=want, avoid=avoid)
         w.say(_SCOPE_ONE, k=k)
         if full:
-            w.walk([k], match, differ)
-    elif kind == "name" and has_objects:
+            w.walk([k], ref.match, differ)
+    elif isinstance(ref, NamedObject):
         target = s.target_object()
         a = _a(_words(target)) if target else "an object"
         w.say(_NAMED, k=k, a=a, box=w.box(s.target_box, k))
-    elif kind == "common" and has_objects:
+    elif isinstance(ref, CommonObject):
         w.say(_INTRO_COMMON)
         if full:
             for i, objs in enumerate(s.objects, 1):
@@ -310,27 +298,27 @@ def _reasoning(w: _Writer, detail: str) -> None:
                 items = ", ".join(names[:-1]) + " and " + names[-1] if len(names) > 1 else ""
                 w.say(_HOLDS, i=i, items=items or (names[0] if names else "nothing"))
         # The shared identity (shape and colour), not this image's size of it.
-        match = ref.get("match") or {}
         target = s.target_object()
-        if match:
-            a = _a(_words({"category": match.get("category"), "attributes": match}))
+        if ref.match:
+            a = _a(_words({"category": ref.match.get("category"), "attributes": ref.match}))
         else:
             a = _a(_words(target)) if target else "the shared object"
         w.say(_COMMON_FOUND, a=a, A=a, k=k, box=w.box(s.target_box, k))
-    elif kind == "difference" and has_objects and s.n_images == 2:
+    elif isinstance(ref, Difference) and s.n_images == 2:
         w.say(_INTRO_DIFF)
         if full:
             _walk_difference(w)
-    elif kind == "region" and has_objects:
-        j, src = ref.get("image", 2), ref.get("source", 1)
-        w.say(_INTRO_REGION, j=j, s=src)
+    elif isinstance(ref, Region):
+        w.say(_INTRO_REGION, j=ref.image, s=ref.source)
         if full:
-            by_id = {o.get("id"): o for o in s.objects[src - 1] if o.get("id") is not None}
-            for obj in s.objects[j - 1][:MAX_CANDIDATES]:
+            source = s.objects[ref.source - 1]
+            by_id = {o.get("id"): o for o in source if o.get("id") is not None}
+            for obj in s.objects[ref.image - 1][:MAX_CANDIDATES]:
                 there = by_id.get(obj.get("id"))
                 if there is not None:
                     a = _a(_words(there))
-                    w.say(_REGION_OBJECT, j=j, s=src, a=a, A=a, box=w.box(there["box"], src))
+                    box = w.box(there["box"], ref.source)
+                    w.say(_REGION_OBJECT, j=ref.image, s=ref.source, a=a, A=a, box=box)
     else:
         _image_level(w)
 
@@ -369,11 +357,11 @@ def _image_level(w: _Writer) -> None:
         elif relation.get("type") == "same_object" and relation.get("images"):
             names = ", ".join(f"Image-{i}" for i in relation["images"])
             w.parts.append(f"The same object appears in {names}.")
-    ref = s.reference or {}
-    if ref.get("text"):
-        w.say(_INTRO_DESCRIPTION, desc=ref["text"])
-    if "box" in ref:
-        w.say(_REFERENCE_BOX, box=w.box(ref["box"], ref.get("image", 1)))
+    ref = s.reference
+    if isinstance(ref, Description) and ref.text:
+        w.say(_INTRO_DESCRIPTION, desc=ref.text)
+    if isinstance(ref, (QuotedBox, MarkedObject, TwoHop)) and ref.box is not None:
+        w.say(_REFERENCE_BOX, box=w.box(ref.box, ref.image))
     if s.target_image is not None and s.n_images > 1:
         w.say(_SCOPE_ONE, k=s.target_image)
 
@@ -384,22 +372,23 @@ def build_trajectory(
     *,
     seed: int = 0,
     detail: str = "full",
-    frames_: list | None = None,
+    frames: list[list[int]] | None = None,
 ) -> str:
     """The completion for one sample: reasoning then the canonical answer.
 
-    ``frames_`` (one [w, h] per image, see :func:`frames`) is required by profiles that
-    write absolute pixels (qwen2.5-vl); a DataError names the sample when it is missing.
+    ``frames`` (the ``[w, h]`` each image is shown at, from
+    :meth:`mirg.models.loading.FrameRule.frames`) is required by profiles that write
+    absolute pixels (qwen2.5-vl); a DataError names the sample when it is missing.
     """
     prof = get_profile(profile)
     if detail not in DETAILS:
         raise ValueError(f"detail must be one of {DETAILS}, got {detail!r}")
-    if prof.needs_frame and frames_ is None:
+    if prof.needs_frame and frames is None:
         raise DataError(
             f"sample {sample.id!r}: field 'image_sizes': profile {prof.name!r} writes absolute "
             "pixels and needs each image's size (open the images or record image_sizes)"
         )
-    w = _Writer(sample, prof, frames_, seed)
+    w = _Writer(sample, prof, frames, seed)
     if detail != "minimal":
         _reasoning(w, detail)
     k = sample.answer_image()
@@ -408,6 +397,6 @@ def build_trajectory(
         w.say(_CONCLUDE_ALIGNED, box=box)
     else:
         w.say(_CONCLUDE, k=k, box=box)
-    frame = frames_[k - 1] if frames_ is not None else None
+    frame = frames[k - 1] if frames is not None else None
     answer = prof.render_answer(k, sample.target_box, frame)
     return f"<think>{' '.join(w.parts)}</think><answer>{answer}</answer>"

@@ -66,7 +66,7 @@ def load_eval_items(
                 task=s.task,
                 images=tuple(str((root / p).resolve()) for p in s.images),
                 question=s.question,
-                target_box=tuple(s.target_box),  # type: ignore[arg-type]
+                target_box=s.target_box,
                 target_image=s.target_image,
             )
             for s in samples

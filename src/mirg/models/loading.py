@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -131,37 +131,73 @@ def set_pixel_caps(processor: Any, min_pixels: int | None, max_pixels: int | Non
     processor.image_processor.size = {"shortest_edge": lo, "longest_edge": hi}
 
 
-def image_factor(processor: Any) -> int:
-    """Side multiple of the frames the vision tower sees: patch size x spatial merge."""
+#: Pixel caps a Qwen-VL processor uses unless configured otherwise; exports written without
+#: a processor at hand assume them (``mirg export --min-pixels/--max-pixels`` change them).
+DEFAULT_MIN_PIXELS = 56 * 56
+DEFAULT_MAX_PIXELS = 28 * 28 * 1280
+#: Side multiple of each family's frames: patch size x spatial merge.
+FAMILY_FACTORS: dict[str, int] = {"qwen2-vl": 28, "qwen2.5-vl": 28, "qwen3-vl": 32}
+
+
+@dataclass(frozen=True)
+class FrameRule:
+    """How a Qwen-VL processor resizes an image into the frame the model sees: sides a
+    multiple of ``factor`` (patch size x spatial merge), area within the pixel caps.
+
+    Absolute-pixel profiles (Qwen2.5-VL) write boxes in frame pixels, so data, rewards and
+    evaluation must all use the frames of the processor that will see the images: take the
+    rule from that processor (:func:`frame_rule`), or from the family's defaults
+    (:func:`default_frame_rule`) where no model is at hand.
+    """
+
+    factor: int = 28
+    min_pixels: int = DEFAULT_MIN_PIXELS
+    max_pixels: int = DEFAULT_MAX_PIXELS
+
+    def frame(self, width: int, height: int) -> tuple[int, int]:
+        """(width, height) of the frame an image of this size is shown at."""
+        h, w = smart_resize(height, width, self.factor, self.min_pixels, self.max_pixels)
+        return w, h
+
+    def frames(self, images: Iterable[Any]) -> list[list[int]]:
+        """One ``[w, h]`` frame per image (PIL images or ``(width, height)`` pairs): the
+        ``input_sizes`` column of training rows and predictions."""
+        sizes = (image.size if hasattr(image, "size") else image for image in images)
+        return [list(self.frame(int(w), int(h))) for w, h in sizes]
+
+
+def frame_rule(processor: Any) -> FrameRule:
+    """The frame rule of a loaded processor: its own patch size, merge size and caps."""
     ip = processor.image_processor
-    return int(ip.patch_size) * int(getattr(ip, "merge_size", 1) or 1)
+    merge = int(getattr(ip, "merge_size", 1) or 1)
+    return FrameRule(int(ip.patch_size) * merge, *pixel_caps(processor))
+
+
+def default_frame_rule(
+    profile: str | CoordinateProfile,
+    min_pixels: int = DEFAULT_MIN_PIXELS,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> FrameRule:
+    """The frame rule of a profile's model family without loading it (factor 28 for
+    families mirg does not know, as for Qwen2/2.5-VL)."""
+    return FrameRule(FAMILY_FACTORS.get(get_profile(profile).name, 28), min_pixels, max_pixels)
 
 
 def frame_size(processor: Any, width: int, height: int) -> tuple[int, int]:
     """(width, height) of the resized frame the model sees for an image of this size."""
-    lo, hi = pixel_caps(processor)
-    h, w = smart_resize(height, width, factor=image_factor(processor), min_pixels=lo, max_pixels=hi)
-    return w, h
+    return frame_rule(processor).frame(width, height)
 
 
 def input_sizes(processor: Any, images: Sequence[Any]) -> list[list[int]]:
-    """One ``[w, h]`` per image: the frames absolute-pixel profiles (Qwen2.5-VL) write in.
-
-    ``images`` holds PIL images or ``(width, height)`` pairs.
-    """
-    sizes = []
-    for image in images:
-        w, h = image.size if hasattr(image, "size") else image
-        sizes.append(list(frame_size(processor, int(w), int(h))))
-    return sizes
+    """One ``[w, h]`` frame per image (PIL images or ``(width, height)`` pairs)."""
+    return frame_rule(processor).frames(images)
 
 
 def image_tokens(processor: Any, width: int, height: int) -> int:
     """How many placeholder tokens one image of this size takes in the prompt."""
-    w, h = frame_size(processor, width, height)
-    ip = processor.image_processor
-    merge = int(getattr(ip, "merge_size", 1) or 1)
-    return math.ceil(h / ip.patch_size) * math.ceil(w / ip.patch_size) // (merge * merge)
+    rule = frame_rule(processor)
+    w, h = rule.frame(width, height)
+    return math.ceil(w / rule.factor) * math.ceil(h / rule.factor)
 
 
 def load_processor(

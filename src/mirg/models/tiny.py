@@ -19,7 +19,9 @@ from typing import Any
 
 from mirg.core.profiles import PROFILES, get_profile
 from mirg.core.prompts import system_prompt
+from mirg.models.loading import FAMILY_FACTORS
 
+#: Model families a tiny model can be built in.
 FAMILIES = ("qwen2-vl", "qwen2.5-vl", "qwen3-vl")
 
 # Qwen's special tokens, in Qwen's order (ids follow the BPE vocabulary).
@@ -83,9 +85,20 @@ QWEN3_VL_CHAT_TEMPLATE = (
 )
 
 
+#: Per family, the prefix of its transformers classes (``…Config``, ``…Processor``).
+_CLASS_PREFIXES = {"qwen2-vl": "Qwen2VL", "qwen2.5-vl": "Qwen2_5_VL", "qwen3-vl": "Qwen3VL"}
+
+
+def _check_family(family: str) -> None:
+    if family not in FAMILIES:
+        raise ValueError(
+            f"unknown tiny-model family {family!r}; choose one of {', '.join(FAMILIES)}"
+        )
+
+
 @dataclass(frozen=True)
 class TinySpec:
-    """Dimensions of a tiny model. Defaults: ~0.3-0.5M parameters, seconds to build."""
+    """Dimensions of a tiny model. The defaults build in seconds."""
 
     hidden_size: int = 64
     num_layers: int = 2
@@ -291,8 +304,42 @@ def _mrope_section(head_dim: int) -> list[int]:
     return [t, h, half - t - h]
 
 
+def _vision_config(family: str, spec: TinySpec) -> dict[str, Any]:
+    """The vision tower's config: what the three families share, then what each adds."""
+    vision = {
+        "depth": spec.vision_depth,
+        "num_heads": spec.vision_heads,
+        "patch_size": FAMILY_FACTORS[family] // 2,
+        "spatial_merge_size": 2,
+        "temporal_patch_size": 2,
+    }
+    if family == "qwen2-vl":
+        return vision | {
+            "embed_dim": spec.vision_hidden_size,
+            "hidden_size": spec.hidden_size,  # Qwen2-VL's merger output = text width
+            "mlp_ratio": max(1, spec.vision_intermediate_size // spec.vision_hidden_size),
+        }
+    vision |= {
+        "hidden_size": spec.vision_hidden_size,
+        "intermediate_size": spec.vision_intermediate_size,
+        "out_hidden_size": spec.hidden_size,
+    }
+    if family == "qwen2.5-vl":
+        # full attention every 8th block, windows elsewhere
+        full = list(range(7, spec.vision_depth, 8)) or [spec.vision_depth - 1]
+        return vision | {"window_size": 112, "fullatt_block_indexes": full}
+    # absolute position embeddings on a grid up to 16x16 patches (256 px)
+    return vision | {
+        "num_position_embeddings": 256,
+        "deepstack_visual_indexes": [spec.vision_depth - 1],
+    }
+
+
 def build_config(family: str, tokenizer: Any, spec: TinySpec) -> Any:
     """The tiny model config; token ids come from the tokenizer so image tokens match."""
+    import transformers
+
+    _check_family(family)
     ids = _token_ids(tokenizer)
     vocab = max(len(tokenizer), spec.model_vocab_size or 0)
     text = {
@@ -316,69 +363,15 @@ def build_config(family: str, tokenizer: Any, spec: TinySpec) -> Any:
             "vision_end_token_id",
         )
     }
-    mrope = _mrope_section(spec.head_dim)
-    if family == "qwen2-vl":
-        from transformers import Qwen2VLConfig
-
-        vision = {
-            "depth": spec.vision_depth,
-            "embed_dim": spec.vision_hidden_size,
-            "hidden_size": spec.hidden_size,  # Qwen2-VL's merger output = text width
-            "num_heads": spec.vision_heads,
-            "mlp_ratio": max(1, spec.vision_intermediate_size // spec.vision_hidden_size),
-            "patch_size": 14,
-            "spatial_merge_size": 2,
-            "temporal_patch_size": 2,
-        }
-        text["rope_parameters"] = {"rope_type": "default", "mrope_section": mrope}
-        config = Qwen2VLConfig(text_config=text, vision_config=vision, **tokens)
-    elif family == "qwen2.5-vl":
-        from transformers import Qwen2_5_VLConfig
-
-        vision = {
-            "depth": spec.vision_depth,
-            "hidden_size": spec.vision_hidden_size,
-            "intermediate_size": spec.vision_intermediate_size,
-            "num_heads": spec.vision_heads,
-            "out_hidden_size": spec.hidden_size,
-            "patch_size": 14,
-            "spatial_merge_size": 2,
-            "temporal_patch_size": 2,
-            "window_size": 112,
-            # Qwen2.5-VL: full attention every 8th block, windows elsewhere
-            "fullatt_block_indexes": [i for i in range(7, spec.vision_depth, 8)]
-            or [spec.vision_depth - 1],
-        }
-        text["rope_parameters"] = {"rope_type": "default", "mrope_section": mrope}
-        config = Qwen2_5_VLConfig(text_config=text, vision_config=vision, **tokens)
-    elif family == "qwen3-vl":
-        from transformers import Qwen3VLConfig
-
-        vision = {
-            "depth": spec.vision_depth,
-            "hidden_size": spec.vision_hidden_size,
-            "intermediate_size": spec.vision_intermediate_size,
-            "num_heads": spec.vision_heads,
-            "out_hidden_size": spec.hidden_size,
-            "patch_size": 16,
-            "spatial_merge_size": 2,
-            "temporal_patch_size": 2,
-            # absolute position embeddings on a grid up to 16x16 patches (256 px)
-            "num_position_embeddings": 256,
-            "deepstack_visual_indexes": [spec.vision_depth - 1],
-        }
+    text["rope_parameters"] = {
+        "rope_type": "default",
+        "mrope_section": _mrope_section(spec.head_dim),
+    }
+    if family == "qwen3-vl":
         text["head_dim"] = spec.head_dim
-        text["rope_parameters"] = {
-            "rope_type": "default",
-            "rope_theta": 5_000_000.0,
-            "mrope_section": mrope,
-            "mrope_interleaved": True,
-        }
-        config = Qwen3VLConfig(text_config=text, vision_config=vision, **tokens)
-    else:
-        raise ValueError(
-            f"unknown tiny-model family {family!r}; choose one of {', '.join(FAMILIES)}"
-        )
+        text["rope_parameters"] |= {"rope_theta": 5_000_000.0, "mrope_interleaved": True}
+    config_class = getattr(transformers, _CLASS_PREFIXES[family] + "Config")
+    config = config_class(text_config=text, vision_config=_vision_config(family, spec), **tokens)
     config.tie_word_embeddings = spec.tie_word_embeddings
     config.get_text_config().tie_word_embeddings = spec.tie_word_embeddings
     return config
@@ -390,56 +383,36 @@ def build_config(family: str, tokenizer: Any, spec: TinySpec) -> Any:
 def default_pixels(family: str) -> tuple[int, int]:
     """Pixel caps for tiny models: small frames so a CPU step takes milliseconds.
 
-    112x112 (16 merged tokens for Qwen2/2.5-VL) up to 224x224; Qwen3-VL's merged patch
-    is 32 px, so its caps are in the same token budget.
+    From 2x2 to 8x8 merged patches (112x112 up to 224x224 for Qwen2/2.5-VL, whose merged
+    patch is 28 px; Qwen3-VL's is 32 px, so its caps are in the same token budget).
     """
-    factor = 32 if family == "qwen3-vl" else 28
+    factor = FAMILY_FACTORS[family]
     return (factor * factor * 4, factor * factor * 64)
 
 
 def build_processor(family: str, tokenizer: Any, spec: TinySpec) -> Any:
     """The family's processor with its image and video processors and chat template."""
+    import transformers
+
+    _check_family(family)
+    qwen3 = family == "qwen3-vl"
     lo, hi = default_pixels(family)
     min_pixels = spec.min_pixels or lo
     max_pixels = spec.max_pixels or hi
-    size = {"shortest_edge": min_pixels, "longest_edge": max_pixels}
-    template = QWEN3_VL_CHAT_TEMPLATE if family == "qwen3-vl" else QWEN2_VL_CHAT_TEMPLATE
-    if family == "qwen3-vl":
-        from transformers import Qwen2VLImageProcessor, Qwen3VLProcessor
-        from transformers.models.qwen3_vl.video_processing_qwen3_vl import Qwen3VLVideoProcessor
-
-        image = Qwen2VLImageProcessor(
-            size=size,
-            patch_size=16,
-            merge_size=2,
-            temporal_patch_size=2,
-            image_mean=[0.5, 0.5, 0.5],
-            image_std=[0.5, 0.5, 0.5],
-        )
-        video = Qwen3VLVideoProcessor(
-            size={"shortest_edge": min_pixels, "longest_edge": max_pixels * 2},
-            patch_size=16,
-            merge_size=2,
-            temporal_patch_size=2,
-        )
-        return Qwen3VLProcessor(
-            image_processor=image,
-            tokenizer=tokenizer,
-            video_processor=video,
-            chat_template=template,
-        )
-    from transformers import Qwen2_5_VLProcessor, Qwen2VLImageProcessor, Qwen2VLProcessor
-    from transformers.models.qwen2_vl.video_processing_qwen2_vl import Qwen2VLVideoProcessor
-
-    image = Qwen2VLImageProcessor(size=size, patch_size=14, merge_size=2, temporal_patch_size=2)
-    video = Qwen2VLVideoProcessor(
-        size={"shortest_edge": min_pixels, "longest_edge": max_pixels * 2},
-        patch_size=14,
-        merge_size=2,
-        temporal_patch_size=2,
+    patches = {"patch_size": FAMILY_FACTORS[family] // 2, "merge_size": 2, "temporal_patch_size": 2}
+    # Qwen3-VL normalises pixels to [-1, 1]; Qwen2/2.5-VL with CLIP's mean and std.
+    norm = {"image_mean": [0.5] * 3, "image_std": [0.5] * 3} if qwen3 else {}
+    image = transformers.Qwen2VLImageProcessor(
+        size={"shortest_edge": min_pixels, "longest_edge": max_pixels}, **patches, **norm
     )
-    cls = Qwen2_5_VLProcessor if family == "qwen2.5-vl" else Qwen2VLProcessor
-    return cls(
+    video_class = (
+        transformers.Qwen3VLVideoProcessor if qwen3 else transformers.Qwen2VLVideoProcessor
+    )
+    video = video_class(
+        size={"shortest_edge": min_pixels, "longest_edge": max_pixels * 2}, **patches
+    )
+    template = QWEN3_VL_CHAT_TEMPLATE if qwen3 else QWEN2_VL_CHAT_TEMPLATE
+    return getattr(transformers, _CLASS_PREFIXES[family] + "Processor")(
         image_processor=image, tokenizer=tokenizer, video_processor=video, chat_template=template
     )
 
@@ -454,10 +427,7 @@ def build_tiny_model(
     import torch
     from transformers import AutoModelForImageTextToText
 
-    if family not in FAMILIES:
-        raise ValueError(
-            f"unknown tiny-model family {family!r}; choose one of {', '.join(FAMILIES)}"
-        )
+    _check_family(family)
     spec = spec or TinySpec()
     if spec.hidden_size % spec.num_heads or spec.num_heads % spec.num_kv_heads:
         raise ValueError("hidden_size must divide by num_heads and num_heads by num_kv_heads")

@@ -6,9 +6,9 @@ so each sample carries the target as its one annotated object and is marked
 rather than claim that other images hold nothing. The target image is the core's
 derivation from the task rules (null for ``diff``, whose two images are aligned).
 
-Items whose stored answer is not a valid box (7 ``common_object`` answers are inverted or
-exceed 1) raise a DataError naming the item, or are recorded and skipped with a
-:class:`~mirg.data.schema.SkipLog`.
+Items whose stored answer is not a valid box (a few ``common_object`` answers are
+inverted or exceed 1) raise a DataError naming the item, or are recorded and skipped with
+a :class:`~mirg.data.schema.SkipLog`.
 """
 
 from __future__ import annotations
@@ -16,14 +16,15 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from mirg.core.boxes import BoxError, validate_box
 from mirg.core.migbench import MigBenchItem, load_migbench
+from mirg.data.references import Description, QuotedBox, Reference
 from mirg.data.schema import (
     MAX_IMAGE_PIXELS,
     DataError,
     Sample,
     SkipLog,
     check_image,
+    data_box,
     resolve_image_path,
 )
 
@@ -39,29 +40,15 @@ def item_to_sample(
 ) -> Sample:
     """One benchmark item as a sample; image files are checked only when asked."""
     here = f"{where}: item {item.index}"
-    try:
-        box = validate_box(list(item.target_box), where=f"{here}: field 'answer'")
-    except BoxError as exc:
-        raise DataError(str(exc)) from None
+    box = data_box(list(item.target_box), here, "answer")
     images = [str(Path(p)) for p in item.images]  # "./MIG-Bench/x.jpg" -> "MIG-Bench/x.jpg"
-    sizes = None
-    if check_images != "none":
-        base = image_root if image_root is not None else Path(".")
-        paths = [
-            resolve_image_path(base, p, f"{here}: field 'images[{k}]'")
-            for k, p in enumerate(images)
-        ]
-        if check_images == "exists":
-            for k, path in enumerate(paths):
-                if not path.is_file():
-                    raise DataError(
-                        f"{here}: field 'images[{k}]': image file {path} does not exist"
-                    )
-        else:
-            sizes = [
-                list(check_image(path, f"{here}: field 'images[{k}]'", max_pixels))
-                for k, path in enumerate(paths)
-            ]
+    base = image_root if image_root is not None else Path(".")
+    sizes = []
+    for k, rel in enumerate(images if check_images != "none" else []):
+        field = f"{here}: field 'images[{k}]'"
+        size = check_image(resolve_image_path(base, rel, field), field, check_images, max_pixels)
+        if size is not None:
+            sizes.append(list(size))
     objects: list[list[dict]] = [[] for _ in images]
     target = None
     if item.target_image is not None:
@@ -69,13 +56,14 @@ def item_to_sample(
             {"box": list(box), "category": None, "attributes": {}}
         )
         target = {"image": item.target_image, "object": 0}
-    reference = None
+    reference: Reference | None = None
+    described = _OBJECT_REF_RE.search(item.question)
     if item.reference_boxes:
-        reference = {"kind": "box", "image": 1, "box": list(item.reference_boxes[0])}
-    else:
-        described = _OBJECT_REF_RE.search(item.question)
-        if described:
-            reference = {"kind": "description", "text": described.group(1).strip()}
+        reference = QuotedBox(
+            image=1, box=data_box(list(item.reference_boxes[0]), here, "reference.box")
+        )
+    elif described:
+        reference = Description(text=described.group(1).strip())
     return Sample(
         id=f"migbench-{item.index}",
         task=item.task,
@@ -88,7 +76,7 @@ def item_to_sample(
         captions=[],
         reference=reference,
         target=target,
-        image_sizes=sizes,
+        image_sizes=sizes or None,
         meta={"source": "MIG-Bench", "index": item.index, "annotations": "target_only"},
     )
 

@@ -1,0 +1,189 @@
+"""Samples of the world: one drawn from its own generator, and datasets written to disk."""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from mirg.data.references import MarkedObject, TwoHop
+from mirg.data.schema import Sample, write_samples
+from mirg.data.synth.canvas import Canvas, NoRoom, render
+from mirg.data.synth.config import WorldConfig
+from mirg.data.synth.families import TASK_FAMILIES, Ctx
+
+#: Words for ``filler_words``: unrelated text between the images and the question.
+FILLER_WORDS: tuple[str, ...] = tuple(
+    "please look at these pictures carefully and then answer the question below here are "
+    "some images for you to study take your time note that each one has a label read every "
+    "part before you reply we show you a few scenes now consider them all".split()
+)
+SPLITS: tuple[str, ...] = ("train", "val", "test")
+
+
+def _caption(canvas: Canvas) -> str:
+    if canvas.crop_of is not None:
+        return f"A region of Image-{canvas.crop_of[0]}."
+    if not canvas.objects:
+        return f"An empty {canvas.background[0]} background."
+    names = ", ".join(f"a {o.size} {o.colour} {o.shape}" for o in canvas.objects)
+    return f"A {canvas.background[0]} background with {names}."
+
+
+def _filler(config: WorldConfig, seed: int, split: str, index: int) -> str:
+    """Unrelated words to put before the question, from their own generator: the world's
+    stream stays as without filler."""
+    lo, hi = config.filler_words
+    if not hi:
+        return ""
+    rng = random.Random(f"{seed}/{split}/{index}/filler")
+    words = [rng.choice(FILLER_WORDS) for _ in range(rng.randint(lo, hi))]
+    return " ".join(words).capitalize() + ". " if words else ""
+
+
+def generate_sample(
+    config: WorldConfig, family: str, seed: int, split: str, index: int
+) -> tuple[Sample, list[Image.Image]]:
+    """One sample and its images, from its own generator (seed, split, index, family)."""
+    rng = random.Random(f"{seed}/{split}/{index}/{family}")
+    for _attempt in range(50):
+        try:
+            built = TASK_FAMILIES[family](Ctx(config, rng))
+            break
+        except NoRoom:
+            continue
+    else:
+        raise ValueError(
+            f"family {family!r}: objects do not fit in {config.image_size}-px images; "
+            "use fewer distractors or smaller objects"
+        )
+    S = config.image_size
+    sample_id = f"{split}-{index:06d}"
+    images: list[Image.Image] = []
+    for canvas in built.canvases:
+        if canvas.crop_of is not None:
+            source = images[canvas.crop_of[0] - 1]
+            images.append(source.crop(canvas.crop_of[1]).resize((S, S), Image.Resampling.NEAREST))
+        else:
+            images.append(render(canvas, S))
+    # Annotations in reading order (top to bottom, left to right), not drawing order.
+    orders = [sorted(c.objects, key=lambda o: (o.box[1], o.box[0])) for c in built.canvases]
+    objects = [[o.annotation(S, S) for o in order] for order in orders]
+    target = None
+    if built.target is not None:
+        k, obj = built.target
+        target = {"image": k, "object": next(j for j, o in enumerate(orders[k - 1]) if o is obj)}
+        x1, y1, x2, y2 = objects[k - 1][target["object"]]["box"]
+        target_box = (x1, y1, x2, y2)
+    elif built.region is not None:
+        target_box = built.region
+    else:
+        raise AssertionError(f"family {family!r} drew neither a target object nor a region")
+    reference = built.reference
+    if built.marked is not None and isinstance(reference, (MarkedObject, TwoHop)):
+        j = orders[0].index(built.marked)  # point at the marked object's annotation
+        x1, y1, x2, y2 = objects[0][j]["box"]
+        reference = replace(reference, object=j, box=(x1, y1, x2, y2))
+    sample = Sample(
+        id=sample_id,
+        task=family,
+        images=[f"images/{split}/{sample_id}-{k}.png" for k in range(1, len(images) + 1)],
+        question=_filler(config, seed, split, index) + built.question,
+        target_image=built.target_image,
+        target_box=target_box,
+        objects=objects,
+        relations=built.relations,
+        captions=[_caption(c) for c in built.canvases],
+        reference=reference,
+        target=target,
+        image_sizes=[[S, S] for _ in images],
+        meta={"family": family, "seed": seed},
+    )
+    return sample, images
+
+
+def family_counts(config: WorldConfig, n: int) -> dict[str, int]:
+    """How many samples of each family among ``n``: proportional to the weights, exactly."""
+    weights = list(config.weights or [1.0] * len(config.families))
+    total = sum(weights) or 1.0
+    shares = [n * w / total for w in weights]
+    counts = [int(s) for s in shares]
+    by_remainder = sorted(range(len(shares)), key=lambda i: (counts[i] - shares[i], i))
+    for i in by_remainder[: n - sum(counts)]:
+        counts[i] += 1
+    return dict(zip(config.families, counts, strict=True))
+
+
+def split_sizes(n: int, fractions: Sequence[float] = (0.8, 0.1, 0.1)) -> dict[str, int]:
+    """Train/val/test sizes for ``n`` samples; val and test get at least one from n >= 3."""
+    if len(fractions) != 3 or any(f < 0 for f in fractions) or sum(fractions) <= 0:
+        raise ValueError(f"split fractions: three non-negative numbers, got {fractions}")
+    total = sum(fractions)
+    val = round(n * fractions[1] / total)
+    test = round(n * fractions[2] / total)
+    if n >= 3:
+        val = max(val, 1) if fractions[1] else 0
+        test = max(test, 1) if fractions[2] else 0
+    return {"train": n - val - test, "val": val, "test": test}
+
+
+def layout_key(sample: Sample) -> str:
+    """What a model sees apart from background pixels: question and object layout."""
+    return json.dumps([sample.question, sample.objects], sort_keys=True)
+
+
+def write_dataset(
+    out: str | Path,
+    n: int,
+    seed: int,
+    config: WorldConfig,
+    *,
+    fractions: Sequence[float] = (0.8, 0.1, 0.1),
+    preset: str | None = None,
+) -> dict[str, Any]:
+    """Write ``out/{train,val,test}.jsonl``, ``out/images/`` and ``out/manifest.json``.
+
+    Returns the manifest: seed, knobs, counts per split and family, and how many test
+    samples repeat a train sample's question and layout (small worlds repeat; say so).
+    """
+    config.validate()
+    if n < 1:
+        raise ValueError(f"--n must be at least 1, got {n}")
+    out = Path(out)
+    sizes = split_sizes(n, fractions)
+    counts: dict[str, dict[str, int]] = {}
+    layouts: dict[str, set[str]] = {}
+    for split in SPLITS:
+        (out / "images" / split).mkdir(parents=True, exist_ok=True)
+        per_family = family_counts(config, sizes[split])
+        order = [f for f, c in per_family.items() for _ in range(c)]
+        random.Random(f"{seed}/{split}/order").shuffle(order)
+        layouts[split] = set()
+
+        def samples(split: str = split, order: list[str] = order) -> Iterator[Sample]:
+            for index, family in enumerate(order):
+                sample, images = generate_sample(config, family, seed, split, index)
+                for rel, image in zip(sample.images, images, strict=True):
+                    image.save(out / rel, format="PNG", compress_level=1)
+                layouts[split].add(layout_key(sample))
+                yield sample
+
+        write_samples(out / f"{split}.jsonl", samples())
+        counts[split] = {f: c for f, c in per_family.items() if c}
+    manifest = {
+        "generator": "mirg synth",
+        "seed": seed,
+        "n": n,
+        "preset": preset,
+        "knobs": asdict(config),
+        "splits": sizes,
+        "counts": counts,
+        "test_layouts_seen_in_train": len(layouts["test"] & layouts["train"]),
+    }
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    return manifest
