@@ -55,7 +55,7 @@ def test_batched_and_single_greedy_generation_agree(loaded, mixed_batch):
     batched = gen.generate(messages, images)
     singles = [gen.generate([m], [imgs])[0] for m, imgs in zip(messages, images, strict=True)]
     assert batched == singles
-    assert len(set(batched)) > 1 and all(len(t) > 0 for t in batched)
+    assert len(set(batched)) > 1 and all(len(t.text) > 0 for t in batched)
 
 
 def test_training_time_forward_reproduces_greedy_tokens(loaded, mixed_batch):

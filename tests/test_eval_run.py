@@ -37,7 +37,7 @@ def test_eval_end_to_end_writes_predictions_metrics_report(finished, synth_dir):
             w > 0 and h > 0 for w, h in p["input_sizes"]
         )
     metrics = json.loads((finished / "metrics.json").read_text())
-    assert set(metrics) == {"protocol", "tasks", "average", "missing"}
+    assert set(metrics) == {"protocol", "tasks", "average", "missing", "truncated"}
     assert metrics["protocol"] == "strict" and metrics["missing"] == 0
     assert sum(t["n"] for t in metrics["tasks"].values()) == len(samples)
     assert set(metrics["tasks"]) == {s["task"] for s in samples}

@@ -7,6 +7,7 @@ import argparse
 from mirg.core.scoring import PROTOCOLS, format_table
 from mirg.eval.generation import PROMPTS
 from mirg.eval.run import BACKENDS, EvalConfig, evaluate
+from mirg.models.placement import add_placement_arguments
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -23,10 +24,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--tasks", nargs="+", help="only these tasks")
     parser.add_argument("--limit", type=int, help="first N items of each task")
-    parser.add_argument("--max-new-tokens", type=int, help="default 128 (official), 256")
+    parser.add_argument("--max-new-tokens", type=int, help="default 128 (official), 1024")
     parser.add_argument("--profile", help="coordinate profile, for models mirg cannot identify")
     parser.add_argument("--min-pixels", type=int)
     parser.add_argument("--max-pixels", type=int)
+    add_placement_arguments(parser)
+    vllm = parser.add_argument_group("vllm backend")
+    vllm.add_argument("--tensor-parallel-size", type=int, default=1)
+    vllm.add_argument("--gpu-memory-utilization", type=float, default=0.9)
+    vllm.add_argument(
+        "--max-model-len", type=int, help="default: the longest prompt plus --max-new-tokens"
+    )
     parser.add_argument("--out", required=True, help="output folder (a rerun resumes)")
     parser.add_argument("--no-progress", action="store_true")
 
@@ -47,6 +55,12 @@ def run(args: argparse.Namespace) -> int:
         profile=args.profile,
         min_pixels=args.min_pixels,
         max_pixels=args.max_pixels,
+        device=args.device,
+        dtype=args.dtype,
+        attention=args.attention,
+        tensor_parallel_size=args.tensor_parallel_size,
+        gpu_memory_utilization=args.gpu_memory_utilization,
+        max_model_len=args.max_model_len,
     )
     metrics = evaluate(cfg, progress=not args.no_progress)
     print(format_table(metrics))

@@ -7,6 +7,7 @@ builds the prompts, batches items sensibly and decodes the new tokens.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from mirg.core.profiles import CoordinateProfile
@@ -20,6 +21,9 @@ OFFICIAL_FORMAT = (
 PROMPTS = ("official", "reasoning")
 #: At most this many new tokens under the official prompt, as the published setup.
 OFFICIAL_MAX_NEW_TOKENS = 128
+#: Under mirg's reasoning prompt: room for the longest trajectories (about 350 tokens on
+#: MIG-Bench-like data) and the GRPO recipes' completion budget.
+REASONING_MAX_NEW_TOKENS = 1024
 
 
 def eval_messages(
@@ -50,8 +54,9 @@ def load_images(paths: Sequence[str]) -> list[Any]:
 def batches_by_shape(
     items: Sequence[Any], batch_size: int, length: Callable[[Any], int]
 ) -> Iterator[list[Any]]:
-    """Batches of items with the same image count and similar prompt length, so left
-    padding stays short; longest first so a memory problem shows at once."""
+    """Batches of items with the same image count and similar prompt length (``length``:
+    the prompt's tokens), so left padding stays short; longest first so a memory problem
+    shows at once."""
     order = sorted(items, key=lambda it: (len(it.images), length(it)), reverse=True)
     batch: list[Any] = []
     for item in order:
@@ -61,6 +66,37 @@ def batches_by_shape(
         batch.append(item)
     if batch:
         yield batch
+
+
+def prompt_tokens(
+    processor: Any, messages: list[dict], image_sizes: Sequence[Sequence[int]]
+) -> int:
+    """Tokens of one prompt as the model sees it: the chat template's text with each image
+    placeholder expanded to the image's tokens at the processor's frame."""
+    from mirg.models.loading import image_tokens
+
+    text = processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    n_text = len(processor.tokenizer(text, add_special_tokens=False)["input_ids"])
+    return n_text - len(image_sizes) + sum(image_tokens(processor, w, h) for w, h in image_sizes)
+
+
+def image_sizes(paths: Sequence[str]) -> list[tuple[int, int]]:
+    """(width, height) of each image from its header, without decoding the pixels."""
+    from PIL import Image
+
+    sizes = []
+    for path in paths:
+        with Image.open(path) as image:
+            sizes.append(image.size)
+    return sizes
+
+
+@dataclass(frozen=True)
+class Generation:
+    """One answer: the decoded text, and whether it stopped at the token limit."""
+
+    text: str
+    truncated: bool = False
 
 
 def _clean(text: str, tokenizer: Any) -> str:
@@ -80,7 +116,9 @@ class HFGenerator:
     given no ``mm_token_type_ids`` put image tokens at wrong M-RoPE positions silently.
     """
 
-    def __init__(self, model: Any, processor: Any, max_new_tokens: int = 256) -> None:
+    def __init__(
+        self, model: Any, processor: Any, max_new_tokens: int = REASONING_MAX_NEW_TOKENS
+    ) -> None:
         self.model = model
         self.processor = processor
         self.max_new_tokens = max_new_tokens
@@ -93,7 +131,7 @@ class HFGenerator:
 
     def generate(
         self, messages: Sequence[list[dict]], images: Sequence[Sequence[Any]]
-    ) -> list[str]:
+    ) -> list[Generation]:
         import torch
 
         batch = self.inputs(messages, images)
@@ -105,25 +143,51 @@ class HFGenerator:
                 pad_token_id=self.processor.tokenizer.pad_token_id,
             )
         new_tokens = out[:, batch["input_ids"].shape[1] :]
+        stops = self.model.generation_config.eos_token_id
+        stops = torch.tensor([stops] if isinstance(stops, int) else list(stops or []))
+        ended = torch.isin(new_tokens.cpu(), stops).any(dim=1).tolist()
         decoded = self.processor.batch_decode(new_tokens, skip_special_tokens=False)
-        return [_clean(text, self.processor.tokenizer) for text in decoded]
+        return [
+            Generation(_clean(text, self.processor.tokenizer), truncated=not stop)
+            for text, stop in zip(decoded, ended, strict=True)
+        ]
+
+
+def vllm_engine_args(
+    model: str,
+    processor: Any,
+    *,
+    max_images: int,
+    max_model_len: int,
+    gpu_memory_utilization: float = 0.9,
+    tensor_parallel_size: int = 1,
+) -> dict[str, Any]:
+    """vLLM ``LLM(...)`` arguments from the processor that defines the model's inputs: the
+    same pixel caps (so image-token counts and Qwen2.5-VL's absolute frames match what the
+    training and the ``input_sizes`` of predictions assume), room for the largest image
+    count, and a context sized to the longest prompt plus the answer instead of the
+    model's full context (128k tokens would not leave memory for the cache)."""
+    from mirg.models.loading import pixel_caps
+
+    lo, hi = pixel_caps(processor)
+    return {
+        "model": model,
+        "limit_mm_per_prompt": {"image": max(1, max_images)},
+        "mm_processor_kwargs": {"size": {"shortest_edge": lo, "longest_edge": hi}},
+        "max_model_len": max_model_len,
+        "gpu_memory_utilization": gpu_memory_utilization,
+        "tensor_parallel_size": tensor_parallel_size,
+    }
 
 
 class VLLMGenerator:
-    """Greedy generation with vLLM's offline engine (GPU; ``pip install 'mirg[vllm]'``).
+    """Greedy generation with vLLM's offline engine (GPU; ``pip install 'mirg[vllm]'``):
+    the whole set goes to the engine at once, which schedules it.
 
-    The per-prompt image limit is set from the data (the largest image count).
     Not exercised on the CPU machines this project is developed on: see docs/evaluation.md.
     """
 
-    def __init__(
-        self,
-        model_path: str,
-        processor: Any,
-        max_images: int,
-        max_new_tokens: int = 256,
-        **engine_kwargs: Any,
-    ) -> None:
+    def __init__(self, processor: Any, max_new_tokens: int, engine_args: dict[str, Any]) -> None:
         try:
             from vllm import LLM, SamplingParams
         except ImportError as exc:
@@ -131,14 +195,12 @@ class VLLMGenerator:
                 "the vllm backend needs vLLM on a GPU machine: pip install 'mirg[vllm]'"
             ) from exc
         self.processor = processor
-        self.llm = LLM(
-            model=model_path, limit_mm_per_prompt={"image": max(1, max_images)}, **engine_kwargs
-        )
+        self.llm = LLM(**engine_args)
         self.params = SamplingParams(temperature=0.0, max_tokens=max_new_tokens)
 
     def generate(
         self, messages: Sequence[list[dict]], images: Sequence[Sequence[Any]]
-    ) -> list[str]:
+    ) -> list[Generation]:
         requests = []
         for m, imgs in zip(messages, images, strict=True):
             text = self.processor.apply_chat_template(m, add_generation_prompt=True, tokenize=False)
@@ -147,4 +209,7 @@ class VLLMGenerator:
                 request["multi_modal_data"] = {"image": list(imgs)}
             requests.append(request)
         outputs = self.llm.generate(requests, self.params, use_tqdm=False)
-        return [o.outputs[0].text for o in outputs]
+        return [
+            Generation(o.outputs[0].text, truncated=o.outputs[0].finish_reason == "length")
+            for o in outputs
+        ]

@@ -12,8 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from mirg.core.answers import ParsedAnswer, parse_answer
+from mirg.core.judge import answer_box, resolved_image
 from mirg.core.profiles import ProfileError
-from mirg.core.rewards import predicted_box, resolved_image
+from mirg.eval.generation import REASONING_MAX_NEW_TOKENS
+from mirg.models.placement import add_placement_arguments
 
 
 @dataclass
@@ -31,22 +33,24 @@ def predict(
     question: str,
     *,
     save: str | Path | None = None,
-    max_new_tokens: int = 256,
+    max_new_tokens: int = REASONING_MAX_NEW_TOKENS,
 ) -> PredictResult:
     from mirg.eval.generation import HFGenerator, eval_messages, load_images
     from mirg.models.loading import input_sizes
 
     images = load_images(image_paths)
     messages = eval_messages(question, len(images), "reasoning", loaded.profile)
-    response = HFGenerator(loaded.model, loaded.processor, max_new_tokens).generate(
-        [messages], [images]
-    )[0]
+    response = (
+        HFGenerator(loaded.model, loaded.processor, max_new_tokens)
+        .generate([messages], [images])[0]
+        .text
+    )
     parsed = parse_answer(response)
     k = resolved_image(parsed, len(images))
     box_px = None
     if k is not None and 1 <= k <= len(images):
         try:
-            rel = predicted_box(
+            rel = answer_box(
                 parsed, loaded.profile, input_sizes(loaded.processor, images), len(images)
             )
         except ProfileError:
@@ -92,16 +96,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--image", action="append", required=True, help="repeat, in order")
     parser.add_argument("--save", default="prediction.png", help="where to save the picture")
     parser.add_argument("--profile", help="coordinate profile for models mirg cannot identify")
-    parser.add_argument("--max-new-tokens", type=int, default=256)
+    parser.add_argument("--max-new-tokens", type=int, default=REASONING_MAX_NEW_TOKENS)
+    add_placement_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     from mirg.models.loading import load_model_and_processor
+    from mirg.models.placement import placement_kwargs
 
     for path in args.image:
         if not Path(path).is_file():
             raise FileNotFoundError(f"{path}: image not found")
-    loaded = load_model_and_processor(args.model, profile=args.profile)
+    loaded = load_model_and_processor(
+        args.model,
+        profile=args.profile,
+        **placement_kwargs(args.device, args.dtype, args.attention),
+    )
     result = predict(
         loaded, args.image, args.question, save=args.save, max_new_tokens=args.max_new_tokens
     )

@@ -18,16 +18,22 @@ from pathlib import Path
 from typing import Any
 
 from mirg.core.scoring import PROTOCOLS, aggregate, read_predictions, score_items
+from mirg.errors import MirgError
 from mirg.eval.generation import (
     OFFICIAL_MAX_NEW_TOKENS,
     PROMPTS,
+    REASONING_MAX_NEW_TOKENS,
     HFGenerator,
     VLLMGenerator,
     batches_by_shape,
     eval_messages,
+    image_sizes,
     load_images,
+    prompt_tokens,
+    vllm_engine_args,
 )
 from mirg.eval.items import EvalItem, load_eval_items, preflight
+from mirg.files import fingerprint, folder_lock, write_json
 
 PREDICTIONS, METRICS, RUN, REPORT = "predictions.jsonl", "metrics.json", "run.json", "report.html"
 BACKENDS = ("hf", "vllm")
@@ -45,10 +51,16 @@ class EvalConfig:
     batch_size: int = 16
     tasks: list[str] | None = None
     limit: int | None = None
-    max_new_tokens: int | None = None  # None: 128 for the official prompt, 256 otherwise
+    max_new_tokens: int | None = None  # None: 128 for the official prompt, 1024 otherwise
     profile: str | None = None  # None: the model family's profile
     min_pixels: int | None = None
     max_pixels: int | None = None
+    device: str = "auto"  # auto: CUDA when present
+    dtype: str = "auto"  # auto: bfloat16 on a GPU, float32 on the CPU
+    attention: str = "auto"  # auto: flash_attention_2 where installed on a GPU, else sdpa
+    tensor_parallel_size: int = 1  # vllm
+    gpu_memory_utilization: float = 0.9  # vllm
+    max_model_len: int | None = None  # vllm; None: the longest prompt plus max_new_tokens
     extra: dict[str, Any] = field(default_factory=dict)  # recorded in run.json only
 
     def __post_init__(self) -> None:
@@ -58,22 +70,29 @@ class EvalConfig:
             ("backend", self.backend, BACKENDS),
         ):
             if value not in allowed:
-                raise ValueError(f"unknown {name} {value!r}; known: {', '.join(allowed)}")
+                raise MirgError(f"unknown {name} {value!r}; known: {', '.join(allowed)}")
         if self.batch_size < 1:
-            raise ValueError(f"batch size must be at least 1, got {self.batch_size}")
+            raise MirgError(f"batch size must be at least 1, got {self.batch_size}")
         if self.max_new_tokens is None:
-            self.max_new_tokens = OFFICIAL_MAX_NEW_TOKENS if self.prompt == "official" else 256
+            self.max_new_tokens = (
+                OFFICIAL_MAX_NEW_TOKENS if self.prompt == "official" else REASONING_MAX_NEW_TOKENS
+            )
 
     def identity(self) -> dict[str, Any]:
-        """What makes predictions comparable: the same model, data and prompt."""
+        """What makes predictions comparable: the same model and data (paths and contents),
+        images, prompt and decoding."""
         return {
             "model": str(Path(self.model).resolve()) if Path(self.model).exists() else self.model,
+            "model_fingerprint": fingerprint(self.model),
             "data": str(Path(self.data).resolve()),
+            "data_fingerprint": fingerprint(self.data),
+            "images": str(Path(self.images).resolve()) if self.images else None,
             "prompt": self.prompt,
             "profile": self.profile,
             "max_new_tokens": self.max_new_tokens,
             "min_pixels": self.min_pixels,
             "max_pixels": self.max_pixels,
+            "dtype": self.dtype,
         }
 
 
@@ -82,7 +101,7 @@ def _check_same_run(out: Path, cfg: EvalConfig) -> None:
     run_file = out / RUN
     if not run_file.is_file():
         if (out / PREDICTIONS).exists():
-            raise ValueError(
+            raise MirgError(
                 f"{out} holds {PREDICTIONS} without {RUN}: cannot tell which model made them; "
                 "use a new --out folder or delete the old one"
             )
@@ -92,7 +111,7 @@ def _check_same_run(out: Path, cfg: EvalConfig) -> None:
     diff = {k: (before.get(k), now[k]) for k in now if before.get(k) != now[k]}
     if diff:
         detail = "; ".join(f"{k}: {a!r} before, {b!r} now" for k, (a, b) in diff.items())
-        raise ValueError(
+        raise MirgError(
             f"{out} holds predictions from another run ({detail}); refusing to mix them. "
             "Use a new --out folder, or delete it to start fresh"
         )
@@ -111,17 +130,17 @@ def repair_predictions(path: Path) -> int:
     return len(data) - keep
 
 
-def _write_json_atomic(path: Path, obj: Any) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def score_run(out: Path, items: Sequence[EvalItem], protocol: str, profile: str) -> dict:
-    """metrics.json from predictions.jsonl, through the same scorer as ``mirg score``."""
+    """metrics.json from predictions.jsonl, through the same scorer as ``mirg score``, with
+    how many answers were cut at the token limit (``truncated``)."""
     predictions = read_predictions(out / PREDICTIONS)
     metrics = aggregate(score_items(items, predictions, protocol, profile), protocol)
-    _write_json_atomic(out / METRICS, metrics)
+    metrics["truncated"] = sum(
+        bool(json.loads(line).get("truncated"))
+        for line in (out / PREDICTIONS).read_text(encoding="utf-8").splitlines()
+        if line.strip()
+    )
+    write_json(out / METRICS, metrics)
     return metrics
 
 
@@ -129,8 +148,13 @@ def evaluate(cfg: EvalConfig, loaded: Any = None, progress: bool = True) -> dict
     """Run the evaluation described by ``cfg``; returns the metrics.
 
     ``loaded`` (a ``mirg.models.loading.LoadedModel``) reuses a model already in memory,
-    as the demo does between stages.
+    as the demo does between stages. One run at a time writes an output folder.
     """
+    with folder_lock(cfg.out, f"mirg eval of {cfg.model}"):
+        return _evaluate(cfg, loaded, progress)
+
+
+def _evaluate(cfg: EvalConfig, loaded: Any, progress: bool) -> dict:
     from mirg.models.loading import (
         detect_family,
         input_sizes,
@@ -142,7 +166,7 @@ def evaluate(cfg: EvalConfig, loaded: Any = None, progress: bool = True) -> dict
     out = Path(cfg.out)
     items = load_eval_items(cfg.data, cfg.images, cfg.tasks, cfg.limit)
     if not items:
-        raise ValueError(f"{cfg.data}: no items to evaluate")
+        raise MirgError(f"{cfg.data}: no items to evaluate")
     preflight(items)
     out.mkdir(parents=True, exist_ok=True)
     _check_same_run(out, cfg)
@@ -152,40 +176,29 @@ def evaluate(cfg: EvalConfig, loaded: Any = None, progress: bool = True) -> dict
     keys = {it.key for it in items}
     stray = [k for k in done if k not in keys]
     if stray:
-        raise ValueError(
+        raise MirgError(
             f"{pred_path} has predictions for items not in this run (e.g. {stray[:3]}); "
             "use a new --out folder"
         )
     todo = [it for it in items if it.key not in done]
 
-    if cfg.backend == "vllm":
+    if loaded is None and todo and cfg.backend == "hf":
+        from mirg.models.placement import placement_kwargs
+
+        loaded = load_model_and_processor(
+            cfg.model,
+            profile=cfg.profile,
+            min_pixels=cfg.min_pixels,
+            max_pixels=cfg.max_pixels,
+            **placement_kwargs(cfg.device, cfg.dtype, cfg.attention),
+        )
+    if loaded is None:
         processor = load_processor(cfg.model, min_pixels=cfg.min_pixels, max_pixels=cfg.max_pixels)
         profile = resolve_profile(detect_family(cfg.model), cfg.profile, what=cfg.model)
-        generator: Any = None
-        if todo:
-            generator = VLLMGenerator(
-                cfg.model, processor, max(len(it.images) for it in items), cfg.max_new_tokens or 256
-            )
     else:
-        if loaded is None and todo:
-            loaded = load_model_and_processor(
-                cfg.model,
-                profile=cfg.profile,
-                min_pixels=cfg.min_pixels,
-                max_pixels=cfg.max_pixels,
-            )
-        if loaded is None:
-            processor = load_processor(
-                cfg.model, min_pixels=cfg.min_pixels, max_pixels=cfg.max_pixels
-            )
-            profile = resolve_profile(detect_family(cfg.model), cfg.profile, what=cfg.model)
-        else:
-            processor, profile = loaded.processor, loaded.profile
-        generator = (
-            HFGenerator(loaded.model, processor, cfg.max_new_tokens or 256) if todo else None
-        )
+        processor, profile = loaded.processor, loaded.profile
 
-    _write_json_atomic(
+    write_json(
         out / RUN,
         {"identity": cfg.identity(), "config": asdict(cfg), "profile_used": profile.name},
     )
@@ -193,19 +206,41 @@ def evaluate(cfg: EvalConfig, loaded: Any = None, progress: bool = True) -> dict
     def messages(it: EvalItem) -> list[dict]:
         return eval_messages(it.question, len(it.images), cfg.prompt, profile, it.need_format)
 
+    max_new_tokens = cfg.max_new_tokens or REASONING_MAX_NEW_TOKENS
+    lengths = {
+        it.key: prompt_tokens(processor, messages(it), image_sizes(it.images)) for it in todo
+    }
+    generator: Any = None
+    batch_size = cfg.batch_size
+    if todo and cfg.backend == "vllm":
+        engine = vllm_engine_args(
+            cfg.model,
+            processor,
+            max_images=max(len(it.images) for it in todo),
+            max_model_len=cfg.max_model_len or max(lengths.values()) + max_new_tokens,
+            gpu_memory_utilization=cfg.gpu_memory_utilization,
+            tensor_parallel_size=cfg.tensor_parallel_size,
+        )
+        generator = VLLMGenerator(processor, max_new_tokens, engine)
+        batch_size = len(todo)  # the engine schedules the whole set itself
+    elif todo:
+        generator = HFGenerator(loaded.model, processor, max_new_tokens)
+
     bar = _progress(len(todo), progress, f"eval {Path(cfg.data).name}")
     t0 = time.perf_counter()
     with pred_path.open("a", encoding="utf-8") as fh:
-        for batch in batches_by_shape(todo, cfg.batch_size, lambda it: len(it.question)):
+        for batch in batches_by_shape(todo, batch_size, lambda it: lengths[it.key]):
             images = [load_images(it.images) for it in batch]
-            responses = generator.generate([messages(it) for it in batch], images)
-            for it, imgs, response in zip(batch, images, responses, strict=True):
+            answers = generator.generate([messages(it) for it in batch], images)
+            for it, imgs, answer in zip(batch, images, answers, strict=True):
                 record = {
                     it.key_field: it.key,
                     "task": it.task,
-                    "response": response,
+                    "response": answer.text,
                     "input_sizes": input_sizes(processor, imgs),
                 }
+                if answer.truncated:
+                    record["truncated"] = True
                 fh.write(json.dumps(record, ensure_ascii=False) + "\n")
             fh.flush()
             os.fsync(fh.fileno())
@@ -216,7 +251,7 @@ def evaluate(cfg: EvalConfig, loaded: Any = None, progress: bool = True) -> dict
     metrics = score_run(out, items, cfg.protocol, profile.name)
     run = json.loads((out / RUN).read_text(encoding="utf-8"))
     run["last_run"] = {"predicted": len(todo), "resumed_from": len(done), "seconds": seconds}
-    _write_json_atomic(out / RUN, run)
+    write_json(out / RUN, run)
     from mirg.eval.report import write_report
 
     write_report(out)

@@ -1,0 +1,117 @@
+"""Writing files so that nothing is lost: atomic replacement, content fingerprints, and a
+lock for output folders that one run at a time may write.
+
+* :func:`atomic_write`: the new content goes to a temporary file beside the target, is
+  flushed to disk, then renamed over it; a full disk or a kill leaves the old file whole.
+* :func:`fingerprint`: a content hash of a data file (all of it) or a model folder (its
+  config and a sample of every weight file), so a rerun can tell that the file at the
+  same path changed.
+* :func:`folder_lock`: an advisory lock on an output folder; a second writer is refused,
+  told who holds it. The kernel drops the lock when its holder dies, even by kill -9.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import socket
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+from mirg.errors import MirgError
+
+LOCK_FILE = ".mirg.lock"
+#: Bytes read from the start and the end of each weight file for a model fingerprint.
+SAMPLE_BYTES = 1 << 20
+
+
+class FolderBusyError(MirgError):
+    """Another process holds the folder's lock."""
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | Path, mode: str = "w", encoding: str | None = "utf-8") -> Iterator[IO]:
+    """Write ``path`` through a temporary file that replaces it only when complete."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    binary = "b" in mode
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, mode, encoding=None if binary else encoding) as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def write_json(path: str | Path, obj: Any) -> None:
+    """JSON, indented, written atomically."""
+    with atomic_write(path) as handle:
+        handle.write(json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
+
+
+def _hash_file(digest: Any, path: Path, sample: bool) -> None:
+    size = path.stat().st_size
+    digest.update(f"{path.name}:{size}:".encode())
+    with path.open("rb") as handle:
+        if not sample or size <= 2 * SAMPLE_BYTES:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+            return
+        digest.update(handle.read(SAMPLE_BYTES))
+        handle.seek(size - SAMPLE_BYTES)
+        digest.update(handle.read(SAMPLE_BYTES))
+
+
+def fingerprint(path: str | Path) -> str | None:
+    """A short content hash: every byte of a file; for a folder (a model), every small file
+    and the first and last MiB of each large one (weights change throughout when retrained).
+    None for a path that does not exist here (a hub model name)."""
+    p = Path(path)
+    digest = hashlib.sha256()
+    if p.is_file():
+        _hash_file(digest, p, sample=False)
+    elif p.is_dir():
+        for child in sorted(c for c in p.iterdir() if c.is_file()):
+            _hash_file(digest, child, sample=True)
+    else:
+        return None
+    return digest.hexdigest()[:16]
+
+
+@contextlib.contextmanager
+def folder_lock(folder: str | Path, what: str) -> Iterator[None]:
+    """Hold ``folder``'s lock while writing it; a second holder gets FolderBusyError naming
+    the first (process, host, start time)."""
+    import fcntl
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    lock = folder / LOCK_FILE
+    handle = lock.open("a+", encoding="utf-8")
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise FolderBusyError(
+                f"{folder} is in use by {holder}; wait for it to finish, or write to another folder"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        started = time.strftime("%Y-%m-%d %H:%M:%S")
+        handle.write(f"{what} (pid {os.getpid()} on {socket.gethostname()}, since {started})")
+        handle.flush()
+        yield
+    finally:
+        handle.close()
