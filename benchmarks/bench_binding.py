@@ -53,8 +53,7 @@ def read_descriptions(response: str, sample: dict) -> dict[str, int]:
 
 
 def evaluate_stage(model: str, data: Path, out: Path, limit: int, max_new_tokens: int) -> dict:
-    from mirg.core.scoring import read_predictions, score_items
-    from mirg.eval.chance import chance_metrics, image_accuracy
+    from mirg.eval.chance import chance_metrics
     from mirg.eval.items import load_eval_items
     from mirg.eval.run import EvalConfig, evaluate
 
@@ -69,7 +68,6 @@ def evaluate_stage(model: str, data: Path, out: Path, limit: int, max_new_tokens
         progress=False,
     )
     items = load_eval_items(data / "test.jsonl", limit=limit)
-    scores = score_items(items, read_predictions(out / "predictions.jsonl"), "strict", "qwen3-vl")
     train = [it.target_box for it in load_eval_items(data / "train.jsonl")]
     chance = chance_metrics(items, train, seed=0)
     truth = {d["id"]: d for d in map(json.loads, (data / "test.jsonl").read_text().splitlines())}
@@ -84,7 +82,7 @@ def evaluate_stage(model: str, data: Path, out: Path, limit: int, max_new_tokens
         reading["shape_right"] += bool(named) and named.group(1) == target["category"]
     return {
         "acc@0.5": round(metrics["average"]["acc@0.5"], 1),
-        "image_acc": round(image_accuracy(scores), 1),
+        "image_acc": round(metrics["average"]["image_acc"], 1),
         "chance_acc@0.5": round(chance["average"]["acc@0.5"], 1),
         "chance_image_acc": round(chance["image_acc"], 1),
         "items": len(items),

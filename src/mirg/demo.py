@@ -19,7 +19,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager, redirect_stderr, redirect_stdout
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -27,10 +30,11 @@ from typing import Any
 from mirg.data.synth import WorldConfig
 
 STAGES = ("base", "sft", "grpo")
-#: The shipped base (see pretrain_base), 4,000 SFT steps from random weights: strict
-#: Acc@0.5 on single-image localisation 68.3% on its held-out split (60 items) and 53.5% on
-#: 200 items of a world drawn with another seed; chance 11.2% (docs/demo.md).
+#: The shipped base: a tiny Qwen3-VL that mirg pre-trained (pretrain_base; its figures are
+#: in docs/demo.md).
 BASE_MODEL = Path(__file__).resolve().parent / "assets" / "demo-base-qwen3-vl"
+#: The demo's trainer settings, shipped with the package (mirg.train.configs.load_config).
+DEMO_RECIPES = Path(__file__).resolve().parent / "recipes" / "demo"
 METRIC_KEYS = ("acc@0.3", "acc@0.5", "acc@0.7", "miou", "image_acc")
 
 #: The demo's world: 84-px images, one object per image on a 3x3 grid of 28-px cells, a
@@ -99,31 +103,24 @@ def cpu_sft_config(
     logging_steps: int = 50,
     **extra: Any,
 ) -> Any:
-    """The SFT settings every tiny CPU run here shares: the whole model trains (vision tower
-    too), cosine schedule with 5% warm-up, no weight decay, no checkpoints or reporters.
+    """The demo's SFT recipe (``DEMO_RECIPES/sft.yaml``: the whole model trains, cosine
+    schedule with 5% warm-up, on the CPU) with this run's model, data and budget.
     ``seed`` None keeps TRL's default."""
-    from mirg.train.configs import SFTTrainConfig
+    from mirg.train.configs import SFTTrainConfig, load_config
 
-    if seed is not None:
-        extra["seed"] = seed
-    extra.setdefault("save_strategy", "no")
-    return SFTTrainConfig(
-        model_name_or_path=model,
-        dataset_path=dataset,
-        output_dir=output_dir,
-        freeze_vision_tower=False,
-        max_steps=steps,
-        per_device_train_batch_size=batch,
-        learning_rate=lr,
-        lr_scheduler_type="cosine",
-        warmup_steps=0.05,
-        weight_decay=0.0,
-        logging_steps=logging_steps,
-        report_to="none",
-        activation_checkpointing=False,
-        dataloader_num_workers=0,
+    values = {
+        "model_name_or_path": model,
+        "dataset_path": dataset,
+        "output_dir": output_dir,
+        "max_steps": steps,
+        "learning_rate": lr,
+        "per_device_train_batch_size": batch,
+        "logging_steps": logging_steps,
         **extra,
-    )
+    }
+    if seed is not None:
+        values["seed"] = seed
+    return load_config(SFTTrainConfig, DEMO_RECIPES / "sft.yaml", values)
 
 
 def cpu_grpo_config(
@@ -140,31 +137,24 @@ def cpu_grpo_config(
     logging_steps: int = 1,
     **extra: Any,
 ) -> Any:
-    """The GRPO settings every tiny CPU run here shares: sampling at temperature 1, KL
-    coefficient 0.04, cosine schedule, the whole model trains, no checkpoints or reporters."""
-    from mirg.train.configs import GRPOTrainConfig
+    """The demo's GRPO recipe (``DEMO_RECIPES/grpo.yaml``: sampling at temperature 1, KL
+    coefficient 0.04, cosine schedule, on the CPU) with this run's model, data and budget."""
+    from mirg.train.configs import GRPOTrainConfig, load_config
 
-    return GRPOTrainConfig(
-        model_name_or_path=model,
-        dataset_path=dataset,
-        output_dir=output_dir,
-        freeze_vision_tower=False,
-        max_steps=steps,
-        num_generations=num_generations,
-        per_device_train_batch_size=batch,
-        max_completion_length=max_completion_length,
-        temperature=1.0,
-        beta=0.04,
-        learning_rate=lr,
-        lr_scheduler_type="cosine",
-        seed=seed,
-        logging_steps=logging_steps,
-        save_strategy="no",
-        report_to="none",
-        activation_checkpointing=False,
-        dataloader_num_workers=0,
+    values = {
+        "model_name_or_path": model,
+        "dataset_path": dataset,
+        "output_dir": output_dir,
+        "max_steps": steps,
+        "learning_rate": lr,
+        "num_generations": num_generations,
+        "per_device_train_batch_size": batch,
+        "max_completion_length": max_completion_length,
+        "seed": seed,
+        "logging_steps": logging_steps,
         **extra,
-    )
+    }
+    return load_config(GRPOTrainConfig, DEMO_RECIPES / "grpo.yaml", values)
 
 
 QUICK = DemoPlan(
@@ -180,17 +170,9 @@ QUICK = DemoPlan(
 )
 
 
-def _stage_metrics(out: Path, items: list, profile: str) -> dict[str, float]:
-    from mirg.core.scoring import read_predictions, score_items
-    from mirg.eval.chance import image_accuracy
-
+def _stage_metrics(out: Path) -> dict[str, Any]:
     metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
-    scores = score_items(items, read_predictions(out / "predictions.jsonl"), "strict", profile)
-    tasks = {
-        task: {**row, "image_acc": image_accuracy([s for s in scores if s.task == task])}
-        for task, row in metrics["tasks"].items()
-    }
-    return {**metrics["average"], "image_acc": image_accuracy(scores), "tasks": tasks}
+    return {**metrics["average"], "tasks": metrics["tasks"]}
 
 
 def _curves(log_history: list[dict], keys: tuple[str, ...]) -> dict[str, list[tuple[float, float]]]:
@@ -205,9 +187,86 @@ def _curves(log_history: list[dict], keys: tuple[str, ...]) -> dict[str, list[tu
     return series
 
 
+def write_trajectories(
+    samples: str | Path, out: str | Path, profile: str, detail: str, seed: int = 0
+) -> Path:
+    """SFT records (reasoning trajectory + canonical answer) for every sample of a split."""
+    from mirg.data.exports import Exporter, export
+    from mirg.data.schema import read_samples
+
+    samples = Path(samples)
+    exporter = Exporter(profile, root=samples.parent, seed=seed, detail=detail)
+    export(read_samples(samples, check_images="none"), "sft", out, exporter)
+    return Path(out)
+
+
+@contextmanager
+def _stage(name: str, log: Path, total: int | None = None, unit: str = "step") -> Iterator[Any]:
+    """One progress bar on the terminal for a stage; everything the libraries print while
+    it runs (TRL's log dictionaries, warnings) goes to ``log`` instead."""
+    import logging
+    import warnings
+
+    from tqdm.auto import tqdm
+
+    terminal = sys.stderr
+    bar = tqdm(total=total, desc=f"{name:<9}", unit=unit, file=terminal, leave=True)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with (
+        log.open("a", encoding="utf-8") as fh,
+        redirect_stdout(fh),
+        redirect_stderr(fh),
+        warnings.catch_warnings(),
+    ):
+        warnings.simplefilter("default")
+        handler = logging.StreamHandler(fh)
+        logging.getLogger().addHandler(handler)
+        try:
+            yield bar
+        finally:
+            logging.getLogger().removeHandler(handler)
+            bar.close()
+
+
+def _bar_callback(bar: Any) -> Any:
+    """A TrainerCallback that moves a stage's progress bar with the trainer's steps."""
+    from transformers import TrainerCallback
+
+    class BarCallback(TrainerCallback):
+        def on_train_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+            bar.reset(total=state.max_steps)
+
+        def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+            bar.update(state.global_step - bar.n)
+
+    return BarCallback()
+
+
+def unseen_layout_ids(data: Path) -> set[str]:
+    """Test sample ids whose question and object layout never occur in the training split
+    (small worlds repeat layouts; these items measure more than recall)."""
+    from mirg.data.schema import read_samples
+    from mirg.data.synth import layout_key
+
+    seen = {layout_key(s) for s in read_samples(data / "train.jsonl", check_images="none")}
+    test = read_samples(data / "test.jsonl", check_images="none")
+    return {s.id for s in test if layout_key(s) not in seen}
+
+
+def _subset_metrics(eval_dir: Path, items: list, keep: set[str], profile: str) -> dict:
+    from mirg.core.scoring import aggregate, read_predictions, score_items
+
+    chosen = [it for it in items if it.key in keep]
+    if not chosen:
+        return {"n": 0}
+    predictions = read_predictions(eval_dir / "predictions.jsonl")
+    predictions = {k: p for k, p in predictions.items() if k in keep}
+    metrics = aggregate(score_items(chosen, predictions, "strict", profile), "strict")
+    return {"n": len(chosen), **metrics["average"], "tasks": metrics["tasks"]}
+
+
 def run_demo(out: str | Path, plan: DemoPlan, model: str | None = None, seed: int = 0) -> dict:
     """Run every stage; returns the summary written to ``out/summary.json``."""
-    from mirg.cli import main as cli
     from mirg.data.synth import write_dataset
     from mirg.eval.chance import chance_metrics
     from mirg.eval.items import load_eval_items
@@ -218,12 +277,12 @@ def run_demo(out: str | Path, plan: DemoPlan, model: str | None = None, seed: in
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    log = out / "logs" / "train.log"
     t_start = time.perf_counter()
     timings: dict[str, float] = {}
 
     def timed(name: str, t0: float) -> None:
         timings[name] = round(time.perf_counter() - t0, 1)
-        print(f"[demo] {name} done in {timings[name]:.1f} s", flush=True)
 
     # 1. data and trajectories
     t0 = time.perf_counter()
@@ -235,51 +294,50 @@ def run_demo(out: str | Path, plan: DemoPlan, model: str | None = None, seed: in
     # 2. model: the given one, or (None) a tiny Qwen3-VL from random weights
     t0 = time.perf_counter()
     if model is None:
-        from mirg.models.tiny import save_tiny_model
+        from mirg.models.tiny import TinySpec, save_tiny_model
 
         model_dir = out / "model-base"
         if not (model_dir / "config.json").is_file():
-            from mirg.models.tiny import TinySpec
-
             save_tiny_model(model_dir, "qwen3-vl", TinySpec(**plan.model_spec))
         model = str(model_dir)
     profile = resolve_profile(detect_family(model), None, what=model).name
     trajectories = data / f"trajectories-{profile}-{plan.trajectory_detail}.jsonl"
     if not trajectories.is_file():
-        cli(
-            [
-                "trajectories",
-                "--data",
-                str(data / "train.jsonl"),
-                "--profile",
-                profile,
-                "--detail",
-                plan.trajectory_detail,
-                "--out",
-                str(trajectories),
-            ]
-        )
+        write_trajectories(data / "train.jsonl", trajectories, profile, plan.trajectory_detail)
     timed("model and trajectories", t0)
+    print(
+        f"data: {plan.samples} samples of {', '.join(plan.world.families)}; "
+        f"trajectories ({plan.trajectory_detail}) for {profile} "
+        f"({timings['data'] + timings['model and trajectories']:.0f} s)",
+        file=sys.stderr,
+    )
 
     test = data / "test.jsonl"
     per_task = max(1, plan.eval_items // len(plan.world.families))  # first N of each task
     items = load_eval_items(test, limit=per_task)
     train_boxes = [it.target_box for it in load_eval_items(data / "train.jsonl")]
     chance = chance_metrics(items, train_boxes, seed=seed)
+    unseen = unseen_layout_ids(data)
 
-    def evaluate_stage(stage: str, model_path: str) -> dict[str, float]:
+    def evaluate_stage(stage: str, model_path: str) -> dict[str, Any]:
         t0 = time.perf_counter()
+        folder = out / f"eval-{stage}"
         cfg = EvalConfig(
             model=model_path,
             data=str(test),
-            out=str(out / f"eval-{stage}"),
+            out=str(folder),
             limit=per_task,
             batch_size=16,
             max_new_tokens=plan.max_new_tokens,
         )
-        evaluate(cfg)
+        with _stage(f"eval {stage}", log, len(items), "item") as bar:
+            evaluate(cfg, progress=False)
+            bar.update(len(items))
         timed(f"eval {stage}", t0)
-        return _stage_metrics(out / f"eval-{stage}", items, profile)
+        return {
+            **_stage_metrics(folder),
+            "unseen_layouts": _subset_metrics(folder, items, unseen, profile),
+        }
 
     stages: dict[str, Any] = {"base": evaluate_stage("base", model)}
 
@@ -294,8 +352,10 @@ def run_demo(out: str | Path, plan: DemoPlan, model: str | None = None, seed: in
         batch=plan.sft_batch,
         seed=seed,
         logging_steps=max(1, plan.sft_steps // 50),
+        disable_tqdm=True,
     )
-    sft_result = run_sft(sft)
+    with _stage("sft", log, plan.sft_steps) as bar:
+        sft_result = run_sft(sft, callbacks=[_bar_callback(bar)])
     timed("sft", t0)
     stages["sft"] = evaluate_stage("sft", sft_result.output_dir)
 
@@ -311,16 +371,19 @@ def run_demo(out: str | Path, plan: DemoPlan, model: str | None = None, seed: in
         batch=plan.grpo_batch,
         max_completion_length=plan.max_new_tokens,
         seed=seed,
+        disable_tqdm=True,
     )
-    grpo_result = run_grpo(grpo)
+    with _stage("grpo", log, plan.grpo_steps) as bar:
+        grpo_result = run_grpo(grpo, callbacks=[_bar_callback(bar)])
     timed("grpo", t0)
     stages["grpo"] = evaluate_stage("grpo", grpo_result.output_dir)
 
-    chance_row = {**chance["average"], "image_acc": chance["image_acc"], "tasks": chance["tasks"]}
+    chance_row = {**chance["average"], "tasks": chance["tasks"]}
     summary = {
         **{s: stages[s] for s in STAGES},
         "chance": chance_row,
         "test_items": len(items),
+        "test_items_unseen_layout": sum(it.key in unseen for it in items),
         # small worlds repeat: how many test samples share a train sample's question and
         # layout (the held-out figures partly measure recall of those)
         "test_layouts_seen_in_train": json.loads((data / "manifest.json").read_text())[
@@ -391,45 +454,71 @@ def write_base_curriculum(out: str | Path, n: int, seed: int, profile: str = "qw
 def pretrain_base(
     out: str | Path,
     seed: int = 0,
+    *,
+    single_steps: int = 4000,
     steps: int = 12000,
     samples: int = 16000,
-    init: str | Path | None = None,
-    spec: dict | None = None,
     save_steps: int = 0,
+    probe_items: int = 80,
 ) -> Path:
     """Retrain the shipped base by its recipe (the skill repeats, the bytes need not).
 
-    SFT on :data:`BASE_WORLD` trajectories, batch 8, learning rate 3e-4 with a cosine
-    schedule, from ``init`` (a model folder) or from a tiny Qwen3-VL with random weights
-    (``spec``: ``DEMO_MODEL`` dimensions unless given). Writes the model to ``out/model``.
-    ``save_steps`` > 0 keeps checkpoints on the way (to probe the skill as it grows).
+    Stage 1: a tiny Qwen3-VL (``DEMO_MODEL``) from random weights learns single-image
+    localisation (the ``single`` world, 3,000 samples, ``minimal`` trajectories,
+    ``single_steps`` steps). Stage 2: ``steps`` more on :data:`BASE_WORLD` (``samples``
+    samples, ``brief`` trajectories), which makes the skill independent of where the image
+    sits in the prompt. Both: batch 8, learning rate 3e-4, cosine. Writes ``out/model``
+    and prints the position-gap probe of it (:mod:`mirg.eval.position_gap`).
+    ``save_steps`` > 0 keeps stage-2 checkpoints on the way.
     """
+    from mirg.data.synth import PRESETS, write_dataset
+    from mirg.eval.position_gap import probe_model
     from mirg.models.tiny import TinySpec, save_tiny_model
     from mirg.train.sft import run_sft
 
     out = Path(out)
+    single = out / "single"
+    if not (single / "model" / "model.safetensors").is_file():
+        write_dataset(single / "data", 3000, seed, PRESETS["single"])
+        save_tiny_model(single / "random-init", "qwen3-vl", TinySpec(**DEMO_MODEL))
+        trajectories = write_trajectories(
+            single / "data" / "train.jsonl",
+            single / "data" / "trajectories.jsonl",
+            "qwen3-vl",
+            "minimal",
+        )
+        run_sft(
+            cpu_sft_config(
+                str(single / "random-init"),
+                str(trajectories),
+                str(single / "model"),
+                single_steps,
+                3e-4,
+                seed=seed,
+            )
+        )
     trajectories = out / "data" / "trajectories.jsonl"
     if not trajectories.is_file():
         write_base_curriculum(out / "data", samples, seed)
-    if init is None:
-        init = out / "random-init"
-        if not (init / "config.json").is_file():
-            save_tiny_model(init, "qwen3-vl", TinySpec(**(spec or DEMO_MODEL)))
     extra: dict[str, Any] = {}
     if save_steps:
         extra = {"save_strategy": "steps", "save_steps": save_steps, "save_total_limit": None}
-    config = cpu_sft_config(
-        str(init),
-        str(trajectories),
-        str(out / "model"),
-        steps,
-        3e-4,
-        seed=seed,
-        logging_steps=100,
-        **extra,
+    run_sft(
+        cpu_sft_config(
+            str(single / "model"),
+            str(trajectories),
+            str(out / "model"),
+            steps,
+            3e-4,
+            seed=seed,
+            logging_steps=100,
+            **extra,
+        )
     )
-    run_sft(config)
-    print(f"base model: {out / 'model'}; use it: mirg demo --model {out / 'model'}")
+    probe = probe_model(out / "model", out / "probe", items=probe_items)
+    (out / "probe.json").write_text(json.dumps(probe, indent=2) + "\n", encoding="utf-8")
+    print(f"base model: {out / 'model'}; position-gap probe: {probe}")
+    print(f"use it: mirg demo --model {out / 'model'}")
     return out / "model"
 
 
@@ -448,6 +537,12 @@ def summary_table(summary: dict) -> str:
             for stage in (*STAGES, "chance")
         )
         lines.append(f"image accuracy where the model must choose the image: {chosen}")
+    n = summary.get("test_items_unseen_layout", 0)
+    if n:
+        unseen = ", ".join(
+            f"{stage} {summary[stage]['unseen_layouts']['acc@0.5']:.1f}" for stage in STAGES
+        )
+        lines.append(f"Acc@0.5 on the {n} items whose layout never occurs in training: {unseen}")
     return "\n".join(lines)
 
 

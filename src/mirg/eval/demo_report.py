@@ -88,6 +88,34 @@ def _binding_section(summary: dict) -> list[tuple[str, str]]:
     ]
 
 
+def _unseen_section(summary: dict) -> list[tuple[str, str]]:
+    """The stages on the test items whose layout (question and objects) never occurs in
+    training: what is left when recall of seen layouts is taken out."""
+    n = summary.get("test_items_unseen_layout", 0)
+    if not n:
+        return []
+    head = "<tr><th>stage</th><th>items</th><th>Acc@0.5</th><th>image accuracy</th><th>image accuracy, group_grounding</th></tr>"
+    rows = []
+    for stage in ("base", "sft", "grpo"):
+        r = summary[stage]["unseen_layouts"]
+        binding = r.get("tasks", {}).get("group_grounding", {})
+        cell = f"{binding['image_acc']:.1f} ({binding['n']} items)" if binding else "–"
+        rows.append(
+            f"<tr><td>{stage}</td><td>{r['n']}</td><td>{r['acc@0.5']:.1f}</td>"
+            f"<td>{r['image_acc']:.1f}</td><td>{cell}</td></tr>"
+        )
+    note = (
+        f"<p>{n} of {summary['test_items']} test items have a question and object layout that "
+        "no training sample has; the rest repeat one.</p>"
+    )
+    return [
+        (
+            "Test items with layouts never seen in training",
+            note + f'<table class="metrics">{head}{"".join(rows)}</table>',
+        )
+    ]
+
+
 def write_demo_report(out: str | Path, summary: dict) -> Path:
     out = Path(out)
     final = out / "eval-grpo"
@@ -112,6 +140,7 @@ def write_demo_report(out: str | Path, summary: dict) -> Path:
             svg_bars(per_stage_image, reference=ref_image),
         ),
         *_binding_section(summary),
+        *_unseen_section(summary),
         ("SFT training loss", svg_lines({k: v for k, v in curves["sft"].items() if k == "loss"})),
         (
             "GRPO rewards per component",
@@ -128,7 +157,7 @@ def write_demo_report(out: str | Path, summary: dict) -> Path:
     sections.append(
         (
             "Run",
-            f"<pre>{esc(json.dumps({k: summary[k] for k in ('model', 'profile', 'test_items', 'test_layouts_seen_in_train', 'plan', 'world', 'seconds')}, indent=2))}</pre>",
+            f"<pre>{esc(json.dumps({k: summary[k] for k in ('model', 'profile', 'test_items', 'test_items_unseen_layout', 'plan', 'world', 'seconds')}, indent=2))}</pre>",
         )
     )
     path = out / "report.html"

@@ -53,7 +53,7 @@ def gap_accuracy(
     out: str | Path,
     shifts: Sequence[int] = (0, 8, 32),
     limit: int | None = None,
-    max_new_tokens: int = 80,
+    max_new_tokens: int = 160,
 ) -> dict[int, float]:
     """Strict Acc@0.5 on ``data`` (a mirg split) at each position shift."""
     from mirg.eval.run import EvalConfig, evaluate
@@ -124,7 +124,7 @@ def probe_model(
         folder = out / name
         evaluate(
             EvalConfig(
-                model=str(model), data=str(data / "test.jsonl"), out=str(folder), max_new_tokens=80
+                model=str(model), data=str(data / "test.jsonl"), out=str(folder), max_new_tokens=160
             ),
             loaded=loaded,
             progress=False,
