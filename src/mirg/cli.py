@@ -7,8 +7,13 @@ imported only when their subcommand runs, so ``mirg score`` never pays for torch
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
+import json
+import os
 import sys
+
+from mirg.errors import MirgError
 
 # name -> (module, help). The module provides add_arguments(parser) and run(args).
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -44,6 +49,68 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: OS errors that mean a path or a disk cannot serve as given, and what to do about each.
+_OS_ADVICE: dict[int, str] = {
+    errno.ENOENT: "check the path",
+    errno.EISDIR: "give the path of a file, not a folder",
+    errno.ENOTDIR: "a part of the path is a file, not a folder",
+    errno.EACCES: "check its permissions",
+    errno.EPERM: "check its permissions and attributes (lsattr)",
+    errno.EROFS: "write somewhere writable",
+    errno.ENOSPC: "free some space or write elsewhere; the previous file, if any, is intact",
+    errno.EDQUOT: "free some space or write elsewhere; the previous file, if any, is intact",
+    errno.EFBIG: "write elsewhere",
+    errno.ENAMETOOLONG: "use a shorter path",
+    errno.ELOOP: "check the symbolic links on the path",
+    errno.EEXIST: "a file is in the way; choose another path",
+    errno.ENOTEMPTY: "choose another path",
+    errno.EIO: "check the disk",
+}
+_IMAGE_ERROR_TYPES = ("UnidentifiedImageError", "DecompressionBombError")
+
+
+def _os_message(exc: OSError) -> str | None:
+    """One line for an OS error of a path or a disk; None for any other OS error."""
+    path_error = isinstance(
+        exc, (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError)
+    )
+    if exc.errno is None:
+        return str(exc) if path_error else None  # a mirg message without an errno
+    if not path_error and exc.errno not in _OS_ADVICE:
+        return None
+    where = exc.filename if exc.filename is not None else "a file"
+    advice = _OS_ADVICE.get(exc.errno)
+    return f"{where}: {exc.strerror or os.strerror(exc.errno)}" + (f"; {advice}" if advice else "")
+
+
+def user_error(exc: BaseException) -> str | None:
+    """The one-line message of a user error: bad input, a path or disk that cannot serve, a
+    malformed YAML or image file. None for anything else, which is a bug in mirg and keeps
+    its traceback."""
+    kind = type(exc)
+    module = kind.__module__ or ""
+    if isinstance(exc, MirgError):
+        message = str(exc)
+    elif module.startswith("yaml") and kind.__name__.endswith("Error"):
+        message = f"malformed YAML: {' '.join(str(exc).split())}"
+    elif module.startswith("PIL") and kind.__name__ in _IMAGE_ERROR_TYPES:
+        message = f"image cannot be used: {exc}"
+    elif isinstance(exc, OSError) and str(exc).startswith("image file is truncated"):
+        message = f"{exc}: an image file is cut short; re-create or remove it"
+    elif isinstance(exc, OSError):
+        message = _os_message(exc)
+    elif isinstance(exc, UnicodeDecodeError):
+        message = (
+            f"a file is not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset "
+            f"{exc.start}); save it as UTF-8"
+        )
+    elif isinstance(exc, json.JSONDecodeError):
+        message = f"a file is not valid JSON (line {exc.lineno}, column {exc.colno}): {exc.msg}"
+    else:
+        return None
+    return None if message is None else " ".join(str(message).splitlines())
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
@@ -57,9 +124,12 @@ def main(argv: list[str] | None = None) -> int:
     args = sub.parse_args(argv[1:])
     try:
         return int(module.run(args) or 0)
-    except (ValueError, KeyError, FileNotFoundError) as exc:
-        # Bad input: one clear line naming the file, item and field, no traceback.
-        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+    except Exception as exc:
+        # The one error boundary: a user error is one line naming the file and what to do,
+        # exit 2; anything else is a bug and keeps its traceback.
+        message = user_error(exc)
+        if message is None:
+            raise
         print(f"mirg {argv[0]}: error: {message}", file=sys.stderr)
         return 2
 

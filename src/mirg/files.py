@@ -13,6 +13,7 @@ lock for output folders that one run at a time may write.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -36,27 +37,55 @@ class FolderBusyError(MirgError):
 
 @contextlib.contextmanager
 def atomic_write(path: str | Path, mode: str = "w", encoding: str | None = "utf-8") -> Iterator[IO]:
-    """Write ``path`` through a temporary file that replaces it only when complete."""
+    """Write ``path`` through a temporary file that replaces it only when complete, with
+    the permissions a plain write would give. A device or pipe (``/dev/stdout``,
+    ``/dev/full``) is written in place: renaming over it would replace the device. An OS
+    error of the output names ``path``, not the temporary file."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     binary = "b" in mode
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, mode, encoding=None if binary else encoding) as handle:
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+        if path.exists() and not path.is_file():
+            if path.is_dir():
+                raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
+            with path.open(mode, encoding=None if binary else encoding) as handle:
+                yield handle
+            return
+        keep = path.stat().st_mode & 0o7777 if path.is_file() else 0o666 & ~_umask()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, mode, encoding=None if binary else encoding) as handle:
+                yield handle
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.chmod(tmp, keep)  # mkstemp makes it private (0600)
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+    except OSError as exc:
+        ours = exc.filename is None or Path(str(exc.filename)).name.startswith(f".{path.name}.")
+        if exc.errno is None or not ours or str(exc.filename) == str(path):
+            raise  # an input's error (an unreadable image) already names its own file
+        raise OSError(exc.errno, exc.strerror, str(path)) from exc
+
+
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
+
+
+def write_text(path: str | Path, text: str) -> None:
+    """``text`` to ``path``, atomically."""
+    with atomic_write(path) as handle:
+        handle.write(text)
 
 
 def write_json(path: str | Path, obj: Any) -> None:
     """JSON, indented, written atomically."""
-    with atomic_write(path) as handle:
-        handle.write(json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
+    write_text(path, json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
 
 
 def _hash_file(digest: Any, path: Path, sample: bool) -> None:

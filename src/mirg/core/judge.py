@@ -55,6 +55,11 @@ def answer_box(
             raise ProfileError(
                 f"profile {prof.name!r} needs input_sizes (the frame each image was shown at)"
             )
+        if n_images is not None and len(frames) != n_images:
+            raise ProfileError(
+                f"input_sizes has {len(frames)} frame(s) for {n_images} images; one [w, h] "
+                "per image is needed to read the box"
+            )
         k = resolved_image(parsed, n_images) or 1
         if not 1 <= k <= len(frames):
             return None

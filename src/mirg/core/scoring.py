@@ -16,6 +16,7 @@ datasets), plus ``"input_sizes": [[w, h], …]`` for absolute-pixel profiles.
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -30,6 +31,8 @@ from mirg.core.profiles import ProfileError, get_profile
 from mirg.errors import MirgError
 
 THRESHOLDS: tuple[float, ...] = (0.3, 0.5, 0.7)
+#: Largest frame side accepted in ``input_sizes`` (far above any model's frame).
+MAX_FRAME_SIDE = 1 << 20
 #: Longest stretch of a bad value an error message repeats.
 SHOWN_CHARS = 80
 
@@ -167,6 +170,17 @@ def score_items(
     scores = []
     for item in items:
         pred = predictions.get(item.key)
+        if (
+            protocol == "strict"
+            and pred is not None
+            and pred.input_sizes is not None
+            and len(pred.input_sizes) != len(item.images)
+        ):
+            where = f"{pred.where}: " if pred.where else f"item {shown(item.key)}: "
+            raise PredictionError(
+                f"{where}field 'input_sizes': {len(pred.input_sizes)} frame(s) for "
+                f"{len(item.images)} images; give one [w, h] per image, in order"
+            )
         if pred is None:
             scores.append(ItemScore(item.key, item.task, 0.0, False, missing=True))
         elif protocol == "official":
@@ -237,13 +251,19 @@ def _input_sizes(value: object, where: str) -> tuple[tuple[int, int], ...] | Non
     ok = isinstance(value, list) and all(
         isinstance(s, list)
         and len(s) == 2
-        and all(isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 for v in s)
+        and all(
+            isinstance(v, (int, float))
+            and not isinstance(v, bool)
+            and math.isfinite(v)
+            and 0 < v <= MAX_FRAME_SIDE
+            for v in s
+        )
         for s in value
     )
     if not ok:
         raise PredictionError(
-            f"{where}: field 'input_sizes': expected [[w, h], …] with positive sizes, "
-            f"got {shown(value)}"
+            f"{where}: field 'input_sizes': expected [[w, h], …] with sizes from 1 to "
+            f"{MAX_FRAME_SIDE} pixels, got {shown(value)}"
         )
     return tuple((int(w), int(h)) for w, h in value)  # type: ignore[misc]
 
@@ -255,7 +275,7 @@ def read_predictions(path: str | Path) -> dict[int | str, Prediction]:
     if path.is_dir():
         raise PredictionError(f"{path} is a folder; expected a predictions JSONL file")
     out: dict[int | str, Prediction] = {}
-    with path.open(encoding="utf-8", errors="strict") as fh:
+    with path.open("rb") as fh:
         for lineno, line in _numbered_lines(fh, path):
             if not line.strip():
                 continue
@@ -291,14 +311,14 @@ def read_predictions(path: str | Path) -> dict[int | str, Prediction]:
     return out
 
 
-def _numbered_lines(handle: Iterable[str], path: Path) -> Iterable[tuple[int, str]]:
-    """(line number, line); a byte that is not UTF-8 is reported with its line."""
-    lineno = 0
-    try:
-        for lineno, line in enumerate(handle, 1):
-            yield lineno, line
-    except UnicodeDecodeError as exc:
-        raise PredictionError(
-            f"{path}:{lineno + 1}: not UTF-8 text (byte {exc.object[exc.start]:#04x}); "
-            "predictions files are UTF-8 JSONL"
-        ) from None
+def _numbered_lines(handle: Iterable[bytes], path: Path) -> Iterable[tuple[int, str]]:
+    """(line number, line) of a file opened in binary; a byte that is not UTF-8 is reported
+    with its own line (a text-mode reader decodes ahead and would name an earlier one)."""
+    for lineno, raw in enumerate(handle, 1):
+        try:
+            yield lineno, raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise PredictionError(
+                f"{path}:{lineno}: not UTF-8 text (byte {raw[exc.start]:#04x}); "
+                "predictions files are UTF-8 JSONL"
+            ) from None

@@ -18,7 +18,6 @@ field, or is recorded and skipped with a SkipLog.
 
 from __future__ import annotations
 
-import json
 import random
 from collections import Counter, defaultdict
 from collections.abc import Sequence
@@ -34,8 +33,10 @@ from mirg.data.schema import (
     Sample,
     SkipLog,
     check_image,
+    read_json,
     resolve_image_path,
 )
+from mirg.errors import MirgError
 
 COCO_FAMILIES = ("group_grounding", "common_object")
 
@@ -69,12 +70,7 @@ def read_coco(
     """
     path = Path(annotation_file)
     root = Path(image_root)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{path}: annotation file not found") from None
-    except json.JSONDecodeError as exc:
-        raise DataError(f"{path}: not valid JSON (line {exc.lineno}): {exc.msg}") from None
+    data = read_json(path, "annotation file")
     if not isinstance(data, dict):
         raise DataError(f"{path}: expected an object with images, annotations, categories")
     for key in ("images", "annotations", "categories"):
@@ -94,7 +90,21 @@ def read_coco(
             or not isinstance(cat.get("name"), str)
         ):
             raise DataError(f"{path}: categories[{i}]: expected {{'id': int, 'name': str}}")
+        if cat["id"] in categories:
+            raise DataError(
+                f"{path}: categories[{i}]: field 'id': duplicate category id {cat['id']} "
+                "(ids must be unique)"
+            )
         categories[cat["id"]] = cat["name"]
+
+    # An id used twice cannot say which image its annotations belong to: refuse all holders.
+    first: dict[object, int] = {}
+    duplicated: dict[object, int] = {}
+    for i, raw in enumerate(data["images"]):
+        if isinstance(raw, dict) and isinstance(raw.get("id"), int):
+            if raw["id"] in first:
+                duplicated.setdefault(raw["id"], i)
+            first.setdefault(raw["id"], i)
 
     images: dict[int, CocoImage] = {}
     for i, raw in enumerate(data["images"]):
@@ -103,6 +113,14 @@ def read_coco(
             fail(where, "field 'id': expected an integer id")
             continue
         where = f"images[{i}] (id {raw['id']})"
+        if raw["id"] in duplicated:
+            j, k = first[raw["id"]], duplicated[raw["id"]]
+            fail(
+                where,
+                f"field 'id': duplicate image id {raw['id']} (images[{j}] and images[{k}]); "
+                "its annotations could belong to either, ids must be unique",
+            )
+            continue
         name, w, h = raw.get("file_name"), raw.get("width"), raw.get("height")
         if not isinstance(name, str) or not name:
             fail(where, "field 'file_name': expected a relative path")
@@ -307,12 +325,14 @@ def coco_samples(
     targets); callers report the shortfall. ``min_area`` (relative) keeps tiny objects
     from being targets.
     """
+    if n < 1:
+        raise MirgError(f"--n must be at least 1, got {n}")
     unknown = [f for f in families if f not in COCO_FAMILIES]
     if unknown or not families:
-        raise ValueError(f"unknown COCO families {unknown}; known: {', '.join(COCO_FAMILIES)}")
+        raise MirgError(f"unknown COCO families {unknown}; known: {', '.join(COCO_FAMILIES)}")
     lo, hi = images_per_sample
     if not 1 <= lo <= hi <= 6:
-        raise ValueError(f"images per sample: need 1 <= min <= max <= 6, got {images_per_sample}")
+        raise MirgError(f"images per sample: need 1 <= min <= max <= 6, got {images_per_sample}")
     rng = random.Random(f"coco/{seed}")
     ids = sorted(i for i, image in images.items() if image.objects)
     by_category: dict[str, list[int]] = defaultdict(list)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from mirg.data.coco import COCO_FAMILIES, coco_samples, read_coco
+from mirg.data.outputs import SAMPLES, check_output
 from mirg.data.schema import IMAGE_CHECKS, SkipLog, write_samples
 from mirg.data.synth_cli import _range
+from mirg.errors import MirgError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -30,10 +31,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--check-images", default="decode", choices=IMAGE_CHECKS)
     parser.add_argument("--skip-bad", action="store_true", help="skip bad entries, logging why")
     parser.add_argument("--skip-log", help="where skips are logged (default: OUT.skipped.log)")
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace --out even when it is an input or holds another kind of file",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
-    out = Path(args.out)
+    if args.n < 1:
+        raise MirgError(f"--n must be at least 1, got {args.n}")
+    out = check_output(
+        args.out, SAMPLES, inputs=[("--annotations", args.annotations)], overwrite=args.overwrite
+    )
     skips = SkipLog() if args.skip_bad else None
     images = read_coco(args.annotations, args.images, check_images=args.check_images, skips=skips)
     families = tuple(f for f in args.families.split(",") if f)
@@ -45,7 +55,6 @@ def run(args: argparse.Namespace) -> int:
         images_per_sample=args.images_per_sample,
         min_area=args.min_area,
     )
-    out.parent.mkdir(parents=True, exist_ok=True)
     write_samples(out, samples)
     summary = f"wrote {len(samples)} samples to {out} (image paths relative to {args.images})"
     if len(samples) < args.n:

@@ -13,7 +13,8 @@ import time
 from pathlib import Path
 
 from mirg.core.profiles import PROFILES
-from mirg.data.exports import FORMATS, Exporter, export
+from mirg.data.exports import FORMATS, KINDS, Exporter, export
+from mirg.data.outputs import check_output
 from mirg.data.schema import IMAGE_CHECKS, SkipLog, read_samples
 from mirg.data.trajectories import DETAILS
 from mirg.models.loading import (
@@ -57,6 +58,11 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
         help="skip bad samples, recording each with its reason in --skip-log",
     )
     parser.add_argument("--skip-log", help="where skips are logged (default: OUT.skipped.log)")
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace --out even when it is an input or holds another kind of file",
+    )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -79,7 +85,12 @@ def _frame_rule(args: argparse.Namespace) -> FrameRule:
 
 
 def run_export(args: argparse.Namespace, fmt: str) -> int:
-    out = Path(args.out)
+    out = check_output(
+        args.out,
+        KINDS[fmt],
+        inputs=[("--data", args.data), ("--model", args.model)],
+        overwrite=args.overwrite,
+    )
     skips = SkipLog() if args.skip_bad else None
     start = time.perf_counter()
     samples = read_samples(args.data, root=args.root, check_images=args.check_images, skips=skips)

@@ -35,8 +35,11 @@ from mirg.core.prompts import (
     image_label,
     system_prompt,
 )
-from mirg.data.schema import DataError, Sample, write_jsonl
+from mirg.data.outputs import GRPO, SFT, SHAREGPT, VERL
+from mirg.data.schema import DataError, Sample, read_json, resolve_image_path, write_jsonl
 from mirg.data.trajectories import build_trajectory
+from mirg.errors import MirgError
+from mirg.files import atomic_write, write_text
 from mirg.models.loading import FrameRule, default_frame_rule
 
 FORMATS = ("sft", "grpo", "verl", "sharegpt")
@@ -52,8 +55,12 @@ def check_placeholders(n_placeholders: int, images: Sequence[object], where: str
 
 
 def image_paths(sample: Sample, root: str | Path) -> list[str]:
-    """Absolute paths of the sample's images."""
-    return [str(Path(root).resolve() / p) for p in sample.images]
+    """Absolute paths of the sample's images, each confined to ``root`` (a link inside the
+    dataset cannot put another file of the machine into a training record)."""
+    return [
+        str(resolve_image_path(Path(root), p, f"sample {sample.id!r}: field 'images[{k}]'"))
+        for k, p in enumerate(sample.images)
+    ]
 
 
 class Exporter:
@@ -171,23 +178,31 @@ def export(
         return write_jsonl(out, (exporter.grpo(s) for s in samples))
     if fmt == "sharegpt":
         records = [exporter.sharegpt(s) for s in samples]
-        out.write_text(json.dumps(records, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
-        _register_llamafactory(out)
+        write_text(out, json.dumps(records, ensure_ascii=False, indent=1) + "\n")
+        if out.is_file():  # not a device or pipe: /dev/stdout has no folder to register in
+            _register_llamafactory(out)
         return len(records)
     if fmt == "verl":
         import pyarrow as pa
         import pyarrow.parquet as pq
 
         records = [exporter.verl(s, i, split) for i, s in enumerate(samples)]
-        pq.write_table(pa.Table.from_pylist(records), out)
+        with atomic_write(out, "wb") as handle:
+            pq.write_table(pa.Table.from_pylist(records), handle)
         return len(records)
-    raise ValueError(f"unknown export format {fmt!r}; known: {', '.join(FORMATS)}")
+    raise MirgError(f"unknown export format {fmt!r}; known: {', '.join(FORMATS)}")
+
+
+#: The kind of output each format writes, as :func:`mirg.data.outputs.check_output` names it.
+KINDS = {"sft": SFT, "grpo": GRPO, "verl": VERL, "sharegpt": SHAREGPT}
 
 
 def _register_llamafactory(out: Path) -> None:
     """Add (or update) the file's entry in ``dataset_info.json`` beside it."""
     info_path = out.parent / "dataset_info.json"
-    info = json.loads(info_path.read_text(encoding="utf-8")) if info_path.is_file() else {}
+    info = read_json(info_path, "LLaMA-Factory dataset_info") if info_path.is_file() else {}
+    if not isinstance(info, dict):
+        raise DataError(f"{info_path}: expected a JSON object of datasets; fix or remove it")
     info[out.stem] = {
         "file_name": out.name,
         "formatting": "sharegpt",
@@ -199,7 +214,7 @@ def _register_llamafactory(out: Path) -> None:
             "assistant_tag": "assistant",
         },
     }
-    info_path.write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+    write_text(info_path, json.dumps(info, indent=2) + "\n")
 
 
 def read_image_bytes(record_image: dict[str, Any]):

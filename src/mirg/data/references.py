@@ -11,6 +11,7 @@ from dataclasses import MISSING, dataclass, field, fields
 from typing import Any
 
 from mirg.core.boxes import Box, validate_box
+from mirg.errors import MirgError
 
 Features = dict[str, str]
 CHANGES = ("added", "removed", "changed")
@@ -149,22 +150,22 @@ _CHECKS = {
 
 
 def reference_from_json(raw: object, n_images: int) -> Reference:
-    """The typed reference of a JSON object, or ValueError naming the field and why."""
+    """The typed reference of a JSON object, or MirgError naming the field and why."""
     kind = raw.get("kind") if isinstance(raw, dict) else None
     if not isinstance(raw, dict) or kind not in KINDS:
         known = ", ".join(KINDS)
-        raise ValueError(f"field 'reference.kind': unknown kind {kind!r}; known: {known}")
+        raise MirgError(f"field 'reference.kind': unknown kind {kind!r}; known: {known}")
     given = [f for f in fields(KINDS[kind]) if f.init]
     unknown = sorted(set(raw) - {f.name for f in given} - {"kind"})
     missing = [f.name for f in given if f.name not in raw and f.default is MISSING]
     if missing or unknown:
         problem = f"needs {', '.join(missing)}" if missing else f"has no field {', '.join(unknown)}"
-        raise ValueError(f"field 'reference': a {kind!r} reference {problem}")
+        raise MirgError(f"field 'reference': a {kind!r} reference {problem}")
     values = {name: raw[name] for name in (f.name for f in given) if name in raw}
     for name, value in values.items():
         if name == "box":
             values[name] = validate_box(value, where="field 'reference.box'")
         elif not _CHECKS[name][0](value, n_images):
             what = _CHECKS[name][1].format(n=n_images)
-            raise ValueError(f"field 'reference.{name}': expected {what}, got {value!r}")
+            raise MirgError(f"field 'reference.{name}': expected {what}, got {value!r}")
     return KINDS[kind](**values)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, fields
@@ -30,6 +31,7 @@ from PIL import Image
 from mirg.core.boxes import Box, BoxError, validate_box
 from mirg.data.references import Reference, reference_from_json, reference_to_json
 from mirg.errors import MirgError
+from mirg.files import atomic_write, write_text
 
 #: Image decoding guard: more pixels than this is treated as a decompression bomb.
 #: Pillow's own default (about 89 M pixels, where it starts warning); we make it an error.
@@ -38,6 +40,8 @@ MAX_IMAGE_PIXELS = 89_478_485
 #: How thoroughly to check image files on load: decode every pixel, check existence
 #: only, or not at all (annotation-only data such as MIG-Bench without its images).
 IMAGE_CHECKS = ("decode", "exists", "none")
+#: How questions name images ("Image-2"), as the prompts label them.
+_IMAGE_NAME_RE = re.compile(r"\bImage-(\d+)\b")
 
 
 class DataError(MirgError):
@@ -102,8 +106,7 @@ class SkipLog:
 
     def write(self, path: str | Path, what: str = "samples") -> str:
         """Write the log; returns the clause a command's summary line ends with."""
-        lines = [f"{where}\t{reason}\n" for where, reason in self.entries]
-        Path(path).write_text("".join(lines), encoding="utf-8")
+        write_text(path, "".join(f"{where}\t{reason}\n" for where, reason in self.entries))
         return f"; skipped {len(self)} bad {what} (reasons in {path})"
 
 
@@ -131,7 +134,9 @@ def check_targets(raw: dict[str, Any], n_images: int, where: str) -> tuple[int |
 
 
 def resolve_image_path(root: Path, relative: str, where: str) -> Path:
-    """``root / relative``, refusing absolute paths and paths that climb out of the root."""
+    """``root / relative`` resolved (symbolic links followed), refusing absolute paths and
+    any path that ends up outside the resolved root: neither ``..`` nor a link inside the
+    dataset may point a sample at another file on the machine."""
     if not isinstance(relative, str) or not relative:
         raise DataError(f"{where}: expected a non-empty relative path, got {relative!r}")
     if os.path.isabs(relative) or relative.startswith(("/", "\\")):
@@ -139,7 +144,15 @@ def resolve_image_path(root: Path, relative: str, where: str) -> Path:
     normal = os.path.normpath(relative)
     if normal == ".." or normal.startswith(".." + os.sep) or normal.startswith("../"):
         raise DataError(f"{where}: image path {relative!r} escapes the dataset root {root}")
-    return root / normal
+    base = Path(root).resolve()
+    path = (base / normal).resolve()
+    if not path.is_relative_to(base):
+        raise DataError(
+            f"{where}: image path {relative!r} leads to {path}, outside the dataset root "
+            f"{base} (a symbolic link?); copy the image under the root, or give the real "
+            "folder as the root"
+        )
+    return path
 
 
 def check_image(
@@ -152,7 +165,7 @@ def check_image(
     decoding so a decompression bomb is refused without allocating its pixels.
     """
     if check not in IMAGE_CHECKS:
-        raise ValueError(f"check_images must be one of {IMAGE_CHECKS}, got {check!r}")
+        raise MirgError(f"check_images must be one of {IMAGE_CHECKS}, got {check!r}")
     if check == "none":
         return None
     if not path.is_file():
@@ -221,6 +234,9 @@ def sample_from_json(
     if not isinstance(images, list) or not images:
         raise _bad(where, "images", "expected a non-empty list of relative paths")
     n = len(images)
+    named = sorted({int(k) for k in _IMAGE_NAME_RE.findall(question)} - set(range(1, n + 1)))
+    if named:
+        raise _bad(where, "question", f"names Image-{named[0]} but the sample has {n} image(s)")
     for k, rel in enumerate(images):
         if not isinstance(rel, str) or not rel:
             raise _bad(where, f"images[{k}]", f"expected a relative path, got {rel!r}")
@@ -268,7 +284,7 @@ def sample_from_json(
     if raw.get("reference") is not None:
         try:
             reference = reference_from_json(raw["reference"], n)
-        except ValueError as exc:
+        except MirgError as exc:
             raise DataError(f"{where}: {exc}") from None
 
     target = raw.get("target")
@@ -326,22 +342,61 @@ def sample_from_json(
 def iter_jsonl(path: str | Path) -> Iterator[tuple[int, object | DataError]]:
     """(line number, decoded object) for each non-blank line.
 
-    A line that is not valid JSON yields a :class:`DataError` naming it instead of an
-    object, so callers can skip it and go on reading (``--skip-bad``) or raise it.
+    A line that is not valid JSON, or not UTF-8, yields a :class:`DataError` naming it
+    instead of an object, so callers can skip it and go on reading (``--skip-bad``) or
+    raise it. A path that is a folder, or missing, raises DataError.
     """
     path = Path(path)
+    if path.is_dir():
+        raise DataError(f"{path}: is a folder; expected a JSONL file (e.g. {path}/train.jsonl)")
     try:
-        handle = path.open(encoding="utf-8")
+        handle = path.open("rb")
     except FileNotFoundError:
-        raise FileNotFoundError(f"{path}: file not found") from None
+        raise DataError(f"{path}: file not found") from None
     with handle:
-        for number, line in enumerate(handle, 1):
+        for number, raw in enumerate(handle, 1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                yield (
+                    number,
+                    DataError(
+                        f"{path}:{number}: not UTF-8 text (byte {raw[exc.start]:#04x} at column "
+                        f"{exc.start + 1}); save the file as UTF-8"
+                    ),
+                )
+                continue
             if not line.strip():
                 continue
             try:
                 yield number, json.loads(line)
             except json.JSONDecodeError as exc:
                 yield number, DataError(f"{path}:{number}: not valid JSON: {exc.msg}")
+
+
+def read_json(path: str | Path, what: str = "file") -> Any:
+    """A whole JSON file; DataError naming the file (and line) when it is missing, a
+    folder, not UTF-8 or not JSON."""
+    path = Path(path)
+    if path.is_dir():
+        raise DataError(f"{path}: is a folder; expected a JSON {what}")
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise DataError(f"{path}: {what} not found") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise DataError(
+            f"{path}:{line}: not UTF-8 text (byte {data[exc.start]:#04x}); save it as UTF-8"
+        ) from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise DataError(
+            f"{path}:{exc.lineno}: not valid JSON (column {exc.colno}): {exc.msg}"
+        ) from None
 
 
 def read_samples(
@@ -388,10 +443,11 @@ def write_samples(path: str | Path, samples: Iterable[Sample]) -> int:
 def write_jsonl(
     path: str | Path, records: Iterable[dict[str, Any]], *, compact: bool = False
 ) -> int:
-    """Write records as UTF-8 JSONL (``compact``: without spaces); returns the count."""
+    """Write records as UTF-8 JSONL (``compact``: without spaces); returns the count. The
+    file is replaced only once complete (:func:`mirg.files.atomic_write`)."""
     separators = (",", ":") if compact else None
     count = 0
-    with Path(path).open("w", encoding="utf-8") as handle:
+    with atomic_write(path) as handle:
         for record in records:
             handle.write(json.dumps(record, ensure_ascii=False, separators=separators) + "\n")
             count += 1

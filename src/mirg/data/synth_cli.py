@@ -7,6 +7,7 @@ import time
 from dataclasses import replace
 
 from mirg.data.synth import PRESETS, TASK_FAMILIES, write_dataset
+from mirg.errors import MirgError
 
 
 def _range(text: str) -> tuple[int, int]:
@@ -25,11 +26,16 @@ def _families(values: list[str]) -> tuple[tuple[str, ...], tuple[float, ...] | N
         for entry in filter(None, value.split(",")):
             name, _, weight = entry.partition(":")
             if name not in TASK_FAMILIES:
-                raise ValueError(
+                raise MirgError(
                     f"--families: unknown family {name!r}; known: {', '.join(TASK_FAMILIES)}"
                 )
             names.append(name)
-            weights.append(float(weight) if weight else 1.0)
+            try:
+                weights.append(float(weight) if weight else 1.0)
+            except ValueError:
+                raise MirgError(
+                    f"--families: weight of {name!r} is not a number: {weight!r}"
+                ) from None
             weighted |= bool(weight)
     return tuple(names), (tuple(weights) if weighted else None)
 
@@ -74,6 +80,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--split", default="0.8,0.1,0.1", help="train,val,test fractions (default 0.8,0.1,0.1)"
     )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace another dataset (or other files) in --out; without it mirg synth "
+        "refuses, and only rewrites the same dataset",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -88,12 +100,18 @@ def run(args: argparse.Namespace) -> int:
     try:
         fractions = tuple(float(v) for v in args.split.split(","))
     except ValueError:
-        raise ValueError(
+        raise MirgError(
             f"--split: expected three numbers like 0.8,0.1,0.1, got {args.split!r}"
         ) from None
     start = time.perf_counter()
     manifest = write_dataset(
-        args.out, args.n, args.seed, config, fractions=fractions, preset=args.preset
+        args.out,
+        args.n,
+        args.seed,
+        config,
+        fractions=fractions,
+        preset=args.preset,
+        overwrite=args.overwrite,
     )
     seconds = time.perf_counter() - start
     print(

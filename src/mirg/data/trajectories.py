@@ -33,6 +33,7 @@ from mirg.data.references import (
     TwoHop,
 )
 from mirg.data.schema import DataError, Sample
+from mirg.errors import MirgError
 
 #: At most this many candidates are walked per image, so text stays bounded.
 MAX_CANDIDATES = 8
@@ -382,7 +383,7 @@ def build_trajectory(
     """
     prof = get_profile(profile)
     if detail not in DETAILS:
-        raise ValueError(f"detail must be one of {DETAILS}, got {detail!r}")
+        raise MirgError(f"detail must be one of {DETAILS}, got {detail!r}")
     if prof.needs_frame and frames is None:
         raise DataError(
             f"sample {sample.id!r}: field 'image_sizes': profile {prof.name!r} writes absolute "

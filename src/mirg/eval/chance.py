@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 from mirg.core.boxes import iou
 from mirg.core.scoring import THRESHOLDS, metrics_dict
+from mirg.errors import MirgError
 
 ACC_KEYS = tuple(f"acc@{t}" for t in THRESHOLDS)
 
@@ -28,7 +29,7 @@ def chance_metrics(
     (percent) overall and per task. ``items`` need ``task``, ``images``, ``target_box`` and
     ``target_image``; ``prior_boxes`` are the training split's relative target boxes."""
     if not prior_boxes:
-        raise ValueError("chance levels need the training split's target boxes")
+        raise MirgError("chance levels need the training split's target boxes")
     rng = random.Random(seed)
     sums: dict[str, dict[str, float]] = {}
     image_hits = 0.0

@@ -11,7 +11,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from mirg.core.migbench import load_migbench
+from mirg.core.migbench import BenchError, load_migbench
+from mirg.errors import MirgError
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,18 @@ def _migbench_image(root: Path, relative: str) -> Path:
     return inner if inner.exists() else candidate
 
 
+def _confined(root: Path, path: Path, where: str) -> str:
+    """``path`` resolved, refused unless it stays under the resolved ``root`` (no ``..``,
+    absolute path or symbolic link may lead a benchmark item to another file)."""
+    base, resolved = root.resolve(), path.resolve()
+    if not resolved.is_relative_to(base):
+        raise BenchError(
+            f"{where}: image path leads to {resolved}, outside the images root {base}; "
+            "copy the image under the root, or give the real folder as --images"
+        )
+    return str(resolved)
+
+
 def load_eval_items(
     data: str | Path,
     images_root: str | Path | None = None,
@@ -55,6 +68,11 @@ def load_eval_items(
     quick run still covers every task.
     """
     data = Path(data)
+    if data.is_dir():
+        raise MirgError(
+            f"{data}: --data is a folder; give MIG_data.json or a split file such as "
+            f"{data}/test.jsonl"
+        )
     if data.suffix == ".jsonl":
         from mirg.data.schema import read_samples  # Pillow and the data layer, only here
 
@@ -73,7 +91,7 @@ def load_eval_items(
         ]
     else:
         if images_root is None:
-            raise ValueError(
+            raise BenchError(
                 f"{data}: MIG-Bench needs --images ROOT, the folder holding the benchmark's "
                 "images (the MIG-Bench archive from the Hugging Face hub, unpacked)"
             )
@@ -82,7 +100,12 @@ def load_eval_items(
             EvalItem(
                 key=it.index,
                 task=it.task,
-                images=tuple(str(_migbench_image(root, p).resolve()) for p in it.images),
+                images=tuple(
+                    _confined(
+                        root, _migbench_image(root, p), f"{data}: item {it.index}: images[{k}]"
+                    )
+                    for k, p in enumerate(it.images)
+                ),
                 question=it.question,
                 target_box=it.target_box,
                 target_image=it.target_image,
@@ -94,7 +117,7 @@ def load_eval_items(
         unknown = sorted(set(tasks) - {it.task for it in items})
         if unknown:
             known = ", ".join(sorted({it.task for it in items}))
-            raise ValueError(f"{data}: no items of task(s) {unknown}; tasks here: {known}")
+            raise MirgError(f"{data}: no items of task(s) {unknown}; tasks here: {known}")
         items = [it for it in items if it.task in set(tasks)]
     if limit is not None:
         seen: dict[str, int] = {}
@@ -108,28 +131,32 @@ def load_eval_items(
 
 
 def preflight(items: Sequence[EvalItem], show: int = 5) -> dict[str, tuple[int, int]]:
-    """Check that every image exists and opens, before the first generation.
+    """Check that every image exists and decodes within the pixel limit of the data
+    pipeline, before the first generation.
 
     Returns each image's (width, height). Raises FileNotFoundError with the count and the
-    first few bad paths, rather than a crash an hour into the run.
+    first few bad paths (one line), rather than a crash an hour into the run.
     """
-    from PIL import Image
+    from mirg.data.schema import DataError, check_image
 
     sizes: dict[str, tuple[int, int]] = {}
     bad: list[str] = []
     for path in sorted({p for it in items for p in it.images}):
-        try:
-            with Image.open(path) as image:
-                image.load()
-                sizes[path] = image.size
-        except FileNotFoundError:
+        if not Path(path).is_file():
             bad.append(f"{path} (missing)")
-        except (OSError, SyntaxError, ValueError) as exc:
-            bad.append(f"{path} (cannot be read: {exc})")
+            continue
+        try:
+            size = check_image(Path(path), path, "decode")
+        except DataError as exc:
+            reason = str(exc).removeprefix(f"{path}: ").removeprefix(f"image {path} ")
+            bad.append(f"{path} ({reason})")
+            continue
+        assert size is not None  # "decode" always measures
+        sizes[path] = size
     if bad:
-        listed = "\n  ".join(bad[:show])
+        listed = "; ".join(bad[:show])
         raise FileNotFoundError(
             f"{len(bad)} of {len(sizes) + len(bad)} images are missing or unreadable; "
-            f"first {min(show, len(bad))}:\n  {listed}"
+            f"first {min(show, len(bad))}: {listed}"
         )
     return sizes

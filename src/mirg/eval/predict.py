@@ -14,7 +14,10 @@ from typing import Any
 from mirg.core.answers import ParsedAnswer, parse_answer
 from mirg.core.judge import answer_box, resolved_image
 from mirg.core.profiles import ProfileError
+from mirg.data.outputs import PICTURE, PICTURE_TAG, SOFTWARE_TAG, check_output
+from mirg.data.schema import check_image
 from mirg.eval.generation import REASONING_MAX_NEW_TOKENS
+from mirg.files import atomic_write
 from mirg.models.placement import add_placement_arguments
 
 
@@ -85,8 +88,11 @@ def draw_answer(
             )
         x += im.width + gap
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    canvas.save(path)
+    fmt = Image.registered_extensions().get(path.suffix.lower(), "PNG")
+    exif = Image.Exif()
+    exif[SOFTWARE_TAG] = PICTURE_TAG  # how a rerun knows the picture is ours to replace
+    with atomic_write(path, "wb") as handle:
+        canvas.save(handle, format=fmt, exif=exif)
     return path
 
 
@@ -95,6 +101,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True)
     parser.add_argument("--image", action="append", required=True, help="repeat, in order")
     parser.add_argument("--save", default="prediction.png", help="where to save the picture")
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace --save even when it is an input image or a picture mirg did not draw",
+    )
     parser.add_argument("--profile", help="coordinate profile for models mirg cannot identify")
     parser.add_argument("--max-new-tokens", type=int, default=REASONING_MAX_NEW_TOKENS)
     add_placement_arguments(parser)
@@ -104,9 +115,13 @@ def run(args: argparse.Namespace) -> int:
     from mirg.models.loading import load_model_and_processor
     from mirg.models.placement import placement_kwargs
 
-    for path in args.image:
-        if not Path(path).is_file():
-            raise FileNotFoundError(f"{path}: image not found")
+    # Every image decodes within the data pipeline's pixel limit, and the picture can be
+    # saved, before the model loads.
+    for k, path in enumerate(args.image, 1):
+        check_image(Path(path), f"--image (Image-{k})", "decode")
+    if args.save:
+        inputs = [("--image", p) for p in args.image]
+        check_output(args.save, PICTURE, inputs=inputs, overwrite=args.overwrite, flag="--save")
     loaded = load_model_and_processor(
         args.model,
         profile=args.profile,

@@ -11,7 +11,6 @@ import base64
 import csv
 import html
 import io
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -20,6 +19,8 @@ from typing import Any
 
 from mirg.core.migbench import TASK_COLUMNS
 from mirg.core.scoring import read_predictions, score_items
+from mirg.errors import MirgError
+from mirg.files import write_text
 
 GALLERY_LIMIT = 200
 THUMB_SIDE = 256
@@ -231,11 +232,20 @@ def published_table(metrics: Mapping) -> str:
 
 
 def thumbnail(path: str) -> tuple[str, tuple[int, int]]:
-    """A data URI of a small JPEG of the image, and the original (width, height)."""
+    """A data URI of a small JPEG of the image, and the original (width, height). An image
+    over the data pipeline's pixel limit raises OSError (drawn as unavailable)."""
     from PIL import Image
 
-    with Image.open(path) as image:
+    from mirg.data.schema import MAX_IMAGE_PIXELS
+
+    try:
+        image = Image.open(path)
+    except Image.DecompressionBombError as exc:
+        raise OSError(f"{path}: {exc}") from None
+    with image:
         size = image.size
+        if size[0] * size[1] > MAX_IMAGE_PIXELS:
+            raise OSError(f"{path}: {size[0]}x{size[1]} pixels, over the limit")
         small = image.convert("RGB")
         small.thumbnail((THUMB_SIDE, THUMB_SIDE))
         buf = io.BytesIO()
@@ -366,12 +376,14 @@ def write_report(out: str | Path, gallery_limit: int = GALLERY_LIMIT) -> Path:
     from mirg.eval.run import METRICS, PREDICTIONS, REPORT, RUN
 
     out = Path(out)
+    if not out.is_dir():
+        raise MirgError(f"{out}: not a folder; give a mirg eval --out folder")
     for name in (RUN, PREDICTIONS, METRICS):
         if not (out / name).is_file():
-            raise FileNotFoundError(f"{out}: no {name}; is this a mirg eval output folder?")
-    run = json.loads((out / RUN).read_text(encoding="utf-8"))
+            raise MirgError(f"{out}: no {name}; is this a mirg eval output folder?")
+    run = _run_file(out / RUN)
     cfg = run["config"]
-    metrics = json.loads((out / METRICS).read_text(encoding="utf-8"))
+    metrics = _metrics_file(out / METRICS)
     items = load_eval_items(cfg["data"], cfg.get("images"), cfg.get("tasks"), cfg.get("limit"))
     views = item_views(
         items, read_predictions(out / PREDICTIONS), metrics["protocol"], run["profile_used"]
@@ -394,5 +406,42 @@ def write_report(out: str | Path, gallery_limit: int = GALLERY_LIMIT) -> Path:
         ],
     )
     path = out / REPORT
-    path.write_text(html_text, encoding="utf-8")
+    write_text(path, html_text)
     return path
+
+
+_NUMBER = (int, float)
+_METRIC_ROW = dict.fromkeys(("acc@0.3", "acc@0.5", "acc@0.7", "miou"), _NUMBER)
+
+
+def _fields(path: Path, obj: object, needs: Mapping[str, Any], prefix: str = "") -> None:
+    """DataError naming ``path`` and the field when ``obj`` lacks one of ``needs`` (name ->
+    type) or holds another type: a run killed while writing it, or an edit gone wrong."""
+    from mirg.data.schema import DataError
+
+    for name, kind in needs.items():
+        if not isinstance(obj, dict) or not isinstance(obj.get(name), kind):
+            raise DataError(
+                f"{path}: field '{prefix}{name}': missing or of the wrong type; rerun mirg "
+                "eval on this folder to rewrite it"
+            )
+
+
+def _run_file(path: Path) -> dict:
+    from mirg.data.schema import read_json
+
+    run = read_json(path)
+    _fields(path, run, {"config": dict, "profile_used": str})
+    _fields(path, run["config"], {"data": str, "model": str, "prompt": str}, "config.")
+    return run
+
+
+def _metrics_file(path: Path) -> dict:
+    from mirg.data.schema import read_json
+
+    metrics = read_json(path)
+    _fields(path, metrics, {"protocol": str, "tasks": dict, "average": dict, "missing": int})
+    for task, row in metrics["tasks"].items():
+        _fields(path, row, {"n": int, **_METRIC_ROW}, f"tasks.{task}.")
+    _fields(path, metrics["average"], _METRIC_ROW, "average.")
+    return metrics

@@ -12,12 +12,14 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from mirg.core.scoring import PROTOCOLS, aggregate, read_predictions, score_items
+from mirg.data.schema import read_json
 from mirg.errors import MirgError
 from mirg.eval.generation import (
     OFFICIAL_MAX_NEW_TOKENS,
@@ -106,7 +108,7 @@ def _check_same_run(out: Path, cfg: EvalConfig) -> None:
                 "use a new --out folder or delete the old one"
             )
         return
-    before = json.loads(run_file.read_text(encoding="utf-8")).get("identity", {})
+    before = read_json(run_file, "evaluation record").get("identity", {})
     now = cfg.identity()
     diff = {k: (before.get(k), now[k]) for k in now if before.get(k) != now[k]}
     if diff:
@@ -228,7 +230,7 @@ def _evaluate(cfg: EvalConfig, loaded: Any, progress: bool) -> dict:
 
     bar = _progress(len(todo), progress, f"eval {Path(cfg.data).name}")
     t0 = time.perf_counter()
-    with pred_path.open("a", encoding="utf-8") as fh:
+    with _appending(pred_path) as fh:
         for batch in batches_by_shape(todo, batch_size, lambda it: lengths[it.key]):
             images = [load_images(it.images) for it in batch]
             answers = generator.generate([messages(it) for it in batch], images)
@@ -256,6 +258,19 @@ def _evaluate(cfg: EvalConfig, loaded: Any, progress: bool) -> dict:
 
     write_report(out)
     return metrics
+
+
+@contextmanager
+def _appending(path: Path) -> Iterator[IO]:
+    """Append predictions line by line (a killed run keeps what it wrote); a disk error
+    names the file."""
+    try:
+        with path.open("a", encoding="utf-8") as handle:
+            yield handle
+    except OSError as exc:
+        if exc.filename is not None:
+            raise
+        raise OSError(exc.errno, exc.strerror, str(path)) from exc
 
 
 def _progress(total: int, enabled: bool, desc: str) -> Any:

@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import argparse
-import json
-from pathlib import Path
 
 from mirg.core.migbench import load_migbench
 from mirg.core.profiles import PROFILES
-from mirg.core.scoring import PROTOCOLS, aggregate, format_table, read_predictions, score_items
+from mirg.core.scoring import (
+    PROTOCOLS,
+    PredictionError,
+    aggregate,
+    format_table,
+    read_predictions,
+    score_items,
+)
+from mirg.data.outputs import METRICS, check_output
+from mirg.files import write_json
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -23,18 +30,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="coordinate profile of the responses (strict protocol only)",
     )
     parser.add_argument("--out", help="write the metrics JSON here")
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace --out even when it is an input or holds another kind of file",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     if args.protocol == "strict" and args.profile is None:
-        raise ValueError("--protocol strict needs --profile (the responses' coordinate profile)")
+        raise PredictionError(
+            "--protocol strict needs --profile (the responses' coordinate profile)"
+        )
+    if args.out:
+        inputs = [("--bench", args.bench), ("--predictions", args.predictions)]
+        check_output(args.out, METRICS, inputs=inputs, overwrite=args.overwrite)
     items = load_migbench(args.bench)
     predictions = read_predictions(args.predictions)
     metrics = aggregate(score_items(items, predictions, args.protocol, args.profile), args.protocol)
     print(format_table(metrics))
     if args.out:
-        out = Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
-        print(f"wrote {out}")
+        write_json(args.out, metrics)
+        print(f"wrote {args.out}")
     return 0

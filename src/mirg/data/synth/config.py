@@ -6,6 +6,7 @@ from dataclasses import dataclass, replace
 
 from mirg.data.synth.canvas import BACKGROUNDS, COLOURS, SHAPES, SIZES
 from mirg.data.synth.families import TASK_FAMILIES
+from mirg.errors import MirgError
 
 #: The MIG-Bench-like default mix. ``referring`` (a pre-training family, the demo base's)
 #: stays out of it so that default datasets keep their bytes.
@@ -51,30 +52,30 @@ class WorldConfig:
     same_place_look_alike: float = 0.0
 
     def validate(self) -> WorldConfig:
-        """Raise ValueError naming the knob that cannot work."""
+        """Raise MirgError naming the knob that cannot work."""
         unknown = [f for f in self.families if f not in TASK_FAMILIES]
         if not self.families or unknown:
-            raise ValueError(f"unknown families {unknown}; known: {', '.join(TASK_FAMILIES)}")
+            raise MirgError(f"unknown families {unknown}; known: {', '.join(TASK_FAMILIES)}")
         if self.weights is not None and (
             len(self.weights) != len(self.families) or any(w < 0 for w in self.weights)
         ):
-            raise ValueError("weights: one non-negative weight per family")
+            raise MirgError("weights: one non-negative weight per family")
         lo, hi = self.images
         if not 1 <= lo <= hi <= 6:
-            raise ValueError(f"images: need 1 <= min <= max <= 6, got {self.images}")
+            raise MirgError(f"images: need 1 <= min <= max <= 6, got {self.images}")
         if not 0 <= self.distractors[0] <= self.distractors[1]:
-            raise ValueError(f"distractors: need 0 <= min <= max, got {self.distractors}")
+            raise MirgError(f"distractors: need 0 <= min <= max, got {self.distractors}")
         if self.image_size < 32:
-            raise ValueError(f"image_size {self.image_size} is below 32 pixels")
+            raise MirgError(f"image_size {self.image_size} is below 32 pixels")
         if self.cell:
             if self.image_size % self.cell or self.image_size // self.cell < 2:
-                raise ValueError(
+                raise MirgError(
                     f"cell {self.cell} must divide image_size {self.image_size} at least twice"
                 )
             if "large" in self.sizes and self.image_size // self.cell < 3:
-                raise ValueError("large objects (2x2 cells) need a grid of at least 3x3 cells")
+                raise MirgError("large objects (2x2 cells) need a grid of at least 3x3 cells")
         elif not 8 <= self.min_object < self.max_object <= self.image_size // 2:
-            raise ValueError(
+            raise MirgError(
                 f"need 8 <= min_object < max_object <= image_size/2, got "
                 f"{self.min_object}, {self.max_object}"
             )
@@ -85,20 +86,20 @@ class WorldConfig:
             ("backgrounds", self.backgrounds, BACKGROUNDS),
         ):
             if not values or any(v not in known for v in values):
-                raise ValueError(f"{name}: choose from {', '.join(known)}, got {values}")
+                raise MirgError(f"{name}: choose from {', '.join(known)}, got {values}")
         if len(self.shapes) < 2 or len(self.colours) < 2:
-            raise ValueError("need at least two shapes and two colours for look-alikes")
+            raise MirgError("need at least two shapes and two colours for look-alikes")
         if not self.look_alike_changes or any(
             a not in ("colour", "shape") for a in self.look_alike_changes
         ):
-            raise ValueError(
+            raise MirgError(
                 f"look_alike_changes: choose from colour, shape, got {self.look_alike_changes}"
             )
         for name in ("occlusion", "same_place_look_alike"):
             if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ValueError(f"{name} is a probability, got {getattr(self, name)}")
+                raise MirgError(f"{name} is a probability, got {getattr(self, name)}")
         if not 0 <= self.filler_words[0] <= self.filler_words[1]:
-            raise ValueError(f"filler_words: need 0 <= min <= max, got {self.filler_words}")
+            raise MirgError(f"filler_words: need 0 <= min <= max, got {self.filler_words}")
         return self
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import shutil
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -16,6 +17,8 @@ from mirg.data.schema import Sample, write_samples
 from mirg.data.synth.canvas import Canvas, NoRoom, render
 from mirg.data.synth.config import WorldConfig
 from mirg.data.synth.families import TASK_FAMILIES, Ctx
+from mirg.errors import MirgError
+from mirg.files import write_json
 
 #: Words for ``filler_words``: unrelated text between the images and the question.
 FILLER_WORDS: tuple[str, ...] = tuple(
@@ -58,7 +61,7 @@ def generate_sample(
         except NoRoom:
             continue
     else:
-        raise ValueError(
+        raise MirgError(
             f"family {family!r}: objects do not fit in {config.image_size}-px images; "
             "use fewer distractors or smaller objects"
         )
@@ -122,7 +125,7 @@ def family_counts(config: WorldConfig, n: int) -> dict[str, int]:
 def split_sizes(n: int, fractions: Sequence[float] = (0.8, 0.1, 0.1)) -> dict[str, int]:
     """Train/val/test sizes for ``n`` samples; val and test get at least one from n >= 3."""
     if len(fractions) != 3 or any(f < 0 for f in fractions) or sum(fractions) <= 0:
-        raise ValueError(f"split fractions: three non-negative numbers, got {fractions}")
+        raise MirgError(f"split fractions: three non-negative numbers, got {fractions}")
     total = sum(fractions)
     val = round(n * fractions[1] / total)
     test = round(n * fractions[2] / total)
@@ -137,6 +140,59 @@ def layout_key(sample: Sample) -> str:
     return json.dumps([sample.question, sample.objects], sort_keys=True)
 
 
+#: Written first and removed last: a folder holding it holds a dataset being written.
+IN_PROGRESS = ".mirg-synth.json"
+#: What makes two datasets the same (the manifest's other fields follow from these).
+_IDENTITY = ("generator", "seed", "n", "knobs", "splits")
+
+
+def _previous_dataset(out: Path) -> dict[str, Any] | None:
+    """The identity recorded in ``out`` (finished or in progress), or None."""
+    for name in ("manifest.json", IN_PROGRESS):
+        path = out / name
+        if path.is_file():
+            try:
+                recorded = json.loads(path.read_text(encoding="utf-8"))
+            except ValueError:
+                return {"unreadable": str(path)}
+            if isinstance(recorded, dict):
+                return {k: recorded.get(k) for k in _IDENTITY}
+            return {"unreadable": str(path)}
+    return None
+
+
+def _clear_dataset(out: Path) -> None:
+    """Remove what a previous ``mirg synth`` wrote in ``out``, and nothing else."""
+    for split in SPLITS:
+        shutil.rmtree(out / "images" / split, ignore_errors=True)
+        (out / f"{split}.jsonl").unlink(missing_ok=True)
+    for name in ("manifest.json", IN_PROGRESS):
+        (out / name).unlink(missing_ok=True)
+
+
+def _claim_folder(out: Path, identity: dict[str, Any], overwrite: bool) -> None:
+    """Refuse ``out`` when it holds another dataset or other files, unless ``overwrite``;
+    a rerun of the same dataset (finished or interrupted) rewrites the same bytes."""
+    if out.exists() and not out.is_dir():
+        raise MirgError(f"{out}: --out is a file; give the path of a folder to write")
+    previous = _previous_dataset(out) if out.is_dir() else None
+    if previous == identity:
+        return
+    if previous is not None:
+        if not overwrite:
+            differ = sorted(k for k in identity if previous.get(k) != identity[k])
+            raise MirgError(
+                f"{out} holds another dataset (differs in {', '.join(differ) or 'its manifest'}); "
+                "refusing to replace it. Choose another --out, or pass --overwrite to replace it"
+            )
+        _clear_dataset(out)
+    elif out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise MirgError(
+            f"{out} holds files that are not a mirg synth dataset; choose an empty or new "
+            "--out folder (or pass --overwrite to write beside them)"
+        )
+
+
 def write_dataset(
     out: str | Path,
     n: int,
@@ -145,17 +201,31 @@ def write_dataset(
     *,
     fractions: Sequence[float] = (0.8, 0.1, 0.1),
     preset: str | None = None,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
     """Write ``out/{train,val,test}.jsonl``, ``out/images/`` and ``out/manifest.json``.
 
     Returns the manifest: seed, knobs, counts per split and family, and how many test
     samples repeat a train sample's question and layout (small worlds repeat; say so).
+    A folder holding another dataset, or other files, is refused unless ``overwrite``
+    (which removes the other dataset's files first, so no stale image stays); every file
+    is replaced only once complete, and the manifest comes last.
     """
     config.validate()
     if n < 1:
-        raise ValueError(f"--n must be at least 1, got {n}")
+        raise MirgError(f"--n must be at least 1, got {n}")
     out = Path(out)
     sizes = split_sizes(n, fractions)
+    identity = {
+        "generator": "mirg synth",
+        "seed": seed,
+        "n": n,
+        "knobs": json.loads(json.dumps(asdict(config))),
+        "splits": sizes,
+    }
+    _claim_folder(out, identity, overwrite)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / IN_PROGRESS, identity)
     counts: dict[str, dict[str, int]] = {}
     layouts: dict[str, set[str]] = {}
     for split in SPLITS:
@@ -185,5 +255,6 @@ def write_dataset(
         "counts": counts,
         "test_layouts_seen_in_train": len(layouts["test"] & layouts["train"]),
     }
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    write_json(out / "manifest.json", manifest)
+    (out / IN_PROGRESS).unlink()
     return manifest
