@@ -43,7 +43,9 @@ METRIC_KEYS = ("acc@0.3", "acc@0.5", "acc@0.7", "miou", "image_acc")
 #: two-image binding, the cross-image choice the image reward is for ("Find the small red
 #: circle in one of the images."; the other image holds a look-alike of another colour;
 #: image chance 50%). Look-alikes change colour only: the tiny vision tower tells colours
-#: apart but barely shapes at 28 px (docs/demo.md).
+#: apart but barely shapes at 28 px (docs/demo.md). Half the binding look-alikes sit exactly
+#: where the target sits (``same_place_look_alike=0.5``): there a box on the wrong image
+#: overlaps the target fully, which plain IoU rewards and the image-gated reward does not.
 DEMO_WORLD = WorldConfig(
     families=("single_object", "common_object", "group_grounding"),
     image_size=84,
@@ -53,6 +55,7 @@ DEMO_WORLD = WorldConfig(
     backgrounds=("flat",),
     fixed_layout=True,
     look_alike_changes=("colour",),
+    same_place_look_alike=0.5,
 )
 
 
