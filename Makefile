@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 TORCH_PINS := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: demo test test-all lint bench venv
+.PHONY: demo test test-all test-min lint bench venv
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,3 +34,19 @@ lint: venv
 
 bench: venv
 	$(BIN)/python benchmarks/bench_core.py
+
+# The lowest supported versions (requirements/min.txt) in a venv of their own, .venv-min.
+VENV_MIN ?= .venv-min
+BIN_MIN := $(VENV_MIN)/bin
+
+$(BIN_MIN)/python:
+	$(PYTHON) -m venv $(VENV_MIN)
+	$(BIN_MIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV_MIN)/.installed: $(BIN_MIN)/python pyproject.toml requirements/min.txt
+	$(BIN_MIN)/python -m pip install --quiet $(TORCH_PINS)
+	$(BIN_MIN)/python -m pip install --quiet -e '.[test]' -c requirements/min.txt
+	touch $@
+
+test-min: $(VENV_MIN)/.installed
+	$(BIN_MIN)/python -m pytest
