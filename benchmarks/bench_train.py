@@ -43,7 +43,7 @@ GRPO_SETTINGS = {
     "disable_tqdm": True,
     "shuffle_dataset": False,
     "bf16": False,
-    "activation_checkpointing": False,
+    "gradient_checkpointing": False,
     "dataloader_num_workers": 0,
 }
 

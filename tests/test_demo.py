@@ -63,7 +63,7 @@ def test_shipped_base_localises_single_objects(tmp_path):
 def test_pretrain_base_and_from_scratch_paths_run(tmp_path):
     from mirg.demo import pretrain_base
 
-    model = pretrain_base(tmp_path / "base", single_steps=2, steps=2, samples=40, probe_items=4)
+    model = pretrain_base(tmp_path / "base", steps=(2, 2, 2), samples=40, probe_items=4)
     probe = json.loads((tmp_path / "base" / "probe.json").read_text())
     assert (model / "model.safetensors").is_file()
     assert set(probe["single"]) == {"0", "8", "32"} and set(probe["two_image"]) <= {"1", "2"}

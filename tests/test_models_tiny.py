@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -24,6 +25,8 @@ from mirg.models import (  # noqa: E402
 )
 from mirg.models.loading import image_tokens  # noqa: E402
 from mirg.models.tiny import FAMILIES, save_tiny_model  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -152,16 +155,69 @@ def test_tokenizer_corpus_shortens_domain_text(tmp_path):
     assert len(trained.tokenize(text)) < len(plain.tokenize(text))
 
 
-@pytest.mark.parametrize(("dims", "billions"), [("qwen2.5-vl-3b", 3.75), ("qwen2.5-vl-7b", 8.29)])
-def test_real_dimension_stand_ins_match_the_checkpoints_size(dims, billions):
+STAND_INS = sorted((REPO / "benchmarks" / "stand-ins").glob("*.json"))
+
+
+@pytest.mark.parametrize("path", STAND_INS, ids=lambda p: p.stem)
+def test_real_dimension_stand_ins_match_the_checkpoints_size(path):
     """Built on the meta device: the parameter count of the real model, no memory used."""
     from transformers import AutoModelForImageTextToText
 
-    from mirg.models.tiny import REAL_DIMS, build_config, build_tokenizer
+    from mirg.models.tiny import build_config, build_tokenizer, load_spec
 
-    config = build_config("qwen2.5-vl", build_tokenizer(), REAL_DIMS[dims])
+    family, spec = load_spec(path)
+    config = build_config(family, build_tokenizer(), spec)
     with torch.device("meta"):
         model = AutoModelForImageTextToText.from_config(config)
     n = sum(p.numel() for p in model.parameters())
-    assert abs(n / 1e9 - billions) < 0.05
-    assert config.vision_config.fullatt_block_indexes == [7, 15, 23, 31]
+    published = json.loads(path.read_text())["published_parameters"]
+    assert abs(n / published - 1) < 0.01, (n, published)
+    vision = config.vision_config
+    if family == "qwen2.5-vl":
+        assert vision.fullatt_block_indexes == [7, 15, 23, 31]
+    else:  # Qwen3-VL: wide heads, fixed position grid, DeepStack taps, interleaved M-RoPE
+        text = config.get_text_config()
+        assert text.head_dim == spec.head_dim == 128  # 4B: not hidden_size / num_heads (80)
+        assert vision.num_position_embeddings == 2304
+        assert vision.deepstack_visual_indexes == list(spec.deepstack_visual_indexes)
+        assert text.rope_parameters["mrope_section"] == [24, 20, 20]
+        assert text.rope_parameters["mrope_interleaved"] is True
+
+
+def test_stand_ins_cover_both_families_and_three_qwen3_sizes():
+    names = {p.stem for p in STAND_INS}
+    assert {"qwen2.5-vl-3b", "qwen2.5-vl-7b", "qwen3-vl-2b", "qwen3-vl-4b", "qwen3-vl-8b"} <= names
+
+
+def test_tiny_model_cli_builds_from_a_spec_file(tmp_path, capsys):
+    spec = tmp_path / "small.json"
+    spec.write_text(
+        json.dumps(
+            {
+                "family": "qwen3-vl",
+                "spec": {
+                    "hidden_size": 48,
+                    "num_heads": 2,
+                    "num_kv_heads": 1,
+                    "head_dim": 32,
+                    "mrope_section": [6, 5, 5],
+                    "deepstack_visual_indexes": [0],
+                },
+            }
+        )
+    )
+    out = tmp_path / "m"
+    assert main(["tiny-model", "--spec", str(spec), "--out", str(out)]) == 0
+    text = json.loads((out / "config.json").read_text())["text_config"]
+    assert text["head_dim"] == 32 and text["hidden_size"] == 48
+    model = load_model_and_processor(out).model  # loads and runs at the odd head width
+    with torch.no_grad():
+        assert model(input_ids=torch.tensor([[5, 6, 7]])).logits.shape[:2] == (1, 3)
+    capsys.readouterr()
+    assert main(["tiny-model", "--spec", str(spec), "--family", "qwen2-vl", "--out", str(out)]) == 2
+    assert "describes a qwen3-vl model" in capsys.readouterr().err
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"family": "qwen3-vl", "spec": {"hidden_sise": 64}}))
+    assert main(["tiny-model", "--spec", str(bad), "--out", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err
+    assert "bad.json" in err and "'spec.hidden_sise'" in err and "'hidden_size'" in err

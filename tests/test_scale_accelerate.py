@@ -257,6 +257,37 @@ def test_two_process_sft_with_the_shipped_deepspeed_configs(setup, tmp_path, shi
     assert (out / "model.safetensors").is_file()
 
 
+def test_two_process_lora_under_zero3_writes_a_whole_merged_model(setup, tmp_path):
+    """Under ZeRO-3 every process holds a shard of each weight: the frozen vision tower is
+    counted by full size, and the merged model is built from the gathered adapter and the
+    base on disk, not from the shards in memory."""
+    pytest.importorskip("deepspeed", reason="DeepSpeed is an extra: pip install 'mirg[deepspeed]'")
+    import torch
+
+    from mirg.models import load_model_and_processor
+
+    config = yaml.safe_load((ACCELERATE / "deepspeed_zero3.yaml").read_text())
+    config.update(num_processes=2, mixed_precision="no")
+    config_file = tmp_path / "zero3.yaml"
+    config_file.write_text(yaml.safe_dump(config))
+    out = tmp_path / "lora"
+    args = [*_tiny_sft(setup, out, steps=2), "--use_peft", "true", "--lora_r", "4"]
+    args += ["--learning_rate", "1e-2", "--freeze_vision_tower", "true"]
+    proc, _ = launch(config_file, tmp_path / "record", args)
+    base = load_model_and_processor(setup["model"]).model
+    tower = sum(p.numel() for n, p in base.named_parameters() if ".visual." in n)
+    assert f"froze {tower:,} vision-tower parameters" in proc.stderr
+    merged = load_model_and_processor(out).model.state_dict()
+    from_adapter = load_model_and_processor(out / "adapter").model.state_dict()
+    before = base.state_dict()
+    assert merged.keys() == before.keys()
+    for key, value in merged.items():
+        assert value.shape == before[key].shape, key  # no empty ZeRO-3 shard was written
+        torch.testing.assert_close(value, from_adapter[key])
+    q = next(k for k in before if "language_model" in k and "q_proj.weight" in k)
+    assert not torch.equal(merged[q], before[q])  # the trained adapter is merged in
+
+
 def test_shipped_accelerate_configs_load_with_accelerate():
     from accelerate.commands.config.config_args import load_config_from_file
 

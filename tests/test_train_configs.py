@@ -89,8 +89,9 @@ def test_overrides_apply_and_win_over_the_recipe():
 def test_bool_values_and_cpu_defaults():
     import torch
 
-    config = load_config(SFTTrainConfig, None, ["--activation_checkpointing", "false", *ON_CPU])
-    assert config.gradient_checkpointing is False and config.activation_checkpointing is False
+    config = load_config(SFTTrainConfig, None, ["--gradient_checkpointing", "false", *ON_CPU])
+    assert config.gradient_checkpointing is False  # the name every supported transformers has
+    assert getattr(config, "activation_checkpointing", False) is False  # transformers >= 5.23
     if not torch.cuda.is_available():
         assert config.bf16 is False and config.use_cpu is True  # bf16 only where supported
     assert config.completion_only_loss is None or config.completion_only_loss is True
@@ -175,8 +176,90 @@ def test_demo_recipes_hold_the_demo_settings(tmp_path):
         assert config.use_cpu and not config.bf16 and not config.freeze_vision_tower
         assert config.save_strategy == "no" and config.report_to == []
         assert config.lr_scheduler_type == "cosine" and config.dataloader_num_workers == 0
-        assert config.activation_checkpointing is False
+        assert config.gradient_checkpointing is False
     assert (sft.per_device_train_batch_size, sft.warmup_steps, sft.weight_decay) == (8, 0.05, 0)
     assert sft.logging_steps == 50 and sft.seed == 42  # TRL's default seed
     assert (grpo.temperature, grpo.beta, grpo.logging_steps) == (1.0, 0.04, 1)
     assert grpo.rewards == ["object", "image", "format"]
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "expected"),
+    [
+        ("max_steps: [1, 2]\n", "max_steps", "an integer"),
+        ("learning_rate: abc\n", "learning_rate", "a number"),
+        ("rewards: object\n", "rewards", "a list of text values"),
+        ("bf16: maybe\n", "bf16", "true or false"),
+        ("report_to: {a: 1}\n", "report_to", "text"),
+    ],
+)
+def test_wrong_value_types_in_a_recipe_fail_naming_file_and_key(tmp_path, text, key, expected):
+    recipe = tmp_path / "bad.yaml"
+    recipe.write_text("use_cpu: true\n" + text)
+    with pytest.raises(ConfigError, match=rf"bad\.yaml: key '{key}': expected .*{expected}"):
+        load_config(GRPOTrainConfig, recipe)
+
+
+def test_yaml_numbers_written_as_text_still_parse(tmp_path):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("use_cpu: true\nlearning_rate: 1e-4\nmax_steps: '7'\nbf16: 'false'\n")
+    config = load_config(SFTTrainConfig, recipe)  # YAML reads 1e-4 as text; TRL converts it
+    assert config.learning_rate == 1e-4 and config.max_steps == 7 and config.bf16 is False
+
+
+def test_malformed_yaml_names_the_file_and_line(tmp_path, capsys):
+    recipe = tmp_path / "broken.yaml"
+    recipe.write_text("use_cpu: true\na: [1,\n")
+    with pytest.raises(ConfigError, match=r"broken\.yaml: malformed YAML at line 3"):
+        load_config(SFTTrainConfig, recipe)
+    assert main(["train", "sft", "--config", str(recipe)]) == 2
+    err = capsys.readouterr().err
+    assert "broken.yaml" in err and "<unicode string>" not in err and "Traceback" not in err
+
+
+def test_wrong_types_are_refused_before_any_model_loads(tmp_path, capsys):
+    recipe = tmp_path / "bad.yaml"
+    recipe.write_text(
+        "use_cpu: true\nmodel_name_or_path: /no/such/model\ndataset_path: d.jsonl\n"
+        f"output_dir: {tmp_path / 'out'}\nmax_steps: [1, 2]\n"
+    )
+    assert main(["train", "sft", "--config", str(recipe)]) == 2
+    err = capsys.readouterr().err
+    assert "bad.yaml: key 'max_steps': expected an integer, got [1, 2]" in err
+    with pytest.raises(ConfigError, match=r"overrides: key 'learning_rate'"):
+        load_config(SFTTrainConfig, None, {"learning_rate": "fast", "use_cpu": True})
+
+
+def test_attention_defaults_to_auto_and_is_checked():
+    assert load_config(SFTTrainConfig, None, ON_CPU).attn_implementation == "auto"
+    with pytest.raises(ConfigError, match="attn_implementation must be one of auto"):
+        load_config(SFTTrainConfig, None, [*ON_CPU, "--attn_implementation", "flash"])
+    from mirg.train.common import training_attention
+
+    config = load_config(SFTTrainConfig, None, ON_CPU)
+    assert training_attention(config) == "sdpa"  # CPU: flash_attention_2 never runs there
+
+
+def test_gpu_recipes_use_vllm_colocate_sized_from_the_data_and_auto_attention():
+    for family in ("qwen2.5-vl-3b", "qwen2.5-vl-7b", "qwen3-vl-4b", "qwen3-vl-8b"):
+        grpo = load_config(GRPOTrainConfig, RECIPES / family / "grpo.yaml", ON_CPU)
+        assert grpo.use_vllm and grpo.vllm_mode == "colocate"
+        assert grpo.vllm_max_model_length is None  # computed from the processor and the data
+        assert 0.2 <= grpo.vllm_gpu_memory_utilization <= 0.5
+        sft = load_config(SFTTrainConfig, RECIPES / family / "sft.yaml", ON_CPU)
+        for config in (sft, grpo):
+            assert config.attn_implementation == "auto"
+            assert config.grounding_eval_path and config.grounding_eval_steps >= 1
+            assert config.dtype == "float32" and config.bf16 is True
+            assert config.resume_from_checkpoint == "auto"
+
+
+def test_qwen3_vl_recipes_mirror_the_qwen25_ones_at_qwen3_caps():
+    for size in ("4b", "8b"):
+        sft = load_config(SFTTrainConfig, RECIPES / f"qwen3-vl-{size}" / "sft.yaml", ON_CPU)
+        assert sft.model_name_or_path == f"Qwen/Qwen3-VL-{size.upper()}-Instruct"
+        assert (sft.min_pixels, sft.max_pixels) == (4 * 32 * 32, 512 * 32 * 32)
+        assert sft.learning_rate == 5e-6 and sft.freeze_vision_tower
+        grpo = load_config(GRPOTrainConfig, RECIPES / f"qwen3-vl-{size}" / "grpo.yaml", ON_CPU)
+        assert grpo.model_name_or_path == f"runs/qwen3-vl-{size}-sft"
+        assert (grpo.num_generations, grpo.beta, grpo.epsilon) == (8, 0.04, 0.2)

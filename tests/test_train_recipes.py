@@ -92,6 +92,7 @@ def test_published_sft_recipes_update_almost_every_trainable_weight(size, tmp_pa
             "max_steps": 3,
             "use_cpu": True,
             "dataloader_num_workers": 0,  # 2 cores here
+            "grounding_eval_path": None,  # the recipes' held-out split is not written here
         },
     )
     assert config.bf16 and config.learning_rate == 5e-6 and config.freeze_vision_tower

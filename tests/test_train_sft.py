@@ -222,3 +222,62 @@ def test_bad_data_fails_before_training(model_dir, toy, tmp_path, capsys):
     err = capsys.readouterr().err  # the data layer's wording: "2 image placeholders for 1 images"
     assert "2 image placeholders" in err and "1 images" in err
     assert not (tmp_path / "never").exists()
+
+
+def test_freezing_counts_zero3_partitioned_weights_by_their_full_size():
+    """Under ZeRO-3 each process holds an empty shard (numel 0) of every weight."""
+    from torch import nn
+
+    from mirg.train.common import freeze_vision_tower
+
+    class Model(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.visual = nn.Linear(4, 4)
+            self.language_model = nn.Linear(4, 4)
+
+    model = Model()
+    for p in model.parameters():
+        p.ds_numel = p.numel()  # what DeepSpeed records before it empties the tensor
+        p.data = torch.empty(0)
+    assert freeze_vision_tower(model) == 20
+    assert not any(p.requires_grad for p in model.visual.parameters())
+    assert all(p.requires_grad for p in model.language_model.parameters())
+
+
+def test_adapter_merge_reloads_the_base_so_sharded_training_weights_do_not_matter(
+    model_dir, toy, tmp_path
+):
+    """save_final merges from the saved adapter and the base on disk, never from the
+    training model in memory (a ZeRO-3 shard on each process)."""
+    from mirg.train.common import merge_adapter
+
+    out = tmp_path / "lora"
+    config = _config(
+        model_dir,
+        toy / "trajectories.jsonl",
+        out,
+        "--max_steps",
+        "2",
+        "--use_peft",
+        "true",
+        "--learning_rate",
+        "1e-2",
+        "--lora_r",
+        "4",
+    )
+    trainer = build_sft_trainer(config)
+    trainer.train()
+    trainer.save_model(str(out / "adapter"))
+    expected = {
+        k.replace("base_model.model.", ""): v.detach().clone()
+        for k, v in trainer.model.merge_and_unload().state_dict().items()
+    }
+    with torch.no_grad():  # what a ZeRO-3 process holds in memory: not the weights
+        for p in trainer.model.parameters():
+            p.zero_()
+    merge_adapter(out / "adapter", out / "merged")
+    merged = load_model_and_processor(out / "merged")
+    for key, value in merged.model.state_dict().items():
+        torch.testing.assert_close(value, expected[key])
+    assert not (out / "merged" / "adapter_config.json").exists()

@@ -12,6 +12,7 @@ from typing import Any
 
 from mirg.core.profiles import CoordinateProfile
 from mirg.core.prompts import build_messages
+from mirg.errors import MirgError
 
 #: The published MIG-Bench evaluation instruction, verbatim (its repeated ``box_start``
 #: and its misspelling included), appended right after the question.
@@ -38,7 +39,7 @@ def eval_messages(
         return [{"role": "user", "content": content}]
     if prompt == "reasoning":
         return build_messages(question, n_images, profile)
-    raise ValueError(f"unknown prompt {prompt!r}; known: {', '.join(PROMPTS)}")
+    raise MirgError(f"unknown prompt {prompt!r}; known: {', '.join(PROMPTS)}")
 
 
 def load_images(paths: Sequence[str]) -> list[Any]:
@@ -158,21 +159,43 @@ def vllm_engine_args(
     processor: Any,
     *,
     max_images: int,
-    max_model_len: int,
+    max_model_len: int | None = None,
+    longest_prompt: int | None = None,
+    max_new_tokens: int | None = None,
     gpu_memory_utilization: float = 0.9,
     tensor_parallel_size: int = 1,
 ) -> dict[str, Any]:
-    """vLLM ``LLM(...)`` arguments from the processor that defines the model's inputs: the
-    same pixel caps (so image-token counts and Qwen2.5-VL's absolute frames match what the
-    training and the ``input_sizes`` of predictions assume), room for the largest image
-    count, and a context sized to the longest prompt plus the answer instead of the
-    model's full context (128k tokens would not leave memory for the cache)."""
+    """vLLM ``LLM(...)`` arguments from the processor that defines the model's inputs, for
+    evaluation and for GRPO rollouts alike: the same pixel caps (so image-token counts and
+    Qwen2.5-VL's absolute frames match what training and the ``input_sizes`` of
+    predictions assume), room for the largest image count and no video, and a context of
+    the longest prompt (:func:`prompt_tokens`) plus the answer instead of the model's full
+    context (128k tokens would not leave memory for the cache).
+
+    ``max_model_len`` given wins; it must then hold ``longest_prompt + max_new_tokens``
+    where those are given, or the longest prompts would fail inside vLLM mid-run.
+    """
     from mirg.models.loading import pixel_caps
 
+    needed = None
+    if longest_prompt is not None and max_new_tokens is not None:
+        needed = longest_prompt + max_new_tokens
+    if max_model_len is None:
+        if needed is None:
+            raise MirgError(
+                "vLLM's max_model_len: give it, or the longest prompt and the answer length"
+            )
+        max_model_len = needed
+    elif needed is not None and max_model_len < needed:
+        raise MirgError(
+            f"vLLM max_model_len {max_model_len} is shorter than the longest prompt "
+            f"({longest_prompt} tokens) plus the answer ({max_new_tokens} tokens); raise it to "
+            f"at least {needed} or leave it unset"
+        )
     lo, hi = pixel_caps(processor)
     return {
         "model": model,
-        "limit_mm_per_prompt": {"image": max(1, max_images)},
+        "limit_mm_per_prompt": {"image": max(1, max_images), "video": 0},
         "mm_processor_kwargs": {"size": {"shortest_edge": lo, "longest_edge": hi}},
         "max_model_len": max_model_len,
         "gpu_memory_utilization": gpu_memory_utilization,

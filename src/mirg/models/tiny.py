@@ -10,6 +10,8 @@ the same code path on a tiny model as on Qwen2.5-VL-7B.
 
 from __future__ import annotations
 
+import dataclasses
+import difflib
 import json
 import random
 from collections.abc import Sequence
@@ -19,6 +21,7 @@ from typing import Any
 
 from mirg.core.profiles import PROFILES, get_profile
 from mirg.core.prompts import system_prompt
+from mirg.errors import MirgError
 from mirg.models.loading import FAMILY_FACTORS
 
 #: Model families a tiny model can be built in.
@@ -98,7 +101,13 @@ def _check_family(family: str) -> None:
 
 @dataclass(frozen=True)
 class TinySpec:
-    """Dimensions of a tiny model. The defaults build in seconds."""
+    """Dimensions of a tiny model. The defaults build in seconds.
+
+    The optional fields exist for real-dimension stand-ins (``benchmarks/stand-ins/*.json``,
+    :func:`load_spec`): Qwen3-VL's attention heads are wider than ``hidden_size /
+    num_heads`` and its vision tower has a fixed position-embedding grid and DeepStack taps.
+    None means what a tiny model of the family uses.
+    """
 
     hidden_size: int = 64
     num_layers: int = 2
@@ -117,49 +126,52 @@ class TinySpec:
     # rows of the embedding matrix when larger than the tokenizer (real-size stand-ins)
     model_vocab_size: int | None = None
     tie_word_embeddings: bool = True
+    head_dim: int | None = None  # None: hidden_size // num_heads (Qwen3-VL sets its own)
+    mrope_section: tuple[int, ...] | None = None  # None: Qwen's 1:1.5:1.5 split of head_dim/2
+    rope_theta: float | None = None  # None: the family's
+    vision_num_position_embeddings: int | None = None  # Qwen3-VL; None: a 16x16 grid
+    deepstack_visual_indexes: tuple[int, ...] | None = None  # Qwen3-VL; None: the last block
 
     @property
-    def head_dim(self) -> int:
-        return self.hidden_size // self.num_heads
+    def attention_head_dim(self) -> int:
+        """The width of one attention head of the language model."""
+        return self.head_dim or self.hidden_size // self.num_heads
 
 
-# Random-init stand-ins with a real checkpoint's dimensions (from its config.json): GPU
-# memory and step-time measurements without downloading weights. The tokenizer stays the
-# small local one; the embedding matrix keeps the real vocabulary size.
-REAL_DIMS: dict[str, TinySpec] = {
-    "qwen2.5-vl-3b": TinySpec(
-        hidden_size=2048,
-        num_layers=36,
-        num_heads=16,
-        num_kv_heads=2,
-        intermediate_size=11008,
-        vision_hidden_size=1280,
-        vision_depth=32,
-        vision_heads=16,
-        vision_intermediate_size=3420,
-        max_position_embeddings=128000,
-        min_pixels=3136,
-        max_pixels=401408,
-        model_vocab_size=151936,
-        tie_word_embeddings=True,
-    ),
-    "qwen2.5-vl-7b": TinySpec(
-        hidden_size=3584,
-        num_layers=28,
-        num_heads=28,
-        num_kv_heads=4,
-        intermediate_size=18944,
-        vision_hidden_size=1280,
-        vision_depth=32,
-        vision_heads=16,
-        vision_intermediate_size=3420,
-        max_position_embeddings=128000,
-        min_pixels=3136,
-        max_pixels=401408,
-        model_vocab_size=152064,
-        tie_word_embeddings=False,
-    ),
-}
+def load_spec(path: str | Path) -> tuple[str, TinySpec]:
+    """(family, spec) from a stand-in JSON file: ``{"family": ..., "spec": {field: value}}``.
+
+    Real-dimension stand-ins are measurement data, not part of the package: they live as
+    such files (``benchmarks/stand-ins/``), and any other size can be written the same way.
+    """
+    p = Path(path)
+    try:
+        data = json.loads(p.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise MirgError(f"stand-in spec {p}: cannot be read as JSON: {exc}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("spec"), dict):
+        raise MirgError(f'stand-in spec {p}: expected {{"family": ..., "spec": {{...}}}}')
+    family = data.get("family")
+    if family not in FAMILIES:
+        raise MirgError(f"stand-in spec {p}: field 'family': {family!r} is not one of {FAMILIES}")
+    fields = {f.name: f for f in dataclasses.fields(TinySpec)}
+    values: dict[str, Any] = {}
+    for key, value in data["spec"].items():
+        if key not in fields:
+            close = difflib.get_close_matches(key, fields, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise MirgError(f"stand-in spec {p}: field 'spec.{key}' is not a TinySpec field{hint}")
+        plain = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if not (value is None or plain or isinstance(value, (bool, list))):
+            raise MirgError(
+                f"stand-in spec {p}: field 'spec.{key}': expected a number, true/false, a list "
+                f"or null, got {value!r}"
+            )
+        values[key] = tuple(value) if isinstance(value, list) else value
+    try:
+        return family, TinySpec(**values)
+    except TypeError as exc:
+        raise MirgError(f"stand-in spec {p}: {exc}") from None
 
 
 # --------------------------------------------------------------------------- tokenizer
@@ -328,10 +340,11 @@ def _vision_config(family: str, spec: TinySpec) -> dict[str, Any]:
         # full attention every 8th block, windows elsewhere
         full = list(range(7, spec.vision_depth, 8)) or [spec.vision_depth - 1]
         return vision | {"window_size": 112, "fullatt_block_indexes": full}
-    # absolute position embeddings on a grid up to 16x16 patches (256 px)
+    # absolute position embeddings on a grid (tiny: up to 16x16 patches, 256 px)
+    deepstack = spec.deepstack_visual_indexes or (spec.vision_depth - 1,)
     return vision | {
-        "num_position_embeddings": 256,
-        "deepstack_visual_indexes": [spec.vision_depth - 1],
+        "num_position_embeddings": spec.vision_num_position_embeddings or 256,
+        "deepstack_visual_indexes": list(deepstack),
     }
 
 
@@ -363,13 +376,19 @@ def build_config(family: str, tokenizer: Any, spec: TinySpec) -> Any:
             "vision_end_token_id",
         )
     }
-    text["rope_parameters"] = {
-        "rope_type": "default",
-        "mrope_section": _mrope_section(spec.head_dim),
-    }
+    head_dim = spec.attention_head_dim
+    mrope = list(spec.mrope_section or _mrope_section(head_dim))
+    if sum(mrope) != head_dim // 2:
+        raise ValueError(f"mrope_section {mrope} must add up to head_dim / 2 = {head_dim // 2}")
+    text["rope_parameters"] = {"rope_type": "default", "mrope_section": mrope}
+    if spec.rope_theta is not None:
+        text["rope_parameters"]["rope_theta"] = float(spec.rope_theta)
     if family == "qwen3-vl":
-        text["head_dim"] = spec.head_dim
-        text["rope_parameters"] |= {"rope_theta": 5_000_000.0, "mrope_interleaved": True}
+        text["head_dim"] = head_dim
+        text["rope_parameters"] |= {"mrope_interleaved": True}
+        text["rope_parameters"].setdefault("rope_theta", 5_000_000.0)
+    elif head_dim * spec.num_heads != spec.hidden_size:
+        raise ValueError(f"{family} needs head_dim = hidden_size / num_heads")
     config_class = getattr(transformers, _CLASS_PREFIXES[family] + "Config")
     config = config_class(text_config=text, vision_config=_vision_config(family, spec), **tokens)
     config.tie_word_embeddings = spec.tie_word_embeddings
@@ -429,7 +448,9 @@ def build_tiny_model(
 
     _check_family(family)
     spec = spec or TinySpec()
-    if spec.hidden_size % spec.num_heads or spec.num_heads % spec.num_kv_heads:
+    if spec.num_heads % spec.num_kv_heads or (
+        spec.head_dim is None and spec.hidden_size % spec.num_heads
+    ):
         raise ValueError("hidden_size must divide by num_heads and num_heads by num_kv_heads")
     tokenizer = build_tokenizer(spec.vocab_size, spec.seed, corpus)
     processor = build_processor(family, tokenizer, spec)

@@ -6,13 +6,18 @@ import argparse
 import dataclasses
 import json
 
-from mirg.models.tiny import FAMILIES, REAL_DIMS, TinySpec, corpus_from_files, save_tiny_model
+from mirg.data.outputs import TINY_MODEL, check_output
+from mirg.errors import MirgError
+from mirg.models.tiny import FAMILIES, TinySpec, corpus_from_files, load_spec, save_tiny_model
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     d = TinySpec()
-    parser.add_argument("--family", choices=FAMILIES, default="qwen3-vl")
+    parser.add_argument("--family", choices=FAMILIES, default=None, help="default: qwen3-vl")
     parser.add_argument("--out", required=True, help="folder to write (save_pretrained layout)")
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace --out even when it holds a trained model"
+    )
     parser.add_argument("--hidden-size", type=int, default=d.hidden_size)
     parser.add_argument("--num-layers", type=int, default=d.num_layers)
     parser.add_argument("--num-heads", type=int, default=d.num_heads)
@@ -27,11 +32,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-pixels", type=int, default=None)
     parser.add_argument("--seed", type=int, default=d.seed)
     parser.add_argument(
-        "--dims",
-        choices=sorted(REAL_DIMS),
+        "--spec",
         default=None,
-        help="random-init stand-in with a real model's dimensions (GPU measurements; "
-        "billions of parameters: needs that much memory); overrides the size options",
+        metavar="FILE.json",
+        help="dimensions from a stand-in spec file (e.g. benchmarks/stand-ins/qwen2.5-vl-3b.json: "
+        "a real model's dimensions, random weights, for GPU measurements; billions of "
+        "parameters need that much memory); overrides the size options",
     )
     parser.add_argument(
         "--dtype", default=None, help="save the weights in this dtype (e.g. bfloat16)"
@@ -46,6 +52,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # A trained model (or anything but a tiny model) in --out is refused before any work.
+    corpus_files = [("--corpus", p) for p in args.corpus or ()]
+    check_output(args.out, TINY_MODEL, inputs=corpus_files, overwrite=args.overwrite, folder=True)
+    family = args.family or "qwen3-vl"
     spec = TinySpec(
         hidden_size=args.hidden_size,
         num_layers=args.num_layers,
@@ -61,15 +71,18 @@ def run(args: argparse.Namespace) -> int:
         max_pixels=args.max_pixels,
         seed=args.seed,
     )
-    if args.dims:
-        if not args.dims.startswith(args.family):
-            raise ValueError(f"--dims {args.dims} needs --family {args.dims.rsplit('-', 1)[0]}")
-        spec = dataclasses.replace(REAL_DIMS[args.dims], seed=args.seed)
+    if args.spec:
+        family, spec = load_spec(args.spec)
+        if args.family and args.family != family:
+            raise MirgError(
+                f"--spec {args.spec} describes a {family} model, not --family {args.family}"
+            )
+        spec = dataclasses.replace(spec, seed=args.seed)
     corpus = corpus_from_files(args.corpus) if args.corpus else None
-    out = save_tiny_model(args.out, args.family, spec, corpus, dtype=args.dtype)
+    out = save_tiny_model(args.out, family, spec, corpus, dtype=args.dtype)
     info = json.loads((out / "mirg_tiny_model.json").read_text())
     print(
-        f"wrote {args.family} tiny model ({info['parameters']:,} parameters, "
+        f"wrote {family} tiny model ({info['parameters']:,} parameters, "
         f"vocabulary {info['vocab_size']:,}) to {out}"
     )
     return 0

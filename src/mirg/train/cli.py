@@ -10,7 +10,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import logging
 import os
+import sys
 from typing import Any
 
 STAGES = ("sft", "grpo")
@@ -53,10 +55,23 @@ def list_keys(stage: str) -> str:
     return "\n".join(lines)
 
 
+def show_progress_log() -> None:
+    """Print mirg's training log (attention used, resumption, vLLM settings) on stderr, from
+    the main process only, unless the application configured logging itself."""
+    log = logging.getLogger("mirg")
+    if log.handlers or logging.getLogger().handlers or int(os.environ.get("RANK", "0")):
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("[mirg] %(message)s"))
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+
+
 def train(stage: str, options: list[str], callbacks: list[Any] | None = None) -> int:
     """Build the stage's config from ``options``, train, print a one-line JSON summary."""
     from mirg.train.configs import load_config
 
+    show_progress_log()
     config = load_config(config_class(stage), None, options)
     if stage == "sft":
         from mirg.train.sft import run_sft as run_stage

@@ -1,9 +1,11 @@
-"""What SFT and GRPO share: loading the model as configured, freezing, resuming, saving."""
+"""What SFT and GRPO share: loading the model as configured, freezing, saving."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,15 +24,27 @@ def require(config: Any, *names: str) -> None:
             raise ConfigError(f"config key {name!r} is required (in the recipe or --{name} …)")
 
 
+def training_attention(config: Any) -> str:
+    """``attn_implementation`` resolved for where this run trains: ``auto`` is
+    flash_attention_2 on a GPU with flash-attn installed, else sdpa (as evaluation does)."""
+    import torch
+
+    from mirg.models.placement import resolve_attention
+
+    on_gpu = torch.cuda.is_available() and not config.use_cpu
+    return resolve_attention(config.attn_implementation, "cuda" if on_gpu else "cpu")
+
+
 def load_for_training(config: Any) -> LoadedModel:
     """The model and processor named by the config, with its pixel caps and profile.
 
     ``dtype``, ``model_revision`` and the 4/8-bit keys are TRL's ``ModelConfig``'s, applied
-    as TRL's own scripts apply them.
+    as TRL's own scripts apply them. The attention that runs is logged.
     """
     import torch
     from trl import get_quantization_config
 
+    attention = training_attention(config)
     dtype = config.dtype if config.dtype in (None, "auto") else getattr(torch, config.dtype)
     loaded = load_model_and_processor(
         config.model_name_or_path,
@@ -38,14 +52,30 @@ def load_for_training(config: Any) -> LoadedModel:
         min_pixels=config.min_pixels,
         max_pixels=config.max_pixels,
         dtype=dtype or "auto",
-        attn_implementation=config.attn_implementation,
+        attn_implementation=attention,
         model_kwargs={
             "revision": config.model_revision,
             "quantization_config": get_quantization_config(config),
         },
     )
     check_trainable_dtypes(config, loaded.model)  # dtype: auto may have loaded bf16 weights
+    lo, hi = loaded.pixel_caps
+    logger.info(
+        "model %s (%s): %s attention (asked: %s), weights in %s, pixel caps %d-%d",
+        config.model_name_or_path,
+        loaded.family or "unknown family",
+        attention_of(loaded.model),
+        config.attn_implementation,
+        str(next(loaded.model.parameters()).dtype).replace("torch.", ""),
+        lo,
+        hi,
+    )
     return loaded
+
+
+def attention_of(model: Any) -> str:
+    """The attention implementation a loaded model runs with."""
+    return str(getattr(model.config, "_attn_implementation", None) or "default")
 
 
 def vision_tower(model: Any) -> Any | None:
@@ -57,7 +87,11 @@ def vision_tower(model: Any) -> Any | None:
 
 
 def freeze_vision_tower(model: Any) -> int:
-    """Freeze the vision encoder; returns how many parameters were frozen."""
+    """Freeze the vision encoder; returns how many parameters were frozen.
+
+    Under DeepSpeed ZeRO-3 each process holds an empty shard of every weight
+    (``numel() == 0``); ``ds_numel`` is the weight's full size.
+    """
     tower = vision_tower(model)
     if tower is None:
         logger.warning("no vision tower found (looked for %s); nothing frozen", VISION_TOWER_NAMES)
@@ -65,38 +99,72 @@ def freeze_vision_tower(model: Any) -> int:
     n = 0
     for p in tower.parameters():
         p.requires_grad_(False)
-        n += p.numel()
+        n += int(getattr(p, "ds_numel", p.numel()))
     return n
 
 
-def resume_checkpoint(config: Any) -> str | None:
-    """The checkpoint to resume from: a path, or the last one in output_dir for ``auto``.
+@contextlib.contextmanager
+def output_lock(config: Any, stage: str) -> Iterator[None]:
+    """Hold output_dir's lock on the main process while training writes it: a second run
+    into the same folder is refused, naming the first."""
+    from mirg.files import folder_lock
+    from mirg.train.runs import is_main_process
 
-    ``resume_from_checkpoint: auto`` (or ``true``/``last``) resumes when output_dir holds a
-    checkpoint and starts fresh otherwise, so one command serves both.
+    if not is_main_process():
+        yield
+        return
+    with folder_lock(config.output_dir, f"mirg train {stage} of {config.model_name_or_path}"):
+        yield
+
+
+@contextlib.contextmanager
+def whole_model_loading() -> Iterator[None]:
+    """Inside a DeepSpeed ZeRO-3 run, ``from_pretrained`` partitions every weight it loads
+    across all processes (``zero.Init``), which waits for all of them; loading on one
+    process alone would hang. This loads whole models on the calling process instead."""
+    from transformers.integrations import deepspeed
+
+    saved = deepspeed._hf_deepspeed_config_weak_ref  # transformers keeps only this reference
+    deepspeed.unset_hf_deepspeed_config()
+    try:
+        yield
+    finally:
+        deepspeed._hf_deepspeed_config_weak_ref = saved
+
+
+def merge_adapter(adapter_dir: str | Path, out: str | Path, dtype: Any = "auto") -> None:
+    """Write base model + the adapter in ``adapter_dir``, merged, to ``out``.
+
+    The base loads afresh from disk (on the CPU), so this works whatever held the trained
+    weights: under DeepSpeed ZeRO-3 every process holds only a shard of the model in
+    memory, and merging those shards on one process would write a broken model.
     """
-    from transformers.trainer_utils import get_last_checkpoint
-
-    value = config.resume_from_checkpoint
-    if value in (None, "", "false", "False", "none", "None"):
-        return None
-    if str(value).lower() in ("auto", "true", "last"):
-        out = Path(config.output_dir)
-        last = get_last_checkpoint(str(out)) if out.is_dir() else None
-        if last is None:
-            logger.info("no checkpoint in %s; starting fresh", out)
-        return last
-    if not Path(value).is_dir():
-        raise FileNotFoundError(f"resume_from_checkpoint: checkpoint folder {value} does not exist")
-    return str(value)
+    adapter_dir, out = Path(adapter_dir), Path(out)
+    if not any(adapter_dir.glob("adapter_model.*")):
+        raise ConfigError(
+            f"{adapter_dir} holds no adapter weights to merge; under DeepSpeed ZeRO-3 set "
+            "zero3_save_16bit_model: true in the accelerate config (recipes/accelerate/"
+            "deepspeed_zero3.yaml does), or merge later with load_model_and_processor(adapter)"
+        )
+    with whole_model_loading():
+        merged = load_model_and_processor(adapter_dir, dtype=dtype)
+    merged.model.save_pretrained(str(out))
+    merged.processor.save_pretrained(str(out))
+    for stray in ("adapter_config.json", "adapter_model.safetensors"):
+        if (out / stray).exists():
+            os.remove(out / stray)
 
 
 def save_final(trainer: Any, config: Any, merge_lora: bool) -> None:
     """Save the final model and processor to output_dir (merged, when LoRA was trained).
 
-    With LoRA the merged full model goes to output_dir and the adapter to
-    output_dir/adapter, so ``load_model_and_processor(output_dir)`` gets the trained model.
+    With LoRA the adapter goes to output_dir/adapter (every process takes part: under
+    ZeRO-3 the Trainer gathers the adapter's shards) and the main process then writes the
+    merged full model to output_dir, so ``load_model_and_processor(output_dir)`` gets the
+    trained model.
     """
+    import torch
+
     out = Path(config.output_dir)
     is_peft = hasattr(trainer.model, "peft_config")
     if not (is_peft and merge_lora):
@@ -104,11 +172,9 @@ def save_final(trainer: Any, config: Any, merge_lora: bool) -> None:
         return
     adapter_dir = out / "adapter"
     trainer.save_model(str(adapter_dir))
+    trainer.accelerator.wait_for_everyone()
     if trainer.accelerator.is_main_process:
-        merged = trainer.accelerator.unwrap_model(trainer.model).merge_and_unload()
-        merged.save_pretrained(str(out))
-        trainer.processing_class.save_pretrained(str(out))
-        for stray in ("adapter_config.json", "adapter_model.safetensors"):
-            if (out / stray).exists():
-                os.remove(out / stray)
+        dtype = config.dtype if config.dtype in (None, "auto") else getattr(torch, config.dtype)
+        merge_adapter(adapter_dir, out, dtype or "auto")
+        logger.info("wrote the merged model to %s (adapter: %s)", out, adapter_dir)
     trainer.accelerator.wait_for_everyone()

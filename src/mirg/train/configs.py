@@ -15,9 +15,12 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import difflib
+import enum
 import importlib
 import os
 import sys
+import types
+import typing
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -136,6 +139,47 @@ class MirgArguments:
         default="exists",
         metadata={"help": "Before training: 'decode' every image, check it 'exists', or 'none'."},
     )
+    attn_implementation: str | None = field(  # TRL's ModelConfig key, with mirg's default
+        default="auto",
+        metadata={
+            "help": "Attention: auto (flash_attention_2 where flash-attn is installed on a GPU, "
+            "else sdpa), flash_attention_2, sdpa or eager. The one used is logged."
+        },
+    )
+    overwrite_output_dir: bool = field(
+        default=False,
+        metadata={
+            "help": "Start afresh in an output_dir that holds another run (its checkpoints are "
+            "removed); without it such a folder is refused instead of silently resumed."
+        },
+    )
+    grounding_eval_path: str | None = field(
+        default=None,
+        metadata={
+            "help": "Held-out split (mirg JSONL or MIG_data.json) to score with the strict "
+            "protocol while training: grounding/acc@0.5, miou, image_acc go to report_to."
+        },
+    )
+    grounding_eval_image_root: str | None = field(
+        default=None,
+        metadata={"help": "Image folder of grounding_eval_path (needed for MIG_data.json)."},
+    )
+    grounding_eval_steps: int = field(
+        default=100, metadata={"help": "Score the held-out split every N optimizer steps."}
+    )
+    grounding_eval_limit: int | None = field(
+        default=None, metadata={"help": "Score only the first N held-out items of each task."}
+    )
+    grounding_eval_batch_size: int = field(
+        default=8, metadata={"help": "Prompts per generate call while scoring the held-out split."}
+    )
+    grounding_eval_max_new_tokens: int | None = field(
+        default=None,
+        metadata={
+            "help": "Longest answer while scoring the held-out split (default: GRPO's "
+            "max_completion_length, SFT's 1024)."
+        },
+    )
 
     def __post_init__(self) -> None:
         """mirg's defaults and checks, then ``ModelConfig``'s and the TRL config's own."""
@@ -154,15 +198,30 @@ class MirgArguments:
             # TRL turns bf16 on everywhere; CPUs and pre-Ampere GPUs run it slowly or not at all.
             gpu_bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
             config.bf16 = gpu_bf16 and not (config.use_cpu or config.fp16)
-        if config.activation_checkpointing is None:
-            # transformers 5 renamed gradient_checkpointing; TRL still sets the old name (on by
-            # default). Resolve it here, without the deprecation warning.
+        if getattr(config, "activation_checkpointing", False) is None:
+            # transformers 5.23 renamed gradient_checkpointing to activation_checkpointing;
+            # recipes use the old name, which every supported transformers reads (TRL sets it,
+            # on by default). Where the new name exists, resolve it here, without the
+            # deprecation warning.
             config.activation_checkpointing = config.gradient_checkpointing
         if config.lora_target_modules is None:
             config.lora_target_modules = DEFAULT_LORA_TARGETS
         if self.check_images not in ("decode", "exists", "none"):
             raise ConfigError(
                 f"check_images must be decode, exists or none, got {self.check_images!r}"
+            )
+        from mirg.models.placement import ATTENTIONS
+
+        if (self.attn_implementation or "auto") not in ATTENTIONS:
+            raise ConfigError(
+                f"attn_implementation must be one of {', '.join(ATTENTIONS)}, "
+                f"got {self.attn_implementation!r}"
+            )
+        if str(self.grounding_eval_path).lower() in ("", "none"):
+            self.grounding_eval_path = None  # --grounding_eval_path none: a recipe's, switched off
+        if self.grounding_eval_path and self.grounding_eval_steps < 1:
+            raise ConfigError(
+                f"grounding_eval_steps must be at least 1, got {self.grounding_eval_steps}"
             )
         error = _low_precision_error(config, config.dtype)
         if error:
@@ -261,6 +320,90 @@ def _reject_unknown(keys: Sequence[str], cls: type, where: str) -> None:
             raise ConfigError(f"unknown config key {key!r} {where} for {cls.__name__}{hint}")
 
 
+def _describe(hint: Any) -> str:
+    """A field type in words, for error messages."""
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(dict.fromkeys(_describe(a) for a in typing.get_args(hint)))
+    if origin is typing.Literal:
+        return " or ".join(repr(a) for a in typing.get_args(hint))
+    if origin in (list, tuple) or hint in (list, tuple):
+        args = typing.get_args(hint)
+        return f"a list of {_describe(args[0])} values" if args else "a list"
+    if origin is dict or hint is dict:
+        return "a mapping"
+    if isinstance(hint, type) and issubclass(hint, enum.Enum):
+        return "one of " + ", ".join(repr(e.value) for e in hint)
+    words = {int: "an integer", float: "a number", bool: "true or false", str: "text"}
+    return "null" if hint is type(None) else words.get(hint, getattr(hint, "__name__", str(hint)))
+
+
+def _fits(hint: Any, value: Any) -> bool:
+    """Whether a recipe value can become a field of type ``hint``, as TRL's parser would
+    convert it (a string holding a number fits a number: YAML reads ``1e-4`` as text)."""
+    origin = typing.get_origin(hint)
+    if hint is Any:
+        return True
+    if origin in (typing.Union, types.UnionType):
+        return any(_fits(a, value) for a in typing.get_args(hint))
+    if hint is type(None):
+        return value is None
+    if origin is typing.Literal:
+        return value in typing.get_args(hint)
+    if origin in (list, tuple) or hint in (list, tuple):
+        args = typing.get_args(hint)
+        return isinstance(value, list) and (not args or all(_fits(args[0], v) for v in value))
+    if origin is dict or hint is dict:
+        return isinstance(value, dict)
+    if hint is bool:
+        words = ("true", "false", "yes", "no", "t", "f", "y", "n", "1", "0")
+        return isinstance(value, bool) or (isinstance(value, str) and value.lower() in words)
+    if hint in (int, float):
+        if isinstance(value, bool):
+            return False
+        if isinstance(value, str):
+            try:
+                hint(value)
+            except ValueError:
+                return False
+            return True
+        return isinstance(value, int) or (hint is float and isinstance(value, float))
+    if hint is str:
+        return isinstance(value, (str, int, float, bool))
+    if isinstance(hint, type) and issubclass(hint, enum.Enum):
+        return value in {e.value for e in hint} or isinstance(value, hint)
+    return True  # a type YAML cannot write (ParallelismConfig …): its own class checks it
+
+
+def _check_values(values: Mapping[str, Any], cls: type, where: str) -> None:
+    """Every value of the right type for its key, before anything loads: ``max_steps: [1, 2]``
+    would otherwise fail inside transformers after the model has loaded."""
+    hints = typing.get_type_hints(cls)
+    for key, value in values.items():
+        hint = hints.get(key, Any)
+        if not _fits(hint, value):
+            raise ConfigError(f"{where}: key {key!r}: expected {_describe(hint)}, got {value!r}")
+
+
+def read_recipe(recipe: str | Path) -> dict[str, Any]:
+    """The keys and values of a YAML recipe; malformed YAML fails naming the file and line."""
+    import yaml
+
+    path = Path(recipe)
+    if not path.is_file():
+        raise FileNotFoundError(f"config file {recipe} does not exist")
+    try:
+        values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"config file {recipe}: malformed YAML{at}: {problem}") from None
+    if not isinstance(values, dict):
+        raise ConfigError(f"config file {recipe} must hold a mapping of keys to values")
+    return values
+
+
 def load_config(
     cls: type[C],
     recipe: str | Path | None = None,
@@ -273,8 +416,6 @@ def load_config(
     scripts); either wins over the recipe. Every key is checked before the config is
     built: an unknown one fails naming the file or the command line, and the nearest key.
     """
-    import yaml
-
     tokens = [] if overrides is None or isinstance(overrides, Mapping) else list(overrides)
     if "--config" in tokens:
         at = tokens.index("--config")
@@ -282,14 +423,12 @@ def load_config(
         del tokens[at : at + 2]
     values: dict[str, Any] = {}
     if recipe is not None:
-        if not Path(recipe).is_file():
-            raise FileNotFoundError(f"config file {recipe} does not exist")
-        values = yaml.safe_load(Path(recipe).read_text()) or {}
-        if not isinstance(values, dict):
-            raise ConfigError(f"config file {recipe} must hold a mapping of keys to values")
+        values = read_recipe(recipe)
         _reject_unknown([str(k) for k in values], cls, f"in {recipe}")
+        _check_values(values, cls, f"config file {recipe}")
     if isinstance(overrides, Mapping):
         _reject_unknown(list(overrides), cls, "in the overrides")
+        _check_values(overrides, cls, "overrides")
         values.update(overrides)
     parser = TrlParser(cls, allow_abbrev=False, exit_on_error=False)
     parser.set_defaults_with_config(**values)

@@ -6,24 +6,29 @@ reward (or any reward named by dotted path) go to TRL as *separate* reward funct
 …) and sums them for the advantage. The dataset carries the columns they read
 (``target_image``, ``target_box``, ``profile``, ``input_sizes``); TRL hands every column
 to every reward function, one entry per completion. Generation, the GRPO loss, the KL term
-and vLLM are TRL's.
+and vLLM are TRL's; with ``use_vllm`` mirg sets vLLM up from the training processor
+(:mod:`mirg.train.vllm_engine`).
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from typing import Any
 
+from mirg.train.callbacks import add_grounding_eval, grounding_items
 from mirg.train.common import (
+    attention_of,
     freeze_vision_tower,
     load_for_training,
     logger,
+    output_lock,
     require,
-    resume_checkpoint,
     save_final,
 )
 from mirg.train.configs import GRPOTrainConfig, reward_function
 from mirg.train.data import grpo_records, to_dataset
+from mirg.train.runs import check_output_dir, start_run
 from mirg.train.sft import TrainResult
 
 
@@ -39,52 +44,79 @@ def check_reward_columns(dataset: Any, funcs: list[Callable[..., list[float]]]) 
 
 
 def build_grpo_trainer(config: GRPOTrainConfig, callbacks: list | None = None) -> Any:
-    """A ``GRPOTrainer`` ready to train, after every input check has passed."""
+    """A ``GRPOTrainer`` ready to train, after every input check has passed.
+
+    Before any model loads: required keys, the output folder (it must not hold another
+    run), the held-out grounding split when one is configured.
+    """
     from trl import GRPOTrainer, get_peft_config
 
     require(config, "model_name_or_path", "dataset_path", "output_dir")
+    check_output_dir(config, "grpo")
+    held_out = grounding_items(config) if config.grounding_eval_path else None
     loaded = load_for_training(config)
     common = {"image_root": config.image_root, "check_images": config.check_images}
-    train = to_dataset(
-        grpo_records(
-            config.dataset_path,  # type: ignore[arg-type]
-            loaded.profile,
-            loaded.processor,
-            max_samples=config.max_train_samples,
-            **common,
-        )
+    rows = grpo_records(
+        config.dataset_path,  # type: ignore[arg-type]
+        loaded.profile,
+        loaded.processor,
+        max_samples=config.max_train_samples,
+        **common,
     )
+    train = to_dataset(rows)
     evaluation = None
+    eval_rows: list[dict] = []
     if config.eval_dataset_path:
-        evaluation = to_dataset(
-            grpo_records(config.eval_dataset_path, loaded.profile, loaded.processor, **common)
+        eval_rows = grpo_records(
+            config.eval_dataset_path, loaded.profile, loaded.processor, **common
         )
+        evaluation = to_dataset(eval_rows)
     funcs = [reward_function(name) for name in config.rewards]
     check_reward_columns(train, funcs)
     model = loaded.model
     if config.freeze_vision_tower:
         frozen = freeze_vision_tower(model)
         logger.info("froze %s vision-tower parameters", f"{frozen:,}")
-    return GRPOTrainer(
-        model=model,
-        reward_funcs=funcs,
-        args=config,
-        train_dataset=train,
-        eval_dataset=evaluation,
-        processing_class=loaded.processor,
-        peft_config=get_peft_config(config),
-        callbacks=callbacks,
-    )
+    engine: contextlib.AbstractContextManager = contextlib.nullcontext()
+    if config.use_vllm:
+        from mirg.train import vllm_engine
+
+        engine = vllm_engine.trl_vllm_arguments(
+            vllm_engine.prepare(config, model, loaded.processor, rows + eval_rows)
+        )
+    with engine:
+        trainer = GRPOTrainer(
+            model=model,
+            reward_funcs=funcs,
+            args=config,
+            train_dataset=train,
+            eval_dataset=evaluation,
+            processing_class=loaded.processor,
+            peft_config=get_peft_config(config),
+            callbacks=callbacks,
+        )
+    if held_out:
+        add_grounding_eval(
+            trainer, config, held_out, loaded.profile.name, config.max_completion_length
+        )
+    return trainer
 
 
 def run_grpo(config: GRPOTrainConfig, callbacks: list | None = None) -> TrainResult:
-    """Train (resuming when asked), save the final model and processor, return the result."""
+    """Train (resuming the same run when asked), save the final model (LoRA: merged)."""
+    from mirg.train.runs import run_identity
+
     trainer = build_grpo_trainer(config, callbacks)
-    output = trainer.train(resume_from_checkpoint=resume_checkpoint(config))
-    save_final(trainer, config, merge_lora=True)
+    with output_lock(config, "grpo"):
+        resume = start_run(
+            config, run_identity(config, "grpo"), attention=attention_of(trainer.model)
+        )
+        output = trainer.train(resume_from_checkpoint=resume)
+        save_final(trainer, config, merge_lora=True)
     return TrainResult(
         output_dir=str(config.output_dir),
         global_step=trainer.state.global_step,
         log_history=list(trainer.state.log_history),
         train_loss=getattr(output, "training_loss", None),
+        resumed_from=resume,
     )

@@ -1,8 +1,8 @@
 """SFT on reasoning trajectories with TRL's ``SFTTrainer``.
 
-mirg prepares the model (family, profile, pixel caps, frozen vision tower, LoRA) and the
-data (prompt/completion records whose loss covers the answer only, several labelled
-images per prompt); TRL runs the training loop, checkpointing and logging.
+mirg prepares the model (family, profile, pixel caps, attention, frozen vision tower, LoRA)
+and the data (prompt/completion records whose loss covers the answer only, several
+labelled images per prompt); TRL runs the training loop, checkpointing and logging.
 """
 
 from __future__ import annotations
@@ -10,16 +10,22 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from mirg.train.callbacks import add_grounding_eval, grounding_items
 from mirg.train.common import (
+    attention_of,
     freeze_vision_tower,
     load_for_training,
     logger,
+    output_lock,
     require,
-    resume_checkpoint,
     save_final,
 )
 from mirg.train.configs import SFTTrainConfig
 from mirg.train.data import sft_records, to_dataset
+from mirg.train.runs import check_output_dir, start_run
+
+#: Longest answer while scoring the held-out split during SFT (evaluation's own default).
+SFT_EVAL_MAX_NEW_TOKENS = 1024
 
 
 @dataclass
@@ -30,13 +36,20 @@ class TrainResult:
     global_step: int
     log_history: list[dict]
     train_loss: float | None
+    resumed_from: str | None = None
 
 
 def build_sft_trainer(config: SFTTrainConfig, callbacks: list | None = None) -> Any:
-    """An ``SFTTrainer`` ready to train, after every input check has passed."""
+    """An ``SFTTrainer`` ready to train, after every input check has passed.
+
+    Before any model loads: required keys, the output folder (it must not hold another
+    run), the held-out grounding split when one is configured.
+    """
     from trl import SFTTrainer, get_peft_config
 
     require(config, "model_name_or_path", "dataset_path", "output_dir")
+    check_output_dir(config, "sft")
+    held_out = grounding_items(config) if config.grounding_eval_path else None
     loaded = load_for_training(config)
     common = {
         "image_root": config.image_root,
@@ -62,7 +75,7 @@ def build_sft_trainer(config: SFTTrainConfig, callbacks: list | None = None) -> 
     if config.freeze_vision_tower:
         frozen = freeze_vision_tower(model)
         logger.info("froze %s vision-tower parameters", f"{frozen:,}")
-    return SFTTrainer(
+    trainer = SFTTrainer(
         model=model,
         args=config,
         train_dataset=train,
@@ -71,16 +84,26 @@ def build_sft_trainer(config: SFTTrainConfig, callbacks: list | None = None) -> 
         peft_config=get_peft_config(config),
         callbacks=callbacks,
     )
+    if held_out:
+        add_grounding_eval(trainer, config, held_out, loaded.profile.name, SFT_EVAL_MAX_NEW_TOKENS)
+    return trainer
 
 
 def run_sft(config: SFTTrainConfig, callbacks: list | None = None) -> TrainResult:
-    """Train (resuming when asked), save the final model and processor, return the result."""
+    """Train (resuming the same run when asked), save the final model and processor."""
+    from mirg.train.runs import run_identity
+
     trainer = build_sft_trainer(config, callbacks)
-    output = trainer.train(resume_from_checkpoint=resume_checkpoint(config))
-    save_final(trainer, config, merge_lora=config.merge_lora)
+    with output_lock(config, "sft"):
+        resume = start_run(
+            config, run_identity(config, "sft"), attention=attention_of(trainer.model)
+        )
+        output = trainer.train(resume_from_checkpoint=resume)
+        save_final(trainer, config, merge_lora=config.merge_lora)
     return TrainResult(
         output_dir=str(config.output_dir),
         global_step=trainer.state.global_step,
         log_history=list(trainer.state.log_history),
         train_loss=getattr(output, "training_loss", None),
+        resumed_from=resume,
     )
