@@ -80,6 +80,7 @@ class DemoPlan:
     grpo_batch: int = 16
     max_new_tokens: int = 80
     trajectory_detail: str = "minimal"
+    device: str = "cpu"  # the documented figures are CPU figures; "cuda"/"auto" for a GPU
     model_spec: dict = field(default_factory=lambda: dict(DEMO_MODEL))
     world: WorldConfig = field(default_factory=lambda: DEMO_WORLD)
 
@@ -334,6 +335,7 @@ def run_demo(out: str | Path, plan: DemoPlan, model: str | None = None, seed: in
             limit=per_task,
             batch_size=16,
             max_new_tokens=plan.max_new_tokens,
+            device=plan.device,
         )
         with _stage(f"eval {stage}", log, len(items), "item") as bar:
             evaluate(cfg, progress=False)
@@ -358,6 +360,7 @@ def run_demo(out: str | Path, plan: DemoPlan, model: str | None = None, seed: in
         seed=seed,
         logging_steps=max(1, plan.sft_steps // 50),
         disable_tqdm=True,
+        use_cpu=plan.device == "cpu",
     )
     with _stage("sft", log, plan.sft_steps) as bar:
         sft_result = run_sft(sft, callbacks=[_bar_callback(bar)])
@@ -377,6 +380,7 @@ def run_demo(out: str | Path, plan: DemoPlan, model: str | None = None, seed: in
         max_completion_length=plan.max_new_tokens,
         seed=seed,
         disable_tqdm=True,
+        use_cpu=plan.device == "cpu",
     )
     with _stage("grpo", log, plan.grpo_steps) as bar:
         grpo_result = run_grpo(grpo, callbacks=[_bar_callback(bar)])
@@ -514,6 +518,7 @@ def pretrain_base(
     steps: tuple[int, int, int] = (4000, 2000, 4000),
     samples: int = 16000,
     probe_items: int = 80,
+    device: str = "cpu",
 ) -> Path:
     """Retrain the shipped base by its recipe (the skill repeats, the bytes need not).
 
@@ -553,7 +558,14 @@ def pretrain_base(
 
     def stage(start: Path, folder: Path, data: Path, n_steps: int, lr: float) -> Path:
         config = cpu_sft_config(
-            str(start), str(data), str(folder / "model"), n_steps, lr, seed=seed, logging_steps=100
+            str(start),
+            str(data),
+            str(folder / "model"),
+            n_steps,
+            lr,
+            seed=seed,
+            logging_steps=100,
+            use_cpu=device == "cpu",
         )
         run_sft(config)
         return folder / "model"
@@ -564,7 +576,7 @@ def pretrain_base(
     sinusoidal_positions(model, next((single / "data" / "images" / "train").glob("*.png")))
     model = stage(model, gaps, gaps / "data" / "trajectories.jsonl", steps[1], 3e-4)
     model = stage(model, out / "3-curriculum", curriculum, steps[2], 2e-4)
-    probe = probe_model(model, out / "probe", items=probe_items)
+    probe = probe_model(model, out / "probe", items=probe_items, device=device)
     (out / "probe.json").write_text(json.dumps(probe, indent=2) + "\n", encoding="utf-8")
     print(f"base model: {model}; position-gap probe: {probe}")
     print(f"use it: mirg demo --model {model}")
@@ -612,6 +624,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
+        "--device",
+        default="cpu",
+        help="cpu (default: the documented figures are CPU figures), cuda, cuda:N or auto "
+        "(training and evaluation; a real VLM given with --model wants a GPU)",
+    )
+    parser.add_argument(
         "--threads",
         type=int,
         default=1,
@@ -623,12 +641,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    if not torch.cuda.is_available():
+    from mirg.models.placement import resolve_device
+
+    device = resolve_device(args.device)
+    if device == "cpu":
         torch.set_num_threads(max(1, args.threads))
     if args.pretrain_base:
-        pretrain_base(args.pretrain_base, seed=args.seed)
+        pretrain_base(args.pretrain_base, seed=args.seed, device=device)
         return 0
-    plan = replace(QUICK if args.quick else DemoPlan())
+    plan = replace(QUICK if args.quick else DemoPlan(), device=device)
     if args.from_scratch:
         model = None
         plan.sft_lr = 3e-4  # measured best from random weights (docs/demo.md)

@@ -95,6 +95,7 @@ def probe_model(
     items: int = 80,
     seed: int = 1234,
     shifts: Sequence[int] = (0, 8, 32),
+    device: str = "cpu",
 ) -> dict[str, Any]:
     """The position-gap probe on fresh items (worlds drawn with ``seed``): single-image
     strict Acc@0.5 at each shift, two-image named localisation per target image, and the
@@ -105,9 +106,10 @@ def probe_model(
     from mirg.eval.items import load_eval_items
     from mirg.eval.run import EvalConfig, evaluate
     from mirg.models.loading import load_model_and_processor
+    from mirg.models.placement import placement_kwargs
 
     out = Path(out)
-    loaded = load_model_and_processor(str(model))
+    loaded = load_model_and_processor(str(model), **placement_kwargs(device))
     worlds = {"single": PRESETS["single"], "two_image": WorldConfig(**TWO_IMAGE_WORLD_KNOBS)}
     result: dict[str, Any] = {"items": items, "seed": seed}
     for name, world in worlds.items():
