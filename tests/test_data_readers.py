@@ -202,3 +202,66 @@ def test_migbench_trajectories_earn_full_reward(migbench_path):
 def test_migbench_image_checking_is_an_option(migbench_path, tmp_path):
     with pytest.raises(DataError, match=r"item 0: field 'images\[0\]'.*does not exist"):
         migbench_samples(migbench_path, image_root=tmp_path, check_images="exists")
+
+
+# ---------------------------------------------------------------------------- MIG-Bench files
+
+
+def test_a_revised_migbench_file_is_read_and_named(migbench_path, tmp_path):
+    from mirg.core.migbench import (
+        PUBLIC_COUNTS,
+        REVISED_COUNTS,
+        bench_file,
+        load_migbench,
+        task_counts,
+    )
+
+    items = json.loads(migbench_path.read_text())
+    assert task_counts(load_migbench(migbench_path)) == PUBLIC_COUNTS
+    assert bench_file(PUBLIC_COUNTS) == "public"
+    # A revised copy: fewer Common, GG and Reason items, the inverted answers put right.
+    drop = {"common_object": 1, "group_grounding": 14, "reasoning": 4}
+    revised = []
+    for item in items:
+        if drop.get(item["task"], 0) > 0:
+            drop[item["task"]] -= 1
+            continue
+        x1, y1, x2, y2 = item["answer"]
+        box = [min(x1, x2), min(y1, y2), max(x1, x2), max(y1, y2)]
+        revised.append(item | {"answer": [min(1.0, max(0.0, v)) for v in box]})
+    path = tmp_path / "revised_MIG_bench.json"
+    path.write_text(json.dumps(revised))
+    assert task_counts(load_migbench(path)) == REVISED_COUNTS
+    assert bench_file(REVISED_COUNTS) == "revised"
+    assert len(migbench_samples(path)) == sum(REVISED_COUNTS.values()) == 4276  # no bad answer
+    assert bench_file({"diff": 528, "region": 10}) == "other"  # --limit, --tasks
+
+
+def test_published_rows_say_which_file_their_figures_are_fractions_of():
+    from mirg.core.migbench import PUBLIC_COUNTS, REVISED_COUNTS, TASK_COLUMNS
+    from mirg.eval.report import BENCH_FILE_NOTE, published_results, published_table
+
+    def fits(row, counts):
+        return all(
+            abs(round(float(row[col]) * counts[task] / 100) / counts[task] * 100 - float(row[col]))
+            <= 0.005 + 1e-9
+            for task, col in TASK_COLUMNS.items()
+        )
+
+    rows = published_results()
+    for row in rows:
+        public, revised = fits(row, PUBLIC_COUNTS), fits(row, REVISED_COUNTS)
+        expected = "public" if public else "revised" if revised else "unknown"
+        assert row["file"] == expected, row["model"]
+    assert {r["model"] for r in rows if r["file"] == "revised"} == {
+        "InternVL2-8B", "Qwen2-VL-7B", "Migician", "UniVG-R1",
+    }  # fmt: skip
+    metrics = {
+        "protocol": "official",
+        "tasks": {t: {"n": n, "acc@0.5": 50.0} for t, n in PUBLIC_COUNTS.items()},
+        "average": {"acc@0.5": 50.0},
+    }
+    html = published_table(metrics)
+    assert "<th>file</th>" in html and BENCH_FILE_NOTE.split(". ")[-1] in html
+    assert "<td>50.00</td><td>public</td><td>this report</td>" in html
+    assert html.count("<td>revised</td>") == 4

@@ -82,3 +82,24 @@ def test_training_time_forward_reproduces_greedy_tokens(loaded, mixed_batch):
         logits = loaded.model(**full).logits
     predicted = logits[0, prompt_len - 1 : -1].argmax(-1)
     assert torch.equal(predicted, out[0, prompt_len:])
+
+
+def test_sampling_draws_n_answers_per_prompt_in_prompt_order(loaded, mixed_batch):
+    """``num_return_sequences`` repeats each prompt with its own images: near zero
+    temperature every draw is that prompt's greedy answer, in a batch of mixed image
+    counts; at temperature 1 the draws differ and a rerun with the seed repeats them."""
+    from mirg.eval.generation import Sampling
+
+    messages, images = mixed_batch
+    greedy = HFGenerator(loaded.model, loaded.processor, max_new_tokens=10)
+    cold = HFGenerator(loaded.model, loaded.processor, 10, Sampling(n=3, temperature=1e-5))
+    drawn = cold.sample(messages, images)
+    assert [len(d) for d in drawn] == [3] * len(messages)
+    assert [d[0] for d in drawn] == greedy.generate(messages, images)
+    assert all(len(set(d)) == 1 for d in drawn)
+    hot = Sampling(n=4, temperature=1.0, seed=7)
+    first = HFGenerator(loaded.model, loaded.processor, 10, hot).sample(messages, images)
+    again = HFGenerator(loaded.model, loaded.processor, 10, hot).sample(messages, images)
+    assert first == again and any(len(set(d)) > 1 for d in first)
+    with pytest.raises(ValueError, match="temperature"):
+        Sampling(n=2, temperature=0.0)

@@ -21,6 +21,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "trajectories": ("mirg.data.trajectories_cli", "reasoning trajectories for SFT from samples"),
     "export": ("mirg.data.export_cli", "export samples for TRL SFT/GRPO, verl, LLaMA-Factory"),
     "coco": ("mirg.data.coco_cli", "build multi-image grounding samples from COCO-style boxes"),
+    "convert": (
+        "mirg.data.convert_cli",
+        "convert published data to samples: MGrounding-630k, LLaVA/VLM-R1, RefCOCO, COCO captions",
+    ),
     "score": (
         "mirg.eval.score_cli",
         "score predictions on MIG-Bench (official or strict protocol)",

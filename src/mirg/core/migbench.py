@@ -14,6 +14,13 @@ strict protocol and the image reward need, from each task's rules:
 
 Reference boxes written inside questions (``<|box_start|>(x1,y1),(x2,y2)<|box_end|>``,
 0..1000 relative) are parsed into relative boxes.
+
+Two files are in use. The public ``MIG_data.json`` (4,295 items, :data:`PUBLIC_COUNTS`)
+and a revised copy that UniVG-R1's evaluation loads (``revised_MIG_bench.json``, not
+published): the published Common, GG and Reason figures of InternVL2-8B, Qwen2-VL-7B,
+Migician and UniVG-R1 are exact fractions of 815, 485 and 97 items, not of the public
+816, 499 and 101 (:data:`REVISED_COUNTS`). The reader takes either (any file in this
+layout); :func:`bench_file` says which one per-task item counts come from.
 """
 
 from __future__ import annotations
@@ -21,6 +28,8 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections import Counter
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -51,6 +60,25 @@ TASK_COLUMNS: dict[str, str] = {
     "group_grounding": "gg",
     "reasoning": "reason",
     "correspondence": "co_re",
+}
+#: Items per task of the public ``MIG_data.json`` (4,295 items).
+PUBLIC_COUNTS: dict[str, int] = {
+    "diff": 528,
+    "view_diff": 94,
+    "common_object": 816,
+    "object_tracking": 550,
+    "multi_view": 288,
+    "region": 1203,
+    "refer_grounding": 99,
+    "group_grounding": 499,
+    "reasoning": 101,
+    "correspondence": 117,
+}
+#: Items per task of the revised file, as the published figures imply it (4,276 items).
+REVISED_COUNTS: dict[str, int] = PUBLIC_COUNTS | {
+    "common_object": 815,
+    "group_grounding": 485,
+    "reasoning": 97,
 }
 _NAMED_IN_QUESTION = {"common_object", "multi_view", "object_tracking"}
 _FIXED_TARGET = {
@@ -184,3 +212,20 @@ def load_migbench(path: str | Path) -> list[MigBenchItem]:
     if not isinstance(raw, list):
         raise BenchError(f"{path}: expected a JSON list of items, got {type(raw).__name__}")
     return [_item(entry, i, str(path)) for i, entry in enumerate(raw)]
+
+
+def task_counts(items: Iterable[MigBenchItem]) -> dict[str, int]:
+    """Items per task."""
+    return dict(Counter(item.task for item in items))
+
+
+def bench_file(counts: Mapping[str, int]) -> str:
+    """Which MIG-Bench file per-task item counts are: ``"public"`` (``MIG_data.json``),
+    ``"revised"`` (the file the UniVG-R1 figures were scored on) or ``"other"`` (a subset,
+    e.g. ``--limit`` or ``--tasks``, or another file)."""
+    counts = {task: n for task, n in counts.items() if n}
+    if counts == PUBLIC_COUNTS:
+        return "public"
+    if counts == REVISED_COUNTS:
+        return "revised"
+    return "other"

@@ -69,8 +69,24 @@ def read_coco(
     recorded and left out (a skipped image takes its annotations with it).
     """
     path = Path(annotation_file)
-    root = Path(image_root)
     data = read_json(path, "annotation file")
+    return coco_images(
+        data, path, image_root, check_images=check_images, max_pixels=max_pixels, skips=skips
+    )
+
+
+def coco_images(
+    data: object,
+    path: Path,
+    image_root: str | Path,
+    *,
+    check_images: str = "decode",
+    max_pixels: int = MAX_IMAGE_PIXELS,
+    skips: SkipLog | None = None,
+) -> dict[int, CocoImage]:
+    """:func:`read_coco` on a file already parsed (``path`` names it in messages), for
+    readers that need more of it (RefCOCO's supercategories)."""
+    root = Path(image_root)
     if not isinstance(data, dict):
         raise DataError(f"{path}: expected an object with images, annotations, categories")
     for key in ("images", "annotations", "categories"):
@@ -188,7 +204,7 @@ def read_coco(
             attributes |= {str(k): v for k, v in extra.items() if isinstance(v, str)}
         image.objects.append(
             {
-                "box": [min(1.0, max(0.0, v)) for v in box],
+                "box": [round(min(1.0, max(0.0, v)), 6) for v in box],
                 "category": categories[ann["category_id"]],
                 "attributes": attributes,
                 "id": f"a{ann.get('id', i)}",

@@ -6,6 +6,7 @@ import argparse
 
 from mirg.data.coco import COCO_FAMILIES, coco_samples, read_coco
 from mirg.data.outputs import SAMPLES, check_output
+from mirg.data.readers.captions import add_captions, read_captions
 from mirg.data.schema import IMAGE_CHECKS, SkipLog, write_samples
 from mirg.data.synth_cli import _range
 from mirg.errors import MirgError
@@ -29,6 +30,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--min-area", type=float, default=0.01, help="smallest target (relative area)"
     )
     parser.add_argument("--check-images", default="decode", choices=IMAGE_CHECKS)
+    parser.add_argument(
+        "--captions",
+        help="COCO caption JSON (captions_train2017.json): each image's first caption joins "
+        "the samples as an image-level fact",
+    )
     parser.add_argument("--skip-bad", action="store_true", help="skip bad entries, logging why")
     parser.add_argument("--skip-log", help="where skips are logged (default: OUT.skipped.log)")
     parser.add_argument(
@@ -42,8 +48,12 @@ def run(args: argparse.Namespace) -> int:
     if args.n < 1:
         raise MirgError(f"--n must be at least 1, got {args.n}")
     out = check_output(
-        args.out, SAMPLES, inputs=[("--annotations", args.annotations)], overwrite=args.overwrite
+        args.out,
+        SAMPLES,
+        inputs=[("--annotations", args.annotations), ("--captions", args.captions)],
+        overwrite=args.overwrite,
     )
+    captions = read_captions(args.captions) if args.captions else None
     skips = SkipLog() if args.skip_bad else None
     images = read_coco(args.annotations, args.images, check_images=args.check_images, skips=skips)
     families = tuple(f for f in args.families.split(",") if f)
@@ -55,10 +65,13 @@ def run(args: argparse.Namespace) -> int:
         images_per_sample=args.images_per_sample,
         min_area=args.min_area,
     )
+    captioned = sum(bool(add_captions(s, captions)) for s in samples) if captions else 0
     write_samples(out, samples)
     summary = f"wrote {len(samples)} samples to {out} (image paths relative to {args.images})"
     if len(samples) < args.n:
         summary += f"; asked for {args.n}, the annotations allowed no more"
+    if captions is not None:
+        summary += f"; {captioned} samples captioned from {args.captions}"
     if skips is not None:
         summary += skips.write(args.skip_log or f"{out}.skipped.log", "entries")
     print(summary)

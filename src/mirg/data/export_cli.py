@@ -71,7 +71,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_common_arguments(parser)
 
 
-def _frame_rule(args: argparse.Namespace) -> FrameRule:
+def frame_rule_of(args: argparse.Namespace) -> FrameRule:
     """The frames the model will see: its processor's rule (caps given here override its
     saved ones, as in training), else the profile family's default."""
     if args.model:
@@ -99,7 +99,7 @@ def run_export(args: argparse.Namespace, fmt: str) -> int:
         root=Path(args.root) if args.root else Path(args.data).parent,
         seed=args.seed,
         detail=args.detail,
-        frame_rule=_frame_rule(args),
+        frame_rule=frame_rule_of(args),
     )
     count = export(samples, fmt, out, exporter, split=getattr(args, "split", "train"))
     seconds = time.perf_counter() - start

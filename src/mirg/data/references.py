@@ -91,6 +91,17 @@ class Region:
 
 
 @dataclass(frozen=True)
+class Expression:
+    """A referring expression people wrote ("man in red shirt on the left"), picking one
+    object of ``category``. Free text, no structured features: the annotation says which
+    object it picks, not which words decide (RefCOCO/+/g)."""
+
+    kind: str = field(default="expression", init=False)
+    text: str
+    category: str
+
+
+@dataclass(frozen=True)
 class QuotedBox:
     """A box the question quotes on ``image`` (MIG-Bench's reference boxes)."""
 
@@ -108,6 +119,7 @@ Reference = (
     | Difference
     | Region
     | QuotedBox
+    | Expression
 )
 KINDS: dict[str, type[Reference]] = {
     cls.__dataclass_fields__["kind"].default: cls for cls in Reference.__args__
@@ -136,6 +148,7 @@ def _is_features(value: object) -> bool:
 #: Per field: (is the value valid, given the number of images; what it should be).
 _CHECKS = {
     "text": (lambda v, n: isinstance(v, str), "text"),
+    "category": (lambda v, n: isinstance(v, str) and bool(v), "a category name"),
     "match": (lambda v, n: _is_features(v), "an object of feature names to words"),
     "differ": (lambda v, n: _is_features(v), "an object of feature names to words"),
     "image": (_is_image, "an image number in 1..{n}"),

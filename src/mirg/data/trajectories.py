@@ -11,7 +11,10 @@ Templates are deterministic; each step has several phrasings, chosen by a genera
 seeded with (seed, sample id), so a dataset gets varied text and the same text every run.
 Where a sample carries no object annotations (only the target, as in MIG-Bench), the
 trajectory falls back to image-level reasoning: captions, relations, the reference box
-of the question, then the target.
+of the question, then the target. Where it carries both, captions people wrote
+(``meta.caption_source``, e.g. COCO's) open the reasoning as image-level facts before the
+object-level search; a referring expression (RefCOCO) rules images out by its category
+and names the annotated object as the one it fits.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from mirg.data.references import (
     CommonObject,
     Description,
     Difference,
+    Expression,
     MarkedObject,
     NamedObject,
     QuotedBox,
@@ -152,6 +156,31 @@ _CONCLUDE_ALIGNED = (
     "So the difference is at {box}, in both images.",
     "The changed area is {box}.",
 )
+_INTRO_EXPRESSION = (
+    'The question asks for "{text}", which describes {a}.',
+    'I need to find "{text}": {a}.',
+    'The target is "{text}", {a}.',
+)
+_NO_CATEGORY = (
+    "Image-{i} has no {c}.",
+    "There is no {c} in Image-{i}.",
+    "Image-{i} holds no {c}, so it is ruled out.",
+)
+_EXPRESSION_FITS = (
+    "Image-{i} has {a} at {box}: the expression fits it.",
+    'In Image-{i}, {a} at {box} matches "{text}".',
+    "Image-{i}: {a} at {box} is the one described.",
+)
+_EXPRESSION_OTHER = (
+    "Image-{i} has {a} at {box}, but the expression does not fit it.",
+    "In Image-{i}, {a} at {box} is another {c}, not the one described.",
+    'Image-{i}: {a} at {box} does not match "{text}".',
+)
+_CAPTION = (
+    "Image-{i} shows {caption}.",
+    "Image-{i}: {caption}.",
+    "Image-{i} pictures {caption}.",
+)
 _IMAGE_LEVEL = (
     "The question concerns {n} images.",
     "There are {n} images to consider.",
@@ -247,6 +276,45 @@ class _Writer:
                 self.say(_FITS, i=i, a=a, box=box)
 
 
+def _caption_text(caption: str) -> str:
+    """A caption as a clause: no final period, "A man…" -> "a man…" (not "TV…")."""
+    text = caption.strip().rstrip(".").strip()
+    if text[:1].isupper() and not text[1:2].isupper():
+        text = text[:1].lower() + text[1:]
+    return text
+
+
+def _caption_facts(w: _Writer) -> None:
+    """Image-level facts before the object-level search: what each image shows, from
+    captions people wrote (``meta.caption_source``; synthetic captions only repeat the
+    objects, so they are not written here)."""
+    for i, caption in enumerate(w.sample.captions, 1):
+        if caption.strip():
+            w.say(_CAPTION, i=i, caption=_caption_text(caption))
+
+
+def _walk_expression(w: _Writer, ref: Expression, scope: Sequence[int]) -> None:
+    """Per image: no object of the category rules it out; else each object of the
+    category, the one the annotation picks fitting the expression."""
+    s = w.sample
+    target = s.target
+    c = ref.category
+    for i in scope:
+        same = [j for j, o in enumerate(s.objects[i - 1]) if o.get("category") == c]
+        if not same:
+            w.say(_NO_CATEGORY, i=i, c=c)
+            continue
+        shown = same[:MAX_CANDIDATES]
+        if target is not None and target["image"] == i and target["object"] not in shown:
+            shown[-1] = target["object"]
+        for j in shown:
+            obj = s.objects[i - 1][j]
+            a, box = _a(_words(obj)), w.box(obj["box"], i)
+            hit = target is not None and (target["image"], target["object"]) == (i, j)
+            phrasing = _EXPRESSION_FITS if hit else _EXPRESSION_OTHER
+            w.say(phrasing, i=i, a=a, box=box, c=c, text=ref.text)
+
+
 def _marked_object(sample: Sample, ref: MarkedObject | TwoHop) -> dict[str, Any] | None:
     if ref.object is None or not sample.objects or not 1 <= ref.image <= len(sample.objects):
         return None
@@ -264,11 +332,23 @@ def _reasoning(w: _Writer, detail: str) -> None:
     # only the target (MIG-Bench) get image-level reasoning instead.
     if not any(s.objects) or s.meta.get("annotations") == "target_only":
         _image_level(w)
+        return
+    if full and s.meta.get("caption_source"):
+        _caption_facts(w)
+    if isinstance(ref, Expression):
+        w.say(_INTRO_EXPRESSION, text=ref.text, a=_a(ref.category))
+        if s.n_images > 1 and s.target_image is not None and "Image-" not in s.question:
+            w.say(_SCOPE_ALL, n=s.n_images)
+            scope: Sequence[int] = range(1, s.n_images + 1)
+        else:
+            scope = [k]
+        if full:
+            _walk_expression(w, ref, scope)
     elif isinstance(ref, Description):
         w.say(_INTRO_DESCRIPTION, desc=ref.text or "the target")
         if s.n_images > 1 and s.target_image is not None and "Image-" not in s.question:
             w.say(_SCOPE_ALL, n=s.n_images)
-            scope: Sequence[int] = range(1, s.n_images + 1)
+            scope = range(1, s.n_images + 1)
         else:
             scope = [k]
         if full:
@@ -359,7 +439,7 @@ def _image_level(w: _Writer) -> None:
             names = ", ".join(f"Image-{i}" for i in relation["images"])
             w.parts.append(f"The same object appears in {names}.")
     ref = s.reference
-    if isinstance(ref, Description) and ref.text:
+    if isinstance(ref, (Description, Expression)) and ref.text:
         w.say(_INTRO_DESCRIPTION, desc=ref.text)
     if isinstance(ref, (QuotedBox, MarkedObject, TwoHop)) and ref.box is not None:
         w.say(_REFERENCE_BOX, box=w.box(ref.box, ref.image))

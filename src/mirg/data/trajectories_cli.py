@@ -1,15 +1,103 @@
-"""``mirg trajectories``: reasoning trajectories and canonical answers for TRL SFT."""
+"""``mirg trajectories``: reasoning trajectories and canonical answers for TRL SFT.
+
+By default every completion is the template trajectory (``mirg.data.trajectories``). With
+``--teacher MODEL`` a model's own reasoning replaces it wherever one of ``--samples``
+answers earns full rewards (``mirg.data.teacher``): rejection sampling, which with the SFT
+model as teacher gives rejection-sampling fine-tuning data.
+"""
 
 from __future__ import annotations
 
 import argparse
+import time
+from pathlib import Path
 
-from mirg.data.export_cli import add_common_arguments, run_export
+from mirg.data.export_cli import add_common_arguments, frame_rule_of, run_export
+from mirg.data.exports import KINDS, Exporter
+from mirg.data.outputs import check_output
+from mirg.data.schema import SkipLog, read_samples
+from mirg.data.teacher import (
+    BACKENDS,
+    TeacherConfig,
+    format_summary,
+    summary_path,
+    teacher_trajectories,
+)
+from mirg.models.placement import add_placement_arguments
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_common_arguments(parser)
+    teacher = parser.add_argument_group(
+        "teacher (rejection sampling)",
+        "draw answers from a model; keep one with full image and format rewards and IoU >= "
+        "--iou, else the template. Writes OUT.teacher.json (acceptance per task).",
+    )
+    teacher.add_argument("--teacher", metavar="MODEL", help="teacher model folder or hub name")
+    teacher.add_argument("--samples", type=int, default=4, help="answers drawn per sample")
+    teacher.add_argument("--iou", type=float, default=0.5, help="IoU an answer needs (0.5)")
+    teacher.add_argument("--temperature", type=float, default=1.0)
+    teacher.add_argument("--top-p", type=float, default=1.0)
+    teacher.add_argument(
+        "--teacher-facts",
+        action="store_true",
+        help="add the annotated object and image facts to the teacher's prompt",
+    )
+    teacher.add_argument("--backend", choices=BACKENDS, default="hf")
+    teacher.add_argument("--batch-size", type=int, default=4, help="prompts per batch (hf)")
+    teacher.add_argument("--max-new-tokens", type=int, default=1024)
+    teacher.add_argument("--tensor-parallel-size", type=int, default=1, help="vllm")
+    teacher.add_argument("--gpu-memory-utilization", type=float, default=0.9, help="vllm")
+    teacher.add_argument("--no-progress", action="store_true")
+    add_placement_arguments(teacher)
 
 
 def run(args: argparse.Namespace) -> int:
-    return run_export(args, "sft")
+    if not args.teacher:
+        return run_export(args, "sft")
+    cfg = TeacherConfig(
+        model=args.teacher,
+        samples=args.samples,
+        iou=args.iou,
+        temperature=args.temperature,
+        top_p=args.top_p,
+        facts=args.teacher_facts,
+        backend=args.backend,
+        batch_size=args.batch_size,
+        max_new_tokens=args.max_new_tokens,
+        seed=args.seed,
+        min_pixels=args.min_pixels,
+        max_pixels=args.max_pixels,
+        device=args.device,
+        dtype=args.dtype,
+        attention=args.attention,
+        tensor_parallel_size=args.tensor_parallel_size,
+        gpu_memory_utilization=args.gpu_memory_utilization,
+    )
+    out = check_output(
+        args.out,
+        KINDS["sft"],
+        inputs=[("--data", args.data), ("--model", args.model), ("--teacher", args.teacher)],
+        overwrite=args.overwrite,
+    )
+    skips = SkipLog() if args.skip_bad else None
+    start = time.perf_counter()
+    samples = read_samples(args.data, root=args.root, check_images=args.check_images, skips=skips)
+    exporter = Exporter(
+        args.profile,
+        root=Path(args.root) if args.root else Path(args.data).parent,
+        seed=args.seed,
+        detail=args.detail,
+        frame_rule=frame_rule_of(args),
+    )
+    summary = teacher_trajectories(samples, exporter, cfg, out, progress=not args.no_progress)
+    print(format_summary(summary))
+    line = (
+        f"wrote {len(samples)} sft records to {out} ({summary['overall']['from_teacher']} from "
+        f"the teacher) and {summary_path(out)} in {time.perf_counter() - start:.1f} s "
+        f"(profile {args.profile})"
+    )
+    if skips is not None:
+        line += skips.write(args.skip_log or f"{out}.skipped.log")
+    print(line)
+    return 0

@@ -1,9 +1,10 @@
-"""``mirg eval``: evaluate a model on MIG-Bench or a mirg dataset split."""
+"""``mirg eval``: evaluate a model on MIG-Bench, MC-Bench or a mirg dataset split."""
 
 from __future__ import annotations
 
 import argparse
 
+from mirg.core import mcbench
 from mirg.core.scoring import PROTOCOLS, format_table
 from mirg.eval.generation import PROMPTS
 from mirg.eval.run import BACKENDS, EvalConfig, evaluate
@@ -15,10 +16,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--data",
         required=True,
-        help="MIG_data.json (with --images) or a mirg split, e.g. DIR/test.jsonl",
+        help="MIG_data.json or MC-Bench's annotation file (both with --images), or a mirg "
+        "split, e.g. DIR/test.jsonl",
     )
-    parser.add_argument("--images", help="images root (MIG-Bench: the unpacked image archive)")
-    parser.add_argument("--protocol", choices=PROTOCOLS, default="strict")
+    parser.add_argument(
+        "--images", help="images root (MIG-Bench, MC-Bench: the unpacked image archive)"
+    )
+    parser.add_argument(
+        "--protocol",
+        choices=PROTOCOLS,
+        default="strict",
+        help="MIG-Bench and mirg splits; MC-Bench is scored by its own metrics",
+    )
     parser.add_argument("--prompt", choices=PROMPTS, default="reasoning")
     parser.add_argument("--backend", choices=BACKENDS, default="hf")
     parser.add_argument("--batch-size", type=int, default=16)
@@ -63,6 +72,12 @@ def run(args: argparse.Namespace) -> int:
         max_model_len=args.max_model_len,
     )
     metrics = evaluate(cfg, progress=not args.no_progress)
-    print(format_table(metrics))
-    print(f"wrote {args.out}/predictions.jsonl, metrics.json, report.html")
+    if metrics["protocol"] == "mcbench":
+        print(mcbench.format_table(metrics))
+        print(
+            f"wrote {args.out}/predictions.jsonl, metrics.json, mcbench_results.json, report.html"
+        )
+    else:
+        print(format_table(metrics))
+        print(f"wrote {args.out}/predictions.jsonl, metrics.json, report.html")
     return 0

@@ -1,7 +1,9 @@
 """Prompts for evaluation and the generation backends (Hugging Face and vLLM).
 
 Generation itself is the libraries' (``model.generate``, ``vllm.LLM.generate``); mirg
-builds the prompts, batches items sensibly and decodes the new tokens.
+builds the prompts, batches items sensibly and decodes the new tokens. Both backends
+decode greedily (``generate``, evaluation) or draw several answers per prompt
+(``sample`` with a :class:`Sampling`, teacher trajectories by rejection sampling).
 """
 
 from __future__ import annotations
@@ -100,6 +102,33 @@ class Generation:
     truncated: bool = False
 
 
+@dataclass(frozen=True)
+class Sampling:
+    """Draw ``n`` answers per prompt at ``temperature`` (nucleus ``top_p``, ``top_k`` 0 for
+    none), reproducibly from ``seed``. The values are always passed explicitly: a
+    checkpoint's own generation config (Qwen2.5-VL-Instruct ships ``top_k: 1``) would
+    otherwise make the ``n`` answers one answer ``n`` times."""
+
+    n: int = 4
+    temperature: float = 1.0
+    top_p: float = 1.0
+    top_k: int = 0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.n < 1:
+            raise MirgError(f"samples per prompt must be at least 1, got {self.n}")
+        if not self.temperature > 0:
+            raise MirgError(f"sampling needs a temperature above 0, got {self.temperature}")
+        if not 0 < self.top_p <= 1:
+            raise MirgError(f"top_p must lie in (0, 1], got {self.top_p}")
+
+
+def _grouped(flat: Sequence[Generation], n: int) -> list[list[Generation]]:
+    """Answers returned prompt after prompt, ``n`` each, as one list per prompt."""
+    return [list(flat[i : i + n]) for i in range(0, len(flat), n)]
+
+
 def _clean(text: str, tokenizer: Any) -> str:
     """Cut the decoded text at the end-of-turn token and drop padding tokens."""
     for stop in (tokenizer.eos_token, "<|im_end|>", "<|endoftext|>"):
@@ -111,18 +140,25 @@ def _clean(text: str, tokenizer: Any) -> str:
 
 
 class HFGenerator:
-    """Batched greedy generation with ``model.generate`` and left padding.
+    """Batched generation with ``model.generate`` and left padding: greedy (``generate``)
+    or ``sampling.n`` draws per prompt (``sample``, ``num_return_sequences``).
 
     Every field the processor returns is passed on: with transformers 5, Qwen-VL models
     given no ``mm_token_type_ids`` put image tokens at wrong M-RoPE positions silently.
     """
 
     def __init__(
-        self, model: Any, processor: Any, max_new_tokens: int = REASONING_MAX_NEW_TOKENS
+        self,
+        model: Any,
+        processor: Any,
+        max_new_tokens: int = REASONING_MAX_NEW_TOKENS,
+        sampling: Sampling | None = None,
     ) -> None:
         self.model = model
         self.processor = processor
         self.max_new_tokens = max_new_tokens
+        self.sampling = sampling
+        self.calls = 0
         self.model.eval()
 
     def inputs(self, messages: Sequence[list[dict]], images: Sequence[Sequence[Any]]) -> Any:
@@ -133,6 +169,35 @@ class HFGenerator:
     def generate(
         self, messages: Sequence[list[dict]], images: Sequence[Sequence[Any]]
     ) -> list[Generation]:
+        """One greedy answer per prompt."""
+        return self._run(messages, images, do_sample=False)
+
+    def sample(
+        self, messages: Sequence[list[dict]], images: Sequence[Sequence[Any]]
+    ) -> list[list[Generation]]:
+        """``sampling.n`` sampled answers per prompt. Each call seeds torch from the seed
+        and the call's number, so a rerun draws the same answers."""
+        import torch
+
+        s = self.sampling
+        if s is None:
+            raise MirgError("HFGenerator.sample needs a Sampling (samples, temperature)")
+        torch.manual_seed(s.seed + self.calls)
+        self.calls += 1
+        flat = self._run(
+            messages,
+            images,
+            do_sample=True,
+            num_return_sequences=s.n,
+            temperature=s.temperature,
+            top_p=s.top_p,
+            top_k=s.top_k,
+        )
+        return _grouped(flat, s.n)
+
+    def _run(
+        self, messages: Sequence[list[dict]], images: Sequence[Sequence[Any]], **decoding: Any
+    ) -> list[Generation]:
         import torch
 
         batch = self.inputs(messages, images)
@@ -140,8 +205,8 @@ class HFGenerator:
             out = self.model.generate(
                 **batch,
                 max_new_tokens=self.max_new_tokens,
-                do_sample=False,
                 pad_token_id=self.processor.tokenizer.pad_token_id,
+                **decoding,
             )
         new_tokens = out[:, batch["input_ids"].shape[1] :]
         stops = self.model.generation_config.eos_token_id
@@ -204,13 +269,20 @@ def vllm_engine_args(
 
 
 class VLLMGenerator:
-    """Greedy generation with vLLM's offline engine (GPU; ``pip install 'mirg[vllm]'``):
-    the whole set goes to the engine at once, which schedules it.
+    """Generation with vLLM's offline engine (GPU; ``pip install 'mirg[vllm]'``): the whole
+    set goes to the engine at once, which schedules it. Greedy (``generate``), or
+    ``sampling.n`` draws per prompt (``sample``, ``SamplingParams(n=…)``).
 
     Not exercised on the CPU machines this project is developed on: see docs/evaluation.md.
     """
 
-    def __init__(self, processor: Any, max_new_tokens: int, engine_args: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        processor: Any,
+        max_new_tokens: int,
+        engine_args: dict[str, Any],
+        sampling: Sampling | None = None,
+    ) -> None:
         try:
             from vllm import LLM, SamplingParams
         except ImportError as exc:
@@ -220,10 +292,21 @@ class VLLMGenerator:
         self.processor = processor
         self.llm = LLM(**engine_args)
         self.params = SamplingParams(temperature=0.0, max_tokens=max_new_tokens)
+        self.sampling = sampling
+        if sampling is not None:
+            extra = {"top_k": sampling.top_k} if sampling.top_k > 0 else {}
+            self.sampling_params = SamplingParams(
+                n=sampling.n,
+                temperature=sampling.temperature,
+                top_p=sampling.top_p,
+                seed=sampling.seed,
+                max_tokens=max_new_tokens,
+                **extra,
+            )
 
-    def generate(
+    def _requests(
         self, messages: Sequence[list[dict]], images: Sequence[Sequence[Any]]
-    ) -> list[Generation]:
+    ) -> list[dict[str, Any]]:
         requests = []
         for m, imgs in zip(messages, images, strict=True):
             text = self.processor.apply_chat_template(m, add_generation_prompt=True, tokenize=False)
@@ -231,8 +314,27 @@ class VLLMGenerator:
             if imgs:
                 request["multi_modal_data"] = {"image": list(imgs)}
             requests.append(request)
-        outputs = self.llm.generate(requests, self.params, use_tqdm=False)
+        return requests
+
+    def generate(
+        self, messages: Sequence[list[dict]], images: Sequence[Sequence[Any]]
+    ) -> list[Generation]:
+        """One greedy answer per prompt."""
+        outputs = self.llm.generate(self._requests(messages, images), self.params, use_tqdm=False)
         return [
             Generation(o.outputs[0].text, truncated=o.outputs[0].finish_reason == "length")
+            for o in outputs
+        ]
+
+    def sample(
+        self, messages: Sequence[list[dict]], images: Sequence[Sequence[Any]]
+    ) -> list[list[Generation]]:
+        """``sampling.n`` sampled answers per prompt."""
+        if self.sampling is None:
+            raise MirgError("VLLMGenerator.sample needs a Sampling (samples, temperature)")
+        requests = self._requests(messages, images)
+        outputs = self.llm.generate(requests, self.sampling_params, use_tqdm=False)
+        return [
+            [Generation(c.text, truncated=c.finish_reason == "length") for c in o.outputs]
             for o in outputs
         ]

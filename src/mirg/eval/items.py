@@ -1,8 +1,11 @@
-"""What an evaluation run iterates over: MIG-Bench items or a mirg dataset split.
+"""What an evaluation run iterates over: MIG-Bench items, MC-Bench samples or a mirg
+dataset split.
 
-Both become :class:`EvalItem`, which the scorer (``mirg.core.scoring``) reads like a
+All become :class:`EvalItem`, which the scorer (``mirg.core.scoring``) reads like a
 MIG-Bench item: ``key``, ``task``, ``images``, ``target_box`` (relative) and
-``target_image``.
+``target_image``. An MC-Bench item also carries its sample (every target on either image,
+possibly none), which its own metrics (``mirg.core.mcbench``) read instead; its task is
+the text style.
 """
 
 from __future__ import annotations
@@ -11,8 +14,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from mirg.core.mcbench import McSample, load_mcbench
 from mirg.core.migbench import BenchError, load_migbench
 from mirg.errors import MirgError
+
+#: Folders an MC-Bench image root may hold its images under (its archive unpacks to one).
+MCBENCH_IMAGE_FOLDERS = ("MC-Bench_images", "mc-bench_images")
 
 
 @dataclass(frozen=True)
@@ -24,11 +31,13 @@ class EvalItem:
     target_box: tuple[float, float, float, float]  # relative 0..1 (as stored)
     target_image: int | None
     need_format: bool = True  # MIG-Bench: whether the official prompt appends the format
+    mcbench: McSample | None = None  # MC-Bench: the sample, with all its targets
 
     @property
     def key_field(self) -> str:
-        """The predictions field that carries the key: ``index`` or ``id``."""
-        return "index" if isinstance(self.key, int) else "id"
+        """The predictions field that carries the key: ``index`` (MIG-Bench's position) or
+        ``id`` (a mirg sample's id, an MC-Bench description's id)."""
+        return "index" if isinstance(self.key, int) and self.mcbench is None else "id"
 
 
 def _migbench_image(root: Path, relative: str) -> Path:
@@ -41,6 +50,65 @@ def _migbench_image(root: Path, relative: str) -> Path:
     parts = rel.parts[1:] if rel.parts[0] == "." else rel.parts
     inner = root / Path(*parts[1:]) if parts and parts[0] == "MIG-Bench" else candidate
     return inner if inner.exists() else candidate
+
+
+def _mcbench_image(root: Path, file_name: str) -> Path:
+    """MC-Bench's ``file_name`` is relative to its image folder: accept that folder as the
+    root, or the folder that holds it."""
+    candidate = root / file_name
+    if candidate.exists():
+        return candidate
+    for folder in MCBENCH_IMAGE_FOLDERS:
+        if (root / folder / file_name).exists():
+            return root / folder / file_name
+    return candidate
+
+
+def _is_json_object(path: Path) -> bool:
+    """Whether a JSON file holds an object (MC-Bench) rather than a list (MIG-Bench), from
+    its first non-blank character (False for a file that is not there: the MIG-Bench reader
+    says so)."""
+    if not path.is_file():
+        return False
+    with path.open("rb") as handle:
+        while chunk := handle.read(4096):
+            text = chunk.lstrip().lstrip(b"\xef\xbb\xbf")
+            if text:
+                return text.startswith(b"{")
+    return False
+
+
+def _mcbench_items(data: Path, images_root: str | Path | None) -> list[EvalItem]:
+    if images_root is None:
+        raise BenchError(
+            f"{data}: MC-Bench needs --images ROOT, the folder holding its images "
+            "(MC-Bench_images from its archive, or the folder that holds it)"
+        )
+    root = Path(images_root)
+    items = []
+    for sample in load_mcbench(data):
+        first = sample.targets[0] if sample.targets else None
+        items.append(
+            EvalItem(
+                key=sample.id,
+                task=sample.style,
+                images=tuple(
+                    _confined(
+                        root,
+                        _mcbench_image(root, img.file_name),
+                        f"{data}: description {sample.id}: image {img.id}",
+                    )
+                    for img in sample.images
+                ),
+                question=sample.text,
+                target_box=first.relative(sample.images[first.image - 1])
+                if first
+                else (0.0, 0.0, 0.0, 0.0),
+                target_image=first.image if first else None,
+                mcbench=sample,
+            )
+        )
+    return items
 
 
 def _confined(root: Path, path: Path, where: str) -> str:
@@ -61,8 +129,9 @@ def load_eval_items(
     tasks: Sequence[str] | None = None,
     limit: int | None = None,
 ) -> list[EvalItem]:
-    """Items of a benchmark file: ``MIG_data.json`` (with ``images_root``) or a mirg split
-    (``*.jsonl``, images under the file's folder unless ``images_root`` is given).
+    """Items of a benchmark file: ``MIG_data.json`` or MC-Bench's annotation file (both with
+    ``images_root``), or a mirg split (``*.jsonl``, images under the file's folder unless
+    ``images_root`` is given).
 
     ``tasks`` keeps only those tasks; ``limit`` keeps the first N items *per task*, so a
     quick run still covers every task.
@@ -89,6 +158,8 @@ def load_eval_items(
             )
             for s in samples
         ]
+    elif _is_json_object(data):
+        items = _mcbench_items(data, images_root)
     else:
         if images_root is None:
             raise BenchError(

@@ -17,7 +17,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from mirg.core.migbench import TASK_COLUMNS
+from mirg.core import mcbench
+from mirg.core.boxes import Box, iou
+from mirg.core.migbench import TASK_COLUMNS, bench_file
 from mirg.core.scoring import read_predictions, score_items
 from mirg.errors import MirgError
 from mirg.files import write_text
@@ -47,6 +49,11 @@ class ItemView:
     box: tuple[float, float, float, float] | None  # predicted, relative
     iou: float
     hit: bool  # IoU >= 0.5 under the run's protocol
+    # MC-Bench: every target and every predicted box, each as (1-based image, relative box);
+    # ``hit`` is then image-level correctness and ``note`` says how many targets were found.
+    gt_boxes: Sequence[tuple[int, Box]] = ()
+    pred_boxes: Sequence[tuple[int, Box]] | None = None
+    note: str = ""
 
     @property
     def reasoning(self) -> str:
@@ -79,6 +86,51 @@ def item_views(
                 score.box,
                 score.iou,
                 score.iou >= 0.5,
+            )
+        )
+    return views
+
+
+def mcbench_views(items: Sequence[Any], predictions: Mapping, profile: str) -> list[ItemView]:
+    """MC-Bench samples with their answers read as the metrics read them
+    (:func:`mirg.core.mcbench.detections`): every target and predicted box, ``hit`` when
+    each image is rightly said to hold a target or not, ``iou`` the mean over targets of
+    the best IoU a box on the same image reaches."""
+    views = []
+    for it in items:
+        sample = it.mcbench
+        pred = predictions.get(it.key)
+        found = (
+            mcbench.detections(sample, pred.response, profile, pred.input_sizes)[0] if pred else []
+        )
+        position = {img.id: k for k, img in enumerate(sample.images, 1)}
+        boxes = []
+        for d in found:
+            img = sample.images[position[d.image_id] - 1]
+            x, y, w, h = d.bbox
+            rel = (x / img.width, y / img.height, (x + w) / img.width, (y + h) / img.height)
+            boxes.append((position[d.image_id], rel))
+        targets = [(t.image, t.relative(sample.images[t.image - 1])) for t in sample.targets]
+        best = [max((iou(b, t) for k, b in boxes if k == i), default=0.0) for i, t in targets]
+        held = {i for i, _ in targets}
+        right = all((k in held) == any(i == k for i, _ in boxes) for k in position.values())
+        views.append(
+            ItemView(
+                it.key,
+                it.task,
+                sample.text,
+                it.images,
+                None,
+                it.target_box,
+                pred.response if pred else "",
+                None,
+                None,
+                sum(best) / len(best) if best else 0.0,
+                right,
+                gt_boxes=targets,
+                pred_boxes=boxes,
+                note=f"{sum(v >= 0.5 for v in best)} of {len(best)} targets found (IoU ≥ 0.5), "
+                f"{len(boxes)} boxes, images {'right' if right else 'wrong'}",
             )
         )
     return views
@@ -207,28 +259,54 @@ def metrics_table(metrics: Mapping, chance: Mapping | None = None) -> str:
     return f'<table class="metrics">{head}{"".join(rows)}</table>'
 
 
+#: What the ``file`` column of the published table means.
+BENCH_FILE_NOTE = (
+    "file: the MIG-Bench file a row was scored on, read from its figures (each is an exact "
+    "fraction of that file's item counts). public: MIG_data.json, 4,295 items; revised: the "
+    "revised file UniVG-R1's evaluation loads (Common 815, GG 485, Reason 97 items instead "
+    "of 816, 499, 101); unknown: fractions of neither; other (this run): a subset or "
+    "another file. Common, GG and Reason compare only between rows on the same file."
+)
+
+
+def mcbench_table(metrics: Mapping) -> str:
+    """MC-Bench's figures per text style and over all samples (the published ones)."""
+    head = "<tr><th>text style</th><th>n</th><th>AP50</th><th>image accuracy</th></tr>"
+    rows = []
+    for style, r in [*metrics["tasks"].items(), ("all samples", metrics["overall"])]:
+        rows.append(
+            f'<tr class="{"avg" if style == "all samples" else ""}"><td>{esc(style)}</td>'
+            f"<td>{r['n']}</td><td>{r['ap50']:.2f}</td><td>{r['accuracy']:.2f}</td></tr>"
+        )
+    return f'<table class="metrics">{head}{"".join(rows)}</table>'
+
+
 def published_table(metrics: Mapping) -> str:
-    """Our Acc@0.5 per MIG-Bench task in the published column order, under published rows."""
+    """Our Acc@0.5 per MIG-Bench task in the published column order, under published rows,
+    each row saying which benchmark file it was scored on."""
     rows = published_results()
     cols = list(TASK_COLUMNS.items())
     head = (
         "<tr><th>model</th>"
         + "".join(f"<th>{esc(c)}</th>" for _, c in cols)
-        + "<th>avg</th><th>source</th></tr>"
+        + "<th>avg</th><th>file</th><th>source</th></tr>"
     )
     body = []
     ours = [metrics["tasks"].get(t, {}).get("acc@0.5") for t, _ in cols]
     cells = "".join(f"<td>{v:.2f}</td>" if v is not None else "<td>–</td>" for v in ours)
+    file = bench_file({t: int(r.get("n", 0)) for t, r in metrics["tasks"].items()})
     body.append(
         f'<tr class="ours"><td>this run ({esc(metrics["protocol"])})</td>{cells}'
-        f"<td>{metrics['average']['acc@0.5']:.2f}</td><td>this report</td></tr>"
+        f"<td>{metrics['average']['acc@0.5']:.2f}</td><td>{file}</td><td>this report</td></tr>"
     )
     for r in rows:
         cells = "".join(f"<td>{esc(r[c])}</td>" for _, c in cols)
         body.append(
-            f"<tr><td>{esc(r['model'])}</td>{cells}<td>{esc(r['avg'])}</td><td>{esc(r['source'])}</td></tr>"
+            f"<tr><td>{esc(r['model'])}</td>{cells}<td>{esc(r['avg'])}</td>"
+            f"<td>{esc(r.get('file', ''))}</td><td>{esc(r['source'])}</td></tr>"
         )
-    return f'<table class="published">{head}{"".join(body)}</table>'
+    note = f'<p class="legend">{esc(BENCH_FILE_NOTE)}</p>'
+    return f'<table class="published">{head}{"".join(body)}</table>{note}'
 
 
 def thumbnail(path: str) -> tuple[str, tuple[int, int]]:
@@ -286,19 +364,24 @@ def gallery(views: Sequence[ItemView], limit: int = GALLERY_LIMIT) -> str:
             except OSError:
                 img = f'<div class="noimg">Image-{k} unavailable</div>'
             boxes = ""
-            if v.target_image in (None, k):
-                boxes += _box_div(v.target_box, "gt")
-            if v.box is not None and v.chosen_image == k:
-                boxes += _box_div(v.box, "pred")
+            if v.pred_boxes is not None:  # every target and every box (MC-Bench)
+                boxes += "".join(_box_div(b, "gt") for i, b in v.gt_boxes if i == k)
+                boxes += "".join(_box_div(b, "pred") for i, b in v.pred_boxes if i == k)
+            else:
+                if v.target_image in (None, k):
+                    boxes += _box_div(v.target_box, "gt")
+                if v.box is not None and v.chosen_image == k:
+                    boxes += _box_div(v.box, "pred")
             figs.append(
                 f'<figure><div class="frame">{img}{boxes}</div><figcaption>Image-{k}'
                 f"{' (target)' if v.target_image == k else ''}</figcaption></figure>"
             )
         outcome = "hit" if v.hit else "miss"
+        said = esc(v.note) if v.note else f"answered Image-{esc(v.chosen_image or '?')}"
         cards.append(
             f'<div class="card {outcome}" data-task="{esc(v.task)}" data-hit="{outcome}">'
             f'<div class="meta"><b>{esc(v.key)}</b> · {esc(v.task)} · IoU {v.iou:.2f} · '
-            f'<span class="{outcome}">{outcome}</span> · answered Image-{esc(v.chosen_image or "?")}'
+            f'<span class="{outcome}">{outcome}</span> · {said}'
             f'</div><div class="images">{"".join(figs)}</div>'
             f'<p class="q">{esc(v.question)}</p>'
             f"<details><summary>reasoning / response</summary><pre>{esc(v.response)}</pre></details></div>"
@@ -345,7 +428,10 @@ def evaluation_sections(
     gallery_limit: int = GALLERY_LIMIT,
     migbench: bool = False,
 ) -> list[tuple[str, str]]:
-    """Table, published comparison (MIG-Bench runs only), charts and gallery."""
+    """Table, published comparison (MIG-Bench runs only), charts and gallery; MC-Bench runs
+    get its own metrics (:func:`mcbench_sections`)."""
+    if metrics.get("protocol") == "mcbench":
+        return mcbench_sections(metrics, views, gallery_limit)
     sections = [("Metrics per task", metrics_table(metrics, chance))]
     if migbench:
         sections.append(("Beside published results (Acc@0.5, %)", published_table(metrics)))
@@ -370,6 +456,34 @@ def evaluation_sections(
     return sections
 
 
+def mcbench_sections(
+    metrics: Mapping, views: Sequence[ItemView], gallery_limit: int = GALLERY_LIMIT
+) -> list[tuple[str, str]]:
+    """MC-Bench's table (AP50 and image accuracy per text style), its charts, the best IoU
+    each target got, and the gallery of every target and box."""
+    styles = metrics["tasks"]
+    target_ious = []
+    for v in views:
+        for k, t in v.gt_boxes:
+            best = max((iou(b, t) for i, b in (v.pred_boxes or ()) if i == k), default=0.0)
+            target_ious.append(best)
+    return [
+        ("MC-Bench metrics (%)", mcbench_table(metrics)),
+        ("AP50 per text style", svg_bars({s: r["ap50"] for s, r in styles.items()})),
+        (
+            "Image-level accuracy per text style",
+            svg_bars({s: r["accuracy"] for s, r in styles.items()}),
+        ),
+        ("Best IoU of each target", svg_histogram(target_ious)),
+        (
+            "Gallery",
+            '<p class="legend"><span style="color:#2ca02c">■ every target</span>'
+            '<span style="color:#d62728">▢ every box the model gave</span> (hit: each image '
+            "rightly said to hold a target or not)</p>" + gallery(views, gallery_limit),
+        ),
+    ]
+
+
 def write_report(out: str | Path, gallery_limit: int = GALLERY_LIMIT) -> Path:
     """(Re)build ``out/report.html`` from an evaluation folder (``mirg report DIR``)."""
     from mirg.eval.items import load_eval_items
@@ -385,9 +499,12 @@ def write_report(out: str | Path, gallery_limit: int = GALLERY_LIMIT) -> Path:
     cfg = run["config"]
     metrics = _metrics_file(out / METRICS)
     items = load_eval_items(cfg["data"], cfg.get("images"), cfg.get("tasks"), cfg.get("limit"))
-    views = item_views(
-        items, read_predictions(out / PREDICTIONS), metrics["protocol"], run["profile_used"]
-    )
+    predictions = read_predictions(out / PREDICTIONS)
+    is_mcbench = metrics["protocol"] == "mcbench"
+    if is_mcbench:
+        views = mcbench_views(items, predictions, run["profile_used"])
+    else:
+        views = item_views(items, predictions, metrics["protocol"], run["profile_used"])
     info = (
         f"<p>model <code>{esc(cfg['model'])}</code> · data <code>{esc(cfg['data'])}</code> · "
         f"prompt {esc(cfg['prompt'])} · protocol {esc(metrics['protocol'])} · profile "
@@ -401,7 +518,7 @@ def write_report(out: str | Path, gallery_limit: int = GALLERY_LIMIT) -> Path:
                 metrics,
                 views,
                 gallery_limit=gallery_limit,
-                migbench=Path(cfg["data"]).suffix != ".jsonl",
+                migbench=not is_mcbench and Path(cfg["data"]).suffix != ".jsonl",
             ),
         ],
     )
@@ -440,7 +557,15 @@ def _metrics_file(path: Path) -> dict:
     from mirg.data.schema import read_json
 
     metrics = read_json(path)
-    _fields(path, metrics, {"protocol": str, "tasks": dict, "average": dict, "missing": int})
+    _fields(path, metrics, {"protocol": str, "tasks": dict, "missing": int})
+    if metrics["protocol"] == "mcbench":
+        row = {"n": int, "ap50": _NUMBER, "accuracy": _NUMBER}
+        _fields(path, metrics, {"overall": dict})
+        for task, values in metrics["tasks"].items():
+            _fields(path, values, row, f"tasks.{task}.")
+        _fields(path, metrics["overall"], row, "overall.")
+        return metrics
+    _fields(path, metrics, {"average": dict})
     for task, row in metrics["tasks"].items():
         _fields(path, row, {"n": int, **_METRIC_ROW}, f"tasks.{task}.")
     _fields(path, metrics["average"], _METRIC_ROW, "average.")

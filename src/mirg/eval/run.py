@@ -2,7 +2,9 @@
 
 The output folder holds ``run.json`` (what produced it), ``predictions.jsonl`` (written line
 by line as answers come, the format ``mirg score`` reads), ``metrics.json`` (the same scorer
-as ``mirg score``) and ``report.html``. Rerunning over the same folder resumes: items
+as ``mirg score``; MC-Bench's own metrics for MC-Bench) and ``report.html``; an MC-Bench
+run also writes ``mcbench_results.json``, its answers in MC-Bench's published results
+format, which its own evaluation script reads. Rerunning over the same folder resumes: items
 already predicted are skipped, and a line cut short by a killed run is discarded and
 predicted again, so every item ends with exactly one line.
 """
@@ -18,6 +20,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from mirg.core import mcbench
+from mirg.core.migbench import BenchError
 from mirg.core.scoring import PROTOCOLS, aggregate, read_predictions, score_items
 from mirg.data.schema import read_json
 from mirg.errors import MirgError
@@ -38,6 +42,7 @@ from mirg.eval.items import EvalItem, load_eval_items, preflight
 from mirg.files import fingerprint, folder_lock, write_json
 
 PREDICTIONS, METRICS, RUN, REPORT = "predictions.jsonl", "metrics.json", "run.json", "report.html"
+MCBENCH_RESULTS = "mcbench_results.json"
 BACKENDS = ("hf", "vllm")
 
 
@@ -134,16 +139,64 @@ def repair_predictions(path: Path) -> int:
 
 def score_run(out: Path, items: Sequence[EvalItem], protocol: str, profile: str) -> dict:
     """metrics.json from predictions.jsonl, through the same scorer as ``mirg score``, with
-    how many answers were cut at the token limit (``truncated``)."""
+    how many answers were cut at the token limit (``truncated``). MC-Bench items are scored
+    by MC-Bench's metrics whatever ``protocol`` says (:func:`score_mcbench`)."""
+    if items and items[0].mcbench is not None:
+        return score_mcbench(out, items, profile)
     predictions = read_predictions(out / PREDICTIONS)
     metrics = aggregate(score_items(items, predictions, protocol, profile), protocol)
-    metrics["truncated"] = sum(
-        bool(json.loads(line).get("truncated"))
-        for line in (out / PREDICTIONS).read_text(encoding="utf-8").splitlines()
-        if line.strip()
-    )
+    metrics["truncated"] = _truncated(out / PREDICTIONS)
     write_json(out / METRICS, metrics)
     return metrics
+
+
+def score_mcbench(out: Path, items: Sequence[EvalItem], profile: str) -> dict:
+    """MC-Bench's image-level accuracy and AP50 (``mirg.core.mcbench``) from the answers
+    in predictions.jsonl, written to metrics.json; the answers as detections (score 1, in
+    pixels of the original images) to ``mcbench_results.json``, the file MC-Bench's own
+    evaluation script reads. An item without a prediction counts as answering no box."""
+    predictions = read_predictions(out / PREDICTIONS)
+    found: list[mcbench.Detection] = []
+    missing = unreadable = 0
+    for it in items:
+        assert it.mcbench is not None
+        pred = predictions.get(it.key)
+        if pred is None:
+            missing += 1
+            continue
+        detections, error = mcbench.detections(it.mcbench, pred.response, profile, pred.input_sizes)
+        found.extend(detections)
+        unreadable += error is not None
+    samples = [it.mcbench for it in items if it.mcbench is not None]
+    metrics = mcbench.metrics(samples, found, missing=missing, unreadable=unreadable)
+    metrics["truncated"] = _truncated(out / PREDICTIONS)
+    write_json(out / MCBENCH_RESULTS, [d.to_json() for d in found])
+    write_json(out / METRICS, metrics)
+    return metrics
+
+
+def _truncated(path: Path) -> int:
+    return sum(
+        bool(json.loads(line).get("truncated"))
+        for line in path.read_text(encoding="utf-8").splitlines()
+        if line.strip()
+    )
+
+
+def check_mcbench_sizes(items: Sequence[EvalItem], sizes: dict[str, tuple[int, int]]) -> None:
+    """MC-Bench boxes are pixels of the images as annotated: an image file of another size
+    (a resized copy) would shift every box, so it is refused, named."""
+    for it in items:
+        if it.mcbench is None:
+            continue
+        for k, (path, img) in enumerate(zip(it.images, it.mcbench.images, strict=True)):
+            if sizes.get(path, (img.width, img.height)) != (img.width, img.height):
+                w, h = sizes[path]
+                raise BenchError(
+                    f"description {it.key}: images[{k}] (image {img.id}, {path}): the file is "
+                    f"{w}x{h} but the annotation says width {img.width}, height {img.height}; "
+                    "use the benchmark's own images"
+                )
 
 
 def evaluate(cfg: EvalConfig, loaded: Any = None, progress: bool = True) -> dict:
@@ -169,7 +222,12 @@ def _evaluate(cfg: EvalConfig, loaded: Any, progress: bool) -> dict:
     items = load_eval_items(cfg.data, cfg.images, cfg.tasks, cfg.limit)
     if not items:
         raise MirgError(f"{cfg.data}: no items to evaluate")
-    preflight(items)
+    if items[0].mcbench is not None and cfg.prompt != "reasoning":
+        raise MirgError(
+            f"{cfg.data}: MC-Bench publishes no model prompt to reproduce; evaluate it with "
+            "--prompt reasoning (mirg's, one instruction per text style)"
+        )
+    check_mcbench_sizes(items, preflight(items))
     out.mkdir(parents=True, exist_ok=True)
     _check_same_run(out, cfg)
     pred_path = out / PREDICTIONS
@@ -206,6 +264,8 @@ def _evaluate(cfg: EvalConfig, loaded: Any, progress: bool) -> dict:
     )
 
     def messages(it: EvalItem) -> list[dict]:
+        if it.mcbench is not None:
+            return mcbench.messages(it.mcbench, profile)
         return eval_messages(it.question, len(it.images), cfg.prompt, profile, it.need_format)
 
     max_new_tokens = cfg.max_new_tokens or REASONING_MAX_NEW_TOKENS
