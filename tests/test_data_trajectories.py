@@ -25,7 +25,7 @@ def samples() -> list[Sample]:
 
 
 @pytest.mark.parametrize("profile", sorted(PROFILES))
-@pytest.mark.parametrize("detail", ["full", "brief", "minimal"])
+@pytest.mark.parametrize("detail", ["full", "brief", "minimal", "lookup"])
 def test_every_trajectory_earns_full_reward(samples, profile, detail):
     for s in samples:
         sizes = frames(s)
@@ -134,3 +134,31 @@ def test_aligned_pairs_answer_where_the_change_shows(samples):
         words["changed"] = ("became", "changed from", " is ")
         assert any(w in think for w in words[change]), think
         assert PROFILES["qwen3-vl"].render_box(s.target_box) in think
+
+
+def test_lookup_detail_tables_what_tells_the_images_apart(samples):
+    """Where the model must choose the image, ``lookup`` writes each candidate's deciding
+    value right before its image number and then the question's value with the target's
+    number: the value after "Asked:" occurs in the table exactly once, beside that number.
+    Questions that name the image, or show one, get the conclusion only (as ``minimal``)."""
+    import re
+
+    choosing = [s for s in samples if s.task == "group_grounding" and "Image-" not in s.question]
+    assert len(choosing) >= 12
+    for s in choosing:
+        text = build_trajectory(s, "qwen3-vl", detail="lookup")
+        think = text.split("</think>")[0]
+        table = re.findall(r"Image-(\d): ([^.]*)\.", think)
+        assert [int(i) for i, _ in table] == list(range(1, s.n_images + 1)), text
+        asked = re.search(r"Asked: (.+) (\d)\. So Image-(\d) at \[", think)
+        assert asked, text
+        value, number, chosen = asked.group(1), int(asked.group(2)), int(asked.group(3))
+        assert number == chosen == s.target_image, text
+        entries = [e.strip() for _, row in table for e in row.split(",")]
+        assert entries.count(f"{value} {number}") == 1, text
+        assert not [e for e in entries if e.rsplit(" ", 1)[0] == value and e != f"{value} {number}"]
+    for s in samples:
+        if s.n_images == 1 or "Image-" in s.question:
+            assert build_trajectory(s, "qwen3-vl", detail="lookup") == build_trajectory(
+                s, "qwen3-vl", detail="minimal"
+            )

@@ -63,10 +63,11 @@ DEMO_WORLD = WorldConfig(
 class DemoPlan:
     """Sizes and budgets of one demo run (``--quick`` shrinks everything).
 
-    The defaults come from measured SFT probes on this CPU (docs/demo.md): a 128-wide
-    two-layer Qwen3-VL, learning rate 3e-4 with a cosine schedule (1e-3 plateaued longer),
-    and the ``minimal`` trajectory detail (the conclusion only inside ``<think>``), which
-    keeps completions near 70 tokens so that GRPO's sampling fits the time budget.
+    The defaults come from measured probes on this CPU (docs/demo.md): the shipped 128-wide
+    two-layer Qwen3-VL base, SFT at 1e-4 with a cosine schedule, and the ``lookup``
+    trajectory detail: a table of each image's deciding value followed by its number where
+    the model must choose the image (the choice became learnable with it), the conclusion
+    only elsewhere, so completions stay short enough for GRPO's sampling on a CPU.
     """
 
     samples: int = 3000
@@ -78,8 +79,8 @@ class DemoPlan:
     grpo_lr: float = 5e-5
     num_generations: int = 8
     grpo_batch: int = 16
-    max_new_tokens: int = 80
-    trajectory_detail: str = "minimal"
+    max_new_tokens: int = 104  # the longest trajectory (a binding table) is 92 tokens
+    trajectory_detail: str = "lookup"
     device: str = "cpu"  # the documented figures are CPU figures; "cuda"/"auto" for a GPU
     model_spec: dict = field(default_factory=lambda: dict(DEMO_MODEL))
     world: WorldConfig = field(default_factory=lambda: DEMO_WORLD)
@@ -171,14 +172,18 @@ QUICK = DemoPlan(
     sft_batch=4,
     num_generations=4,
     grpo_batch=8,
-    max_new_tokens=80,
+    max_new_tokens=104,
     model_spec={},
 )
 
 
 def _stage_metrics(out: Path) -> dict[str, Any]:
     metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
-    return {**metrics["average"], "tasks": metrics["tasks"]}
+    return {
+        **metrics["average"],
+        "tasks": metrics["tasks"],
+        "truncated": metrics.get("truncated", 0),
+    }
 
 
 def _curves(log_history: list[dict], keys: tuple[str, ...]) -> dict[str, list[tuple[float, float]]]:
@@ -259,7 +264,8 @@ def unseen_layout_ids(data: Path) -> set[str]:
     return {s.id for s in test if layout_key(s) not in seen}
 
 
-def _subset_metrics(eval_dir: Path, items: list, keep: set[str], profile: str) -> dict:
+def subset_metrics(eval_dir: Path, items: list, keep: set[str], profile: str) -> dict:
+    """Strict metrics of an evaluation folder's predictions on the ``items`` in ``keep``."""
     from mirg.core.scoring import aggregate, read_predictions, score_items
 
     chosen = [it for it in items if it.key in keep]
@@ -343,7 +349,7 @@ def run_demo(out: str | Path, plan: DemoPlan, model: str | None = None, seed: in
         timed(f"eval {stage}", t0)
         return {
             **_stage_metrics(folder),
-            "unseen_layouts": _subset_metrics(folder, items, unseen, profile),
+            "unseen_layouts": subset_metrics(folder, items, unseen, profile),
         }
 
     stages: dict[str, Any] = {"base": evaluate_stage("base", model)}
@@ -604,6 +610,10 @@ def summary_table(summary: dict) -> str:
             f"{stage} {summary[stage]['unseen_layouts']['acc@0.5']:.1f}" for stage in STAGES
         )
         lines.append(f"Acc@0.5 on the {n} items whose layout never occurs in training: {unseen}")
+    cut = {stage: summary[stage].get("truncated", 0) for stage in STAGES}
+    if any(cut.values()):
+        counts = ", ".join(f"{stage} {k}" for stage, k in cut.items())
+        lines.append(f"answers cut off at max_new_tokens (scored as wrong): {counts}")
     return "\n".join(lines)
 
 

@@ -46,7 +46,7 @@ from typing import Any
 from mirg.core.answers import answer_region
 from mirg.core.migbench import BenchError
 from mirg.core.profiles import CoordinateProfile, get_profile
-from mirg.core.prompts import user_content
+from mirg.core.prompts import COORDINATE_WORDS, user_content
 
 #: The three text styles, in the order tables show them.
 STYLES: tuple[str, ...] = ("Referring", "Comparison", "Reasoning")
@@ -639,11 +639,6 @@ STYLE_INSTRUCTIONS: dict[str, str] = {
     "reasoning": "Reason about what the images show, then find every object that this "
     "description refers to",
 }
-_COORDINATES = {
-    1000: "integers from 0 to 1000, relative to the width and height of that image",
-    1: "decimals from 0 to 1, relative to the width and height of that image",
-    None: "absolute pixel coordinates of that image as you see it",
-}
 
 
 def question(sample: McSample) -> str:
@@ -660,7 +655,7 @@ def system_prompt(profile: str | CoordinateProfile) -> str:
         "about the images inside <think> </think>, then give the answer inside <answer> "
         "</answer> as a JSON list with one entry per object found: "
         '[{"image": K, "bbox_2d": [x1, y1, x2, y2]}, ...], where K is the number of the '
-        f"image that holds the object and the box is in {_COORDINATES[p.scale]}. Answer [] "
+        f"image that holds the object and the box is in {COORDINATE_WORDS[p.scale]}. Answer [] "
         "when no image holds one. When the description asks for several kinds of object "
         '(people with the same role, say), add "group": G to each entry, numbering the '
         "kinds from 1."

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from mirg.core.profiles import CoordinateProfile, get_profile
 
-_COORDS = {
+#: How each coordinate scale reads in a prompt (MIG-Bench's and MC-Bench's system prompts).
+COORDINATE_WORDS = {
     1000: "integers from 0 to 1000, relative to the width and height of that image",
     1: "decimals from 0 to 1, relative to the width and height of that image",
     None: "absolute pixel coordinates of that image as you see it",
@@ -24,7 +25,7 @@ def system_prompt(profile: str | CoordinateProfile) -> str:
         "First reason about the images inside <think> </think>, then give the answer inside "
         "<answer> </answer> as JSON: "
         '{"image": K, "bbox_2d": [x1, y1, x2, y2]}, where K is the number of the image that '
-        f"holds the target and the box is in {_COORDS[p.scale]}."
+        f"holds the target and the box is in {COORDINATE_WORDS[p.scale]}."
     )
 
 

@@ -42,8 +42,11 @@ from mirg.errors import MirgError
 #: At most this many candidates are walked per image, so text stays bounded.
 MAX_CANDIDATES = 8
 #: full: every step; brief: reference, scope and conclusion; minimal: the conclusion only
-#: (the fewest tokens, for tiny models and short completion budgets).
-DETAILS = ("full", "brief", "minimal")
+#: (the fewest tokens, for tiny models and short completion budgets); lookup: where the
+#: model must choose the image, a table of what tells the candidates apart, each value
+#: followed by its image number, then the question's value with its number, so that the
+#: choice is a lookup in the model's own reasoning (elsewhere as minimal; docs/demo.md).
+DETAILS = ("full", "brief", "minimal", "lookup")
 
 _INTRO_DESCRIPTION = (
     "The question asks for {desc}.",
@@ -315,6 +318,53 @@ def _walk_expression(w: _Writer, ref: Expression, scope: Sequence[int]) -> None:
             w.say(phrasing, i=i, a=a, box=box, c=c, text=ref.text)
 
 
+def _deciding_keys(
+    sample: Sample, match: dict[str, object], scope: Sequence[int]
+) -> tuple[str, ...] | None:
+    """The fewest features whose values only the target holds among the candidates of
+    ``scope`` (what tells the images apart): one ``match`` feature if one suffices, else
+    all of them, else every feature; None when nothing does."""
+    target = sample.target_object()
+    if target is None:
+        return None
+    others = [o for i in scope for o in sample.objects[i - 1][:MAX_CANDIDATES] if o is not target]
+    every = ("size", "colour", "category")
+    for keys in (*((k,) for k in (*match, *every)), tuple(match), every):
+        value = [_feature(target, k) for k in keys]
+        if (
+            keys
+            and None not in value
+            and all([_feature(o, k) for k in keys] != value for o in others)
+        ):
+            return keys
+    return None
+
+
+def _key_words(obj: dict[str, Any], keys: tuple[str, ...]) -> str | None:
+    """'green', 'green cross': the object's values of ``keys``, in the order of _words."""
+    order = [k for k in ("size", "colour") if k in keys] + [
+        k for k in keys if k not in ("size", "colour", "category")
+    ]
+    values = [_feature(obj, k) for k in (*order, *(["category"] if "category" in keys else []))]
+    return None if None in values else " ".join(str(v) for v in values)
+
+
+def _lookup_table(w: _Writer, match: dict[str, object], scope: Sequence[int]) -> None:
+    """'Image-1: green 1. Image-2: yellow 2. Asked: green 1.': each candidate's deciding
+    value right before its image number, so finding the question's value in the table and
+    copying the number after it is the whole decision (measured in docs/demo.md)."""
+    s = w.sample
+    keys = _deciding_keys(s, match, scope)
+    target = s.target_object()
+    if keys is None or target is None:
+        return
+    for i in scope:
+        values = [_key_words(o, keys) for o in s.objects[i - 1][:MAX_CANDIDATES]]
+        shown = ", ".join(f"{v} {i}" for v in values if v is not None)
+        w.parts.append(f"Image-{i}: {shown or 'none'}.")
+    w.parts.append(f"Asked: {_key_words(target, keys)} {s.answer_image()}.")
+
+
 def _marked_object(sample: Sample, ref: MarkedObject | TwoHop) -> dict[str, Any] | None:
     if ref.object is None or not sample.objects or not 1 <= ref.image <= len(sample.objects):
         return None
@@ -328,6 +378,11 @@ def _reasoning(w: _Writer, detail: str) -> None:
     ref = s.reference
     k = s.answer_image()
     full = detail == "full"
+    if detail == "lookup":
+        choosing = s.n_images > 1 and s.target_image is not None and "Image-" not in s.question
+        if isinstance(ref, Description) and choosing and any(s.objects):
+            _lookup_table(w, ref.match or {}, range(1, s.n_images + 1))
+        return
     # Walking candidates claims the annotations list every object; samples that annotate
     # only the target (MIG-Bench) get image-level reasoning instead.
     if not any(s.objects) or s.meta.get("annotations") == "target_only":
@@ -474,7 +529,9 @@ def build_trajectory(
         _reasoning(w, detail)
     k = sample.answer_image()
     box = w.box(sample.target_box, k)
-    if sample.target_image is None and sample.n_images > 1:
+    if detail == "lookup" and w.parts:
+        w.parts.append(f"So Image-{k} at {box}.")  # one phrasing: the table's own terms
+    elif sample.target_image is None and sample.n_images > 1:
         w.say(_CONCLUDE_ALIGNED, box=box)
     else:
         w.say(_CONCLUDE, k=k, box=box)

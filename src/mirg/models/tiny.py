@@ -94,7 +94,7 @@ _CLASS_PREFIXES = {"qwen2-vl": "Qwen2VL", "qwen2.5-vl": "Qwen2_5_VL", "qwen3-vl"
 
 def _check_family(family: str) -> None:
     if family not in FAMILIES:
-        raise ValueError(
+        raise MirgError(
             f"unknown tiny-model family {family!r}; choose one of {', '.join(FAMILIES)}"
         )
 
@@ -379,7 +379,7 @@ def build_config(family: str, tokenizer: Any, spec: TinySpec) -> Any:
     head_dim = spec.attention_head_dim
     mrope = list(spec.mrope_section or _mrope_section(head_dim))
     if sum(mrope) != head_dim // 2:
-        raise ValueError(f"mrope_section {mrope} must add up to head_dim / 2 = {head_dim // 2}")
+        raise MirgError(f"mrope_section {mrope} must add up to head_dim / 2 = {head_dim // 2}")
     text["rope_parameters"] = {"rope_type": "default", "mrope_section": mrope}
     if spec.rope_theta is not None:
         text["rope_parameters"]["rope_theta"] = float(spec.rope_theta)
@@ -388,7 +388,7 @@ def build_config(family: str, tokenizer: Any, spec: TinySpec) -> Any:
         text["rope_parameters"] |= {"mrope_interleaved": True}
         text["rope_parameters"].setdefault("rope_theta", 5_000_000.0)
     elif head_dim * spec.num_heads != spec.hidden_size:
-        raise ValueError(f"{family} needs head_dim = hidden_size / num_heads")
+        raise MirgError(f"{family} needs head_dim = hidden_size / num_heads")
     config_class = getattr(transformers, _CLASS_PREFIXES[family] + "Config")
     config = config_class(text_config=text, vision_config=_vision_config(family, spec), **tokens)
     config.tie_word_embeddings = spec.tie_word_embeddings
@@ -451,7 +451,7 @@ def build_tiny_model(
     if spec.num_heads % spec.num_kv_heads or (
         spec.head_dim is None and spec.hidden_size % spec.num_heads
     ):
-        raise ValueError("hidden_size must divide by num_heads and num_heads by num_kv_heads")
+        raise MirgError("hidden_size must divide by num_heads and num_heads by num_kv_heads")
     tokenizer = build_tokenizer(spec.vocab_size, spec.seed, corpus)
     processor = build_processor(family, tokenizer, spec)
     config = build_config(family, tokenizer, spec)

@@ -6,6 +6,7 @@ import contextlib
 import logging
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -178,3 +179,34 @@ def save_final(trainer: Any, config: Any, merge_lora: bool) -> None:
         merge_adapter(adapter_dir, out, dtype or "auto")
         logger.info("wrote the merged model to %s (adapter: %s)", out, adapter_dir)
     trainer.accelerator.wait_for_everyone()
+
+
+@dataclass
+class TrainResult:
+    """What a run did: where it wrote, how many steps, its log history."""
+
+    output_dir: str
+    global_step: int
+    log_history: list[dict]
+    train_loss: float | None
+    resumed_from: str | None = None
+
+
+def train_and_save(trainer: Any, config: Any, stage: str, merge_lora: bool) -> TrainResult:
+    """Train under the output folder's lock (resuming this run's newest complete
+    checkpoint when asked), save the final model (LoRA merged when asked)."""
+    from mirg.train.runs import run_identity, start_run
+
+    with output_lock(config, stage):
+        resume = start_run(
+            config, run_identity(config, stage), attention=attention_of(trainer.model)
+        )
+        output = trainer.train(resume_from_checkpoint=resume)
+        save_final(trainer, config, merge_lora=merge_lora)
+    return TrainResult(
+        output_dir=str(config.output_dir),
+        global_step=trainer.state.global_step,
+        log_history=list(trainer.state.log_history),
+        train_loss=getattr(output, "training_loss", None),
+        resumed_from=resume,
+    )

@@ -18,18 +18,16 @@ from typing import Any
 
 from mirg.train.callbacks import add_grounding_eval, grounding_items
 from mirg.train.common import (
-    attention_of,
+    TrainResult,
     freeze_vision_tower,
     load_for_training,
     logger,
-    output_lock,
     require,
-    save_final,
+    train_and_save,
 )
-from mirg.train.configs import GRPOTrainConfig, reward_function
+from mirg.train.configs import ConfigError, GRPOTrainConfig, reward_function
 from mirg.train.data import grpo_records, to_dataset
-from mirg.train.runs import check_output_dir, start_run
-from mirg.train.sft import TrainResult
+from mirg.train.runs import check_output_dir
 
 
 def check_reward_columns(dataset: Any, funcs: list[Callable[..., list[float]]]) -> None:
@@ -40,7 +38,9 @@ def check_reward_columns(dataset: Any, funcs: list[Callable[..., list[float]]]) 
         try:
             func(["<think></think><answer>{}</answer>"], **columns)
         except KeyError as exc:
-            raise KeyError(f"reward {func.__name__}: {exc.args[0]}") from None
+            raise ConfigError(
+                f"reward {func.__name__} cannot score the training data: {exc.args[0]}"
+            ) from None
 
 
 def build_grpo_trainer(config: GRPOTrainConfig, callbacks: list | None = None) -> Any:
@@ -104,19 +104,5 @@ def build_grpo_trainer(config: GRPOTrainConfig, callbacks: list | None = None) -
 
 def run_grpo(config: GRPOTrainConfig, callbacks: list | None = None) -> TrainResult:
     """Train (resuming the same run when asked), save the final model (LoRA: merged)."""
-    from mirg.train.runs import run_identity
-
     trainer = build_grpo_trainer(config, callbacks)
-    with output_lock(config, "grpo"):
-        resume = start_run(
-            config, run_identity(config, "grpo"), attention=attention_of(trainer.model)
-        )
-        output = trainer.train(resume_from_checkpoint=resume)
-        save_final(trainer, config, merge_lora=True)
-    return TrainResult(
-        output_dir=str(config.output_dir),
-        global_step=trainer.state.global_step,
-        log_history=list(trainer.state.log_history),
-        train_loss=getattr(output, "training_loss", None),
-        resumed_from=resume,
-    )
+    return train_and_save(trainer, config, "grpo", merge_lora=True)

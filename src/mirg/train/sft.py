@@ -7,36 +7,23 @@ labelled images per prompt); TRL runs the training loop, checkpointing and loggi
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from mirg.train.callbacks import add_grounding_eval, grounding_items
 from mirg.train.common import (
-    attention_of,
+    TrainResult,
     freeze_vision_tower,
     load_for_training,
     logger,
-    output_lock,
     require,
-    save_final,
+    train_and_save,
 )
 from mirg.train.configs import SFTTrainConfig
 from mirg.train.data import sft_records, to_dataset
-from mirg.train.runs import check_output_dir, start_run
+from mirg.train.runs import check_output_dir
 
 #: Longest answer while scoring the held-out split during SFT (evaluation's own default).
 SFT_EVAL_MAX_NEW_TOKENS = 1024
-
-
-@dataclass
-class TrainResult:
-    """What a run did: where it wrote, how many steps, its log history."""
-
-    output_dir: str
-    global_step: int
-    log_history: list[dict]
-    train_loss: float | None
-    resumed_from: str | None = None
 
 
 def build_sft_trainer(config: SFTTrainConfig, callbacks: list | None = None) -> Any:
@@ -91,19 +78,5 @@ def build_sft_trainer(config: SFTTrainConfig, callbacks: list | None = None) -> 
 
 def run_sft(config: SFTTrainConfig, callbacks: list | None = None) -> TrainResult:
     """Train (resuming the same run when asked), save the final model and processor."""
-    from mirg.train.runs import run_identity
-
     trainer = build_sft_trainer(config, callbacks)
-    with output_lock(config, "sft"):
-        resume = start_run(
-            config, run_identity(config, "sft"), attention=attention_of(trainer.model)
-        )
-        output = trainer.train(resume_from_checkpoint=resume)
-        save_final(trainer, config, merge_lora=config.merge_lora)
-    return TrainResult(
-        output_dir=str(config.output_dir),
-        global_step=trainer.state.global_step,
-        log_history=list(trainer.state.log_history),
-        train_loss=getattr(output, "training_loss", None),
-        resumed_from=resume,
-    )
+    return train_and_save(trainer, config, "sft", merge_lora=config.merge_lora)
