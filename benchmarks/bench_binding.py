@@ -61,12 +61,8 @@ def score(
     from mirg.demo import subset_metrics
     from mirg.eval.run import EvalConfig, evaluate
 
-    keep = data / "binding-test.jsonl"
-    if not keep.is_file():
-        wanted = {it.key for it in items}
-        rows = (data / "test.jsonl").read_text(encoding="utf-8").splitlines()
-        keep.write_text("".join(r + "\n" for r in rows if json.loads(r)["id"] in wanted))
-    config = EvalConfig(model=model, data=str(keep), out=str(out),
+    config = EvalConfig(model=model, data=str(data / "test.jsonl"), out=str(out),
+                        tasks=["group_grounding"], limit=len(items),
                         max_new_tokens=plan.max_new_tokens, device=plan.device)  # fmt: skip
     evaluate(config, progress=False)
     result = {}

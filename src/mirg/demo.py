@@ -71,14 +71,14 @@ class DemoPlan:
     """
 
     samples: int = 3000
-    sft_steps: int = 1500
+    sft_steps: int = 1000
     grpo_steps: int = 40
     eval_items: int = 120  # test items evaluated per stage, split evenly over families
     sft_batch: int = 8
     sft_lr: float = 1e-4  # from the shipped base; --from-scratch uses 3e-4 (measured)
     grpo_lr: float = 1e-5
     num_generations: int = 8
-    grpo_batch: int = 64  # completions per step: 8 prompts x 8 generations
+    grpo_batch: int = 32  # completions per step: 4 prompts x 8 generations
     max_new_tokens: int = 104  # the longest trajectory (a binding table) is 92 tokens
     trajectory_detail: str = "lookup"
     device: str = "cpu"  # the documented figures are CPU figures; "cuda"/"auto" for a GPU

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 from mirg.core.profiles import PROFILES
 from mirg.data.exports import FORMATS, KINDS, Exporter, export
 from mirg.data.outputs import check_output
-from mirg.data.schema import IMAGE_CHECKS, SkipLog, read_samples
+from mirg.data.schema import IMAGE_CHECKS, Sample, SkipLog, read_samples
 from mirg.data.trajectories import DETAILS
 from mirg.models.loading import (
     DEFAULT_MAX_PIXELS,
@@ -84,6 +85,21 @@ def frame_rule_of(args: argparse.Namespace) -> FrameRule:
     )
 
 
+def samples_and_exporter(
+    args: argparse.Namespace, skips: SkipLog | None
+) -> tuple[Iterable[Sample], Exporter]:
+    """The samples of ``--data`` and the exporter the common arguments ask for."""
+    samples = read_samples(args.data, root=args.root, check_images=args.check_images, skips=skips)
+    exporter = Exporter(
+        args.profile,
+        root=Path(args.root) if args.root else Path(args.data).parent,
+        seed=args.seed,
+        detail=args.detail,
+        frame_rule=frame_rule_of(args),
+    )
+    return samples, exporter
+
+
 def run_export(args: argparse.Namespace, fmt: str) -> int:
     out = check_output(
         args.out,
@@ -93,14 +109,7 @@ def run_export(args: argparse.Namespace, fmt: str) -> int:
     )
     skips = SkipLog() if args.skip_bad else None
     start = time.perf_counter()
-    samples = read_samples(args.data, root=args.root, check_images=args.check_images, skips=skips)
-    exporter = Exporter(
-        args.profile,
-        root=Path(args.root) if args.root else Path(args.data).parent,
-        seed=args.seed,
-        detail=args.detail,
-        frame_rule=frame_rule_of(args),
-    )
+    samples, exporter = samples_and_exporter(args, skips)
     count = export(samples, fmt, out, exporter, split=getattr(args, "split", "train"))
     seconds = time.perf_counter() - start
     summary = f"wrote {count} {fmt} records to {out} in {seconds:.1f} s (profile {args.profile})"

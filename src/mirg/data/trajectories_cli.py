@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
 
-from mirg.data.export_cli import add_common_arguments, frame_rule_of, run_export
-from mirg.data.exports import KINDS, Exporter
+from mirg.data.export_cli import add_common_arguments, run_export, samples_and_exporter
+from mirg.data.exports import KINDS
 from mirg.data.outputs import check_output
-from mirg.data.schema import SkipLog, read_samples
+from mirg.data.schema import SkipLog
 from mirg.data.teacher import (
     BACKENDS,
     TeacherConfig,
@@ -82,14 +81,7 @@ def run(args: argparse.Namespace) -> int:
     )
     skips = SkipLog() if args.skip_bad else None
     start = time.perf_counter()
-    samples = read_samples(args.data, root=args.root, check_images=args.check_images, skips=skips)
-    exporter = Exporter(
-        args.profile,
-        root=Path(args.root) if args.root else Path(args.data).parent,
-        seed=args.seed,
-        detail=args.detail,
-        frame_rule=frame_rule_of(args),
-    )
+    samples, exporter = samples_and_exporter(args, skips)
     summary = teacher_trajectories(samples, exporter, cfg, out, progress=not args.no_progress)
     print(format_summary(summary))
     line = (

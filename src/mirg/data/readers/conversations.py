@@ -41,6 +41,7 @@ from mirg.data.readers.records import (
     check_sample,
     confined,
     iter_records,
+    json_object,
     source_where,
 )
 from mirg.data.references import Description, QuotedBox, Reference
@@ -311,10 +312,7 @@ def read_conversations(
     for position, (where, record) in enumerate(iter_records(path)):
         tally.records += 1
         try:
-            if isinstance(record, DataError):
-                raise record
-            if not isinstance(record, dict):
-                raise DataError(f"{where}: expected a JSON object, got {type(record).__name__}")
+            record = json_object(where, record)
             here = source_where(where, record)
             key = "image" if "image" in record else "images"
             paths = record_images(record, here, key)

@@ -57,7 +57,14 @@ from mirg.data.readers.conversations import (
     relative_box,
     target_only_sample,
 )
-from mirg.data.readers.records import ImageFiles, Tally, check_sample, iter_records, source_where
+from mirg.data.readers.records import (
+    ImageFiles,
+    Tally,
+    check_sample,
+    iter_records,
+    json_object,
+    source_where,
+)
 from mirg.data.references import Region
 from mirg.data.schema import DataError, Sample
 
@@ -149,10 +156,7 @@ def read_mgrounding(
     for position, (where, record) in enumerate(iter_records(path)):
         tally.records += 1
         try:
-            if isinstance(record, DataError):
-                raise record
-            if not isinstance(record, dict):
-                raise DataError(f"{where}: expected a JSON object, got {type(record).__name__}")
+            record = json_object(where, record)
             here = source_where(where, record)
             subset = record.get("type", "")
             if not isinstance(subset, str):

@@ -329,6 +329,15 @@ def confined(relative: str, where: str) -> str:
     return relative
 
 
+def json_object(where: str, record: object) -> dict[str, Any]:
+    """A record from :func:`iter_records` as a JSON object, or the DataError saying why not."""
+    if isinstance(record, DataError):
+        raise record
+    if not isinstance(record, dict):
+        raise DataError(f"{where}: expected a JSON object, got {type(record).__name__}")
+    return record
+
+
 def source_where(where: str, record: dict[str, Any], key: str = "id") -> str:
     """``where`` with the record's id, when it has one."""
     value = record.get(key)
