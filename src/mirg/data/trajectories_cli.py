@@ -22,7 +22,7 @@ from mirg.data.teacher import (
     summary_path,
     teacher_trajectories,
 )
-from mirg.models.placement import add_placement_arguments
+from mirg.models.placement import add_placement_arguments, engine_options
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -65,13 +65,7 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         max_new_tokens=args.max_new_tokens,
         seed=args.seed,
-        min_pixels=args.min_pixels,
-        max_pixels=args.max_pixels,
-        device=args.device,
-        dtype=args.dtype,
-        attention=args.attention,
-        tensor_parallel_size=args.tensor_parallel_size,
-        gpu_memory_utilization=args.gpu_memory_utilization,
+        **engine_options(args),
     )
     out = check_output(
         args.out,

@@ -8,7 +8,7 @@ from mirg.core import mcbench
 from mirg.core.scoring import PROTOCOLS, format_table
 from mirg.eval.generation import PROMPTS
 from mirg.eval.run import BACKENDS, EvalConfig, evaluate
-from mirg.models.placement import add_placement_arguments
+from mirg.models.placement import add_placement_arguments, engine_options
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -62,13 +62,7 @@ def run(args: argparse.Namespace) -> int:
         limit=args.limit,
         max_new_tokens=args.max_new_tokens,
         profile=args.profile,
-        min_pixels=args.min_pixels,
-        max_pixels=args.max_pixels,
-        device=args.device,
-        dtype=args.dtype,
-        attention=args.attention,
-        tensor_parallel_size=args.tensor_parallel_size,
-        gpu_memory_utilization=args.gpu_memory_utilization,
+        **engine_options(args),
         max_model_len=args.max_model_len,
     )
     metrics = evaluate(cfg, progress=not args.no_progress)
