@@ -7,13 +7,17 @@ imported only when their subcommand runs, so ``mirg score`` never pays for torch
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import errno
 import importlib
 import json
 import os
 import sys
+from typing import Any, TypeVar
 
 from mirg.errors import MirgError
+
+C = TypeVar("C")
 
 # name -> (module, help). The module provides add_arguments(parser) and run(args).
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -39,6 +43,42 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "write a tiny random-init Qwen-VL model and processor, built offline",
     ),
 }
+
+
+def add_output_arguments(
+    parser: argparse.ArgumentParser,
+    *,
+    skipped: str | None = None,
+    overwrite_help: str = "replace --out even when it is an input or holds another kind of file",
+) -> None:
+    """``--overwrite``, and where a command can skip bad input (``skipped`` names what it
+    skips: samples, records, entries) ``--skip-bad`` and ``--skip-log``, worded alike in
+    every command that writes."""
+    if skipped:
+        parser.add_argument(
+            "--skip-bad",
+            action="store_true",
+            help=f"skip bad {skipped}, recording each with its reason in --skip-log",
+        )
+        parser.add_argument("--skip-log", help="where skips are logged (default: OUT.skipped.log)")
+    parser.add_argument("--overwrite", action="store_true", help=overwrite_help)
+
+
+def int_range(text: str) -> tuple[int, int]:
+    """An argument type: '2-4' -> (2, 4); '3' -> (3, 3)."""
+    lo, _, hi = text.partition("-")
+    try:
+        return (int(lo), int(hi or lo))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected N or MIN-MAX, got {text!r}") from None
+
+
+def config_from_args(cls: type[C], args: argparse.Namespace, **given: Any) -> C:
+    """A config dataclass from a command's parsed arguments: each field from the argument
+    of the same name where the command has one, ``given`` for the rest, defaults beyond."""
+    names = {f.name for f in dataclasses.fields(cls) if f.init}  # type: ignore[arg-type]
+    values = {name: getattr(args, name) for name in names if hasattr(args, name)}
+    return cls(**{**values, **given})
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import argparse
 
+from mirg.cli import add_output_arguments, int_range
 from mirg.data.coco import COCO_FAMILIES, coco_samples, read_coco
 from mirg.data.outputs import SAMPLES, check_output
 from mirg.data.readers.captions import add_captions, read_captions
 from mirg.data.schema import IMAGE_CHECKS, SkipLog, write_samples
-from mirg.data.synth_cli import _range
 from mirg.errors import MirgError
 
 
@@ -25,7 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=",".join(COCO_FAMILIES),
         help=f"comma list of {', '.join(COCO_FAMILIES)}",
     )
-    parser.add_argument("--images-per-sample", type=_range, default=(2, 4), help="N or MIN-MAX")
+    parser.add_argument("--images-per-sample", type=int_range, default=(2, 4), help="N or MIN-MAX")
     parser.add_argument(
         "--min-area", type=float, default=0.01, help="smallest target (relative area)"
     )
@@ -35,13 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="COCO caption JSON (captions_train2017.json): each image's first caption joins "
         "the samples as an image-level fact",
     )
-    parser.add_argument("--skip-bad", action="store_true", help="skip bad entries, logging why")
-    parser.add_argument("--skip-log", help="where skips are logged (default: OUT.skipped.log)")
-    parser.add_argument(
-        "--overwrite",
-        action="store_true",
-        help="replace --out even when it is an input or holds another kind of file",
-    )
+    add_output_arguments(parser, skipped="entries")
 
 
 def run(args: argparse.Namespace) -> int:

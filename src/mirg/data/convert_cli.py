@@ -18,6 +18,7 @@ import argparse
 from collections.abc import Iterator
 from pathlib import Path
 
+from mirg.cli import add_output_arguments, int_range
 from mirg.data.outputs import SAMPLES, check_output
 from mirg.data.readers.captions import (
     CaptionIndex,
@@ -36,7 +37,6 @@ from mirg.data.readers.refcoco import (
     refcoco_samples,
 )
 from mirg.data.schema import IMAGE_CHECKS, Sample, write_jsonl, write_samples
-from mirg.data.synth_cli import _range
 from mirg.errors import MirgError
 from mirg.models.loading import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS, FrameRule
 
@@ -103,7 +103,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"refcoco: comma list of {', '.join(REFCOCO_FAMILIES)}",
     )
     parser.add_argument(
-        "--images-per-sample", type=_range, default=(2, 4), help="refcoco: N or MIN-MAX"
+        "--images-per-sample", type=int_range, default=(2, 4), help="refcoco: N or MIN-MAX"
     )
     parser.add_argument(
         "--distractors",
@@ -118,13 +118,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--captions", help="COCO caption JSON: joined into the samples' captions (refcoco too)"
     )
     parser.add_argument("--data", help="coco-captions: the samples JSONL to caption")
-    parser.add_argument("--skip-bad", action="store_true", help="skip bad records, logging why")
-    parser.add_argument("--skip-log", help="where left-out records go (default: OUT.skipped.log)")
-    parser.add_argument(
-        "--overwrite",
-        action="store_true",
-        help="replace --out even when it is an input or holds another kind of file",
-    )
+    add_output_arguments(parser, skipped="records")
 
 
 def _conversations(

@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
+from mirg.cli import add_output_arguments
 from mirg.core.profiles import PROFILES
 from mirg.data.exports import FORMATS, KINDS, Exporter, export
 from mirg.data.outputs import check_output
@@ -53,17 +54,7 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--check-images", default="decode", choices=IMAGE_CHECKS, help="how to check image files"
     )
-    parser.add_argument(
-        "--skip-bad",
-        action="store_true",
-        help="skip bad samples, recording each with its reason in --skip-log",
-    )
-    parser.add_argument("--skip-log", help="where skips are logged (default: OUT.skipped.log)")
-    parser.add_argument(
-        "--overwrite",
-        action="store_true",
-        help="replace --out even when it is an input or holds another kind of file",
-    )
+    add_output_arguments(parser, skipped="samples")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -6,17 +6,9 @@ import argparse
 import time
 from dataclasses import replace
 
+from mirg.cli import add_output_arguments, int_range
 from mirg.data.synth import PRESETS, TASK_FAMILIES, write_dataset
 from mirg.errors import MirgError
-
-
-def _range(text: str) -> tuple[int, int]:
-    """'2-4' -> (2, 4); '3' -> (3, 3)."""
-    lo, _, hi = text.partition("-")
-    try:
-        return (int(lo), int(hi or lo))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected N or MIN-MAX, got {text!r}") from None
 
 
 def _families(values: list[str]) -> tuple[tuple[str, ...], tuple[float, ...] | None]:
@@ -57,8 +49,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         + ", ".join(TASK_FAMILIES),
     )
     parser.add_argument("--image-size", type=int, help="image side in pixels")
-    parser.add_argument("--images", type=_range, help="images per sample, N or MIN-MAX (1..6)")
-    parser.add_argument("--distractors", type=_range, help="extra objects per image, N or MIN-MAX")
+    parser.add_argument("--images", type=int_range, help="images per sample, N or MIN-MAX (1..6)")
+    parser.add_argument(
+        "--distractors", type=int_range, help="extra objects per image, N or MIN-MAX"
+    )
     parser.add_argument(
         "--cell", type=int, help="align objects to cells of this many pixels (0: free)"
     )
@@ -80,11 +74,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--split", default="0.8,0.1,0.1", help="train,val,test fractions (default 0.8,0.1,0.1)"
     )
-    parser.add_argument(
-        "--overwrite",
-        action="store_true",
-        help="replace another dataset (or other files) in --out; without it mirg synth "
-        "refuses, and only rewrites the same dataset",
+    add_output_arguments(
+        parser,
+        overwrite_help="replace another dataset (or other files) in --out; without it mirg "
+        "synth refuses, and only rewrites the same dataset",
     )
 
 

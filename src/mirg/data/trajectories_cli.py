@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import time
 
+from mirg.cli import config_from_args
 from mirg.data.export_cli import add_common_arguments, run_export, samples_and_exporter
 from mirg.data.exports import KINDS
 from mirg.data.outputs import check_output
@@ -22,7 +23,7 @@ from mirg.data.teacher import (
     summary_path,
     teacher_trajectories,
 )
-from mirg.models.placement import add_placement_arguments, engine_options
+from mirg.models.placement import add_placement_arguments
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -54,19 +55,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     if not args.teacher:
         return run_export(args, "sft")
-    cfg = TeacherConfig(
-        model=args.teacher,
-        samples=args.samples,
-        iou=args.iou,
-        temperature=args.temperature,
-        top_p=args.top_p,
-        facts=args.teacher_facts,
-        backend=args.backend,
-        batch_size=args.batch_size,
-        max_new_tokens=args.max_new_tokens,
-        seed=args.seed,
-        **engine_options(args),
-    )
+    cfg = config_from_args(TeacherConfig, args, model=args.teacher, facts=args.teacher_facts)
     out = check_output(
         args.out,
         KINDS["sft"],

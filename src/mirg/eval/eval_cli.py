@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 
+from mirg.cli import config_from_args
 from mirg.core import mcbench
 from mirg.core.scoring import PROTOCOLS, format_table
 from mirg.eval.generation import PROMPTS
 from mirg.eval.run import BACKENDS, EvalConfig, evaluate
-from mirg.models.placement import add_placement_arguments, engine_options
+from mirg.models.placement import add_placement_arguments
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -49,23 +50,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    cfg = EvalConfig(
-        model=args.model,
-        data=args.data,
-        out=args.out,
-        images=args.images,
-        protocol=args.protocol,
-        prompt=args.prompt,
-        backend=args.backend,
-        batch_size=args.batch_size,
-        tasks=args.tasks,
-        limit=args.limit,
-        max_new_tokens=args.max_new_tokens,
-        profile=args.profile,
-        **engine_options(args),
-        max_model_len=args.max_model_len,
-    )
-    metrics = evaluate(cfg, progress=not args.no_progress)
+    metrics = evaluate(config_from_args(EvalConfig, args), progress=not args.no_progress)
     if metrics["protocol"] == "mcbench":
         print(mcbench.format_table(metrics))
         print(

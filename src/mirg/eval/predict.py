@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mirg.cli import add_output_arguments
 from mirg.core.answers import ParsedAnswer, parse_answer
 from mirg.core.judge import answer_box, resolved_image
 from mirg.core.profiles import ProfileError
@@ -101,10 +102,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True)
     parser.add_argument("--image", action="append", required=True, help="repeat, in order")
     parser.add_argument("--save", default="prediction.png", help="where to save the picture")
-    parser.add_argument(
-        "--overwrite",
-        action="store_true",
-        help="replace --save even when it is an input image or a picture mirg did not draw",
+    add_output_arguments(
+        parser,
+        overwrite_help="replace --save even when it is an input image or a picture "
+        "mirg did not draw",
     )
     parser.add_argument("--profile", help="coordinate profile for models mirg cannot identify")
     parser.add_argument("--max-new-tokens", type=int, default=REASONING_MAX_NEW_TOKENS)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from mirg.cli import add_output_arguments
 from mirg.core.migbench import load_migbench
 from mirg.core.profiles import PROFILES
 from mirg.core.scoring import (
@@ -30,11 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="coordinate profile of the responses (strict protocol only)",
     )
     parser.add_argument("--out", help="write the metrics JSON here")
-    parser.add_argument(
-        "--overwrite",
-        action="store_true",
-        help="replace --out even when it is an input or holds another kind of file",
-    )
+    add_output_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -107,20 +107,3 @@ def add_placement_arguments(parser: argparse.ArgumentParser) -> None:
         choices=ATTENTIONS,
         help="auto: flash_attention_2 where installed on a GPU, else sdpa",
     )
-
-
-#: Command-line options that say where and how a model runs (placement, pixel caps, vLLM).
-ENGINE_OPTIONS = (
-    "min_pixels",
-    "max_pixels",
-    "device",
-    "dtype",
-    "attention",
-    "tensor_parallel_size",
-    "gpu_memory_utilization",
-)
-
-
-def engine_options(args: Any) -> dict[str, Any]:
-    """The :data:`ENGINE_OPTIONS` a command's parsed arguments carry, by name."""
-    return {name: getattr(args, name) for name in ENGINE_OPTIONS if hasattr(args, name)}

@@ -6,31 +6,36 @@ import argparse
 import dataclasses
 import json
 
+from mirg.cli import add_output_arguments, config_from_args
 from mirg.data.outputs import TINY_MODEL, check_output
 from mirg.errors import MirgError
 from mirg.models.tiny import FAMILIES, TinySpec, corpus_from_files, load_spec, save_tiny_model
+
+#: TinySpec fields that are command-line options (``hidden_size`` -> ``--hidden-size``).
+SIZE_OPTIONS = (
+    "hidden_size",
+    "num_layers",
+    "num_heads",
+    "num_kv_heads",
+    "intermediate_size",
+    "vision_hidden_size",
+    "vision_depth",
+    "vision_heads",
+    "vision_intermediate_size",
+    "vocab_size",
+    "min_pixels",
+    "max_pixels",
+    "seed",
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     d = TinySpec()
     parser.add_argument("--family", choices=FAMILIES, default=None, help="default: qwen3-vl")
     parser.add_argument("--out", required=True, help="folder to write (save_pretrained layout)")
-    parser.add_argument(
-        "--overwrite", action="store_true", help="replace --out even when it holds a trained model"
-    )
-    parser.add_argument("--hidden-size", type=int, default=d.hidden_size)
-    parser.add_argument("--num-layers", type=int, default=d.num_layers)
-    parser.add_argument("--num-heads", type=int, default=d.num_heads)
-    parser.add_argument("--num-kv-heads", type=int, default=d.num_kv_heads)
-    parser.add_argument("--intermediate-size", type=int, default=d.intermediate_size)
-    parser.add_argument("--vision-hidden-size", type=int, default=d.vision_hidden_size)
-    parser.add_argument("--vision-depth", type=int, default=d.vision_depth)
-    parser.add_argument("--vision-heads", type=int, default=d.vision_heads)
-    parser.add_argument("--vision-intermediate-size", type=int, default=d.vision_intermediate_size)
-    parser.add_argument("--vocab-size", type=int, default=d.vocab_size)
-    parser.add_argument("--min-pixels", type=int, default=None)
-    parser.add_argument("--max-pixels", type=int, default=None)
-    parser.add_argument("--seed", type=int, default=d.seed)
+    add_output_arguments(parser, overwrite_help="replace --out even when it holds a trained model")
+    for name in SIZE_OPTIONS:
+        parser.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(d, name))
     parser.add_argument(
         "--spec",
         default=None,
@@ -56,21 +61,7 @@ def run(args: argparse.Namespace) -> int:
     corpus_files = [("--corpus", p) for p in args.corpus or ()]
     check_output(args.out, TINY_MODEL, inputs=corpus_files, overwrite=args.overwrite, folder=True)
     family = args.family or "qwen3-vl"
-    spec = TinySpec(
-        hidden_size=args.hidden_size,
-        num_layers=args.num_layers,
-        num_heads=args.num_heads,
-        num_kv_heads=args.num_kv_heads,
-        intermediate_size=args.intermediate_size,
-        vision_hidden_size=args.vision_hidden_size,
-        vision_depth=args.vision_depth,
-        vision_heads=args.vision_heads,
-        vision_intermediate_size=args.vision_intermediate_size,
-        vocab_size=args.vocab_size,
-        min_pixels=args.min_pixels,
-        max_pixels=args.max_pixels,
-        seed=args.seed,
-    )
+    spec = config_from_args(TinySpec, args)
     if args.spec:
         family, spec = load_spec(args.spec)
         if args.family and args.family != family:
