@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,44 @@ def require(config: Any, *names: str) -> None:
     for name in names:
         if getattr(config, name) in (None, ""):
             raise ConfigError(f"config key {name!r} is required (in the recipe or --{name} …)")
+
+
+@dataclass
+class PreparedRun:
+    """A run's checked inputs and loaded model: what a TRL trainer is built from."""
+
+    loaded: LoadedModel
+    train_rows: list[dict]
+    eval_rows: list[dict]
+    held_out: list | None  # the grounding split scored during training, if configured
+
+
+def prepare_run(config: Any, stage: str, records: Callable[..., list[dict]]) -> PreparedRun:
+    """Every input check that needs no model first (required keys, the output folder,
+    which must not hold another run, the held-out grounding split), then the model (its
+    vision tower frozen when asked) and the training rows ``records`` builds for it."""
+    from mirg.train.callbacks import grounding_items
+    from mirg.train.runs import check_output_dir
+
+    require(config, "model_name_or_path", "dataset_path", "output_dir")
+    check_output_dir(config, stage)
+    held_out = grounding_items(config) if config.grounding_eval_path else None
+    loaded = load_for_training(config)
+    options = {"image_root": config.image_root, "check_images": config.check_images}
+    train = records(
+        config.dataset_path,
+        loaded.profile,
+        loaded.processor,
+        max_samples=config.max_train_samples,
+        **options,
+    )
+    evaluation = []
+    if config.eval_dataset_path:
+        evaluation = records(config.eval_dataset_path, loaded.profile, loaded.processor, **options)
+    if config.freeze_vision_tower:
+        frozen = freeze_vision_tower(loaded.model)
+        logger.info("froze %s vision-tower parameters", f"{frozen:,}")
+    return PreparedRun(loaded, train, evaluation, held_out)
 
 
 def training_attention(config: Any) -> str:

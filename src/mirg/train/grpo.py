@@ -16,18 +16,10 @@ import contextlib
 from collections.abc import Callable
 from typing import Any
 
-from mirg.train.callbacks import add_grounding_eval, grounding_items
-from mirg.train.common import (
-    TrainResult,
-    freeze_vision_tower,
-    load_for_training,
-    logger,
-    require,
-    train_and_save,
-)
+from mirg.train.callbacks import add_grounding_eval
+from mirg.train.common import TrainResult, prepare_run, train_and_save
 from mirg.train.configs import ConfigError, GRPOTrainConfig, reward_function
 from mirg.train.data import grpo_records, to_dataset
-from mirg.train.runs import check_output_dir
 
 
 def check_reward_columns(dataset: Any, funcs: list[Callable[..., list[float]]]) -> None:
@@ -44,45 +36,21 @@ def check_reward_columns(dataset: Any, funcs: list[Callable[..., list[float]]]) 
 
 
 def build_grpo_trainer(config: GRPOTrainConfig, callbacks: list | None = None) -> Any:
-    """A ``GRPOTrainer`` ready to train, after every input check has passed.
-
-    Before any model loads: required keys, the output folder (it must not hold another
-    run), the held-out grounding split when one is configured.
-    """
+    """A ``GRPOTrainer`` ready to train, after every input check has passed (the reward
+    functions' too: each scores the first training row once)."""
     from trl import GRPOTrainer, get_peft_config
 
-    require(config, "model_name_or_path", "dataset_path", "output_dir")
-    check_output_dir(config, "grpo")
-    held_out = grounding_items(config) if config.grounding_eval_path else None
-    loaded = load_for_training(config)
-    common = {"image_root": config.image_root, "check_images": config.check_images}
-    rows = grpo_records(
-        config.dataset_path,  # type: ignore[arg-type]
-        loaded.profile,
-        loaded.processor,
-        max_samples=config.max_train_samples,
-        **common,
-    )
-    train = to_dataset(rows)
-    evaluation = None
-    eval_rows: list[dict] = []
-    if config.eval_dataset_path:
-        eval_rows = grpo_records(
-            config.eval_dataset_path, loaded.profile, loaded.processor, **common
-        )
-        evaluation = to_dataset(eval_rows)
+    run = prepare_run(config, "grpo", grpo_records)
+    model, processor = run.loaded.model, run.loaded.processor
+    train = to_dataset(run.train_rows)
     funcs = [reward_function(name) for name in config.rewards]
     check_reward_columns(train, funcs)
-    model = loaded.model
-    if config.freeze_vision_tower:
-        frozen = freeze_vision_tower(model)
-        logger.info("froze %s vision-tower parameters", f"{frozen:,}")
     engine: contextlib.AbstractContextManager = contextlib.nullcontext()
     if config.use_vllm:
         from mirg.train import vllm_engine
 
         engine = vllm_engine.trl_vllm_arguments(
-            vllm_engine.prepare(config, model, loaded.processor, rows + eval_rows)
+            vllm_engine.prepare(config, model, processor, run.train_rows + run.eval_rows)
         )
     with engine:
         trainer = GRPOTrainer(
@@ -90,15 +58,14 @@ def build_grpo_trainer(config: GRPOTrainConfig, callbacks: list | None = None) -
             reward_funcs=funcs,
             args=config,
             train_dataset=train,
-            eval_dataset=evaluation,
-            processing_class=loaded.processor,
+            eval_dataset=to_dataset(run.eval_rows) if run.eval_rows else None,
+            processing_class=processor,
             peft_config=get_peft_config(config),
             callbacks=callbacks,
         )
-    if held_out:
-        add_grounding_eval(
-            trainer, config, held_out, loaded.profile.name, config.max_completion_length
-        )
+    if run.held_out:
+        profile = run.loaded.profile.name
+        add_grounding_eval(trainer, config, run.held_out, profile, config.max_completion_length)
     return trainer
 
 
