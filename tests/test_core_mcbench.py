@@ -195,7 +195,7 @@ def test_reader_refuses_what_is_not_mc_bench(tmp_path):
         parse_mcbench([], "x.json")
     path = tmp_path / "broken.json"
     path.write_text("{")
-    with pytest.raises(MirgError, match="not valid UTF-8 JSON"):
+    with pytest.raises(MirgError, match=r"not valid JSON \(line 1"):
         load_mcbench(path)
 
 

@@ -44,9 +44,9 @@ from pathlib import Path
 from typing import Any
 
 from mirg.core.answers import answer_region
-from mirg.core.migbench import BenchError
+from mirg.core.migbench import BenchError, read_bench_json
 from mirg.core.profiles import CoordinateProfile, get_profile
-from mirg.core.prompts import COORDINATE_WORDS, user_content
+from mirg.core.prompts import COORDINATE_WORDS, THINK_THEN_ANSWER, user_content
 
 #: The three text styles, in the order tables show them.
 STYLES: tuple[str, ...] = ("Referring", "Comparison", "Reasoning")
@@ -270,23 +270,14 @@ def parse_mcbench(raw: object, where: str) -> list[McSample]:
 def load_mcbench(path: str | Path) -> list[McSample]:
     """Read and validate an MC-Bench annotation file (``mc-bench_v0.2_val.json``)."""
     path = Path(path)
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{path}: MC-Bench annotation file not found") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BenchError(f"{path}: not valid UTF-8 JSON: {exc}") from None
-    return parse_mcbench(raw, str(path))
+    return parse_mcbench(read_bench_json(path, "MC-Bench annotation file"), str(path))
 
 
 def read_results(path: str | Path, samples: Sequence[McSample]) -> list[Detection]:
     """Read a results file in the published format; every detection must name an image of
     ``samples``. Errors name the file, the result and the field."""
     path = Path(path)
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BenchError(f"{path}: not valid UTF-8 JSON: {exc}") from None
+    raw = read_bench_json(path, "MC-Bench results file")
     if not isinstance(raw, list):
         raise BenchError(f"{path}: expected a JSON list of detections")
     known = {img.id for s in samples for img in s.images}
@@ -651,9 +642,7 @@ def system_prompt(profile: str | CoordinateProfile) -> str:
     """mirg's think/answer format with a list of boxes, possibly empty."""
     p = get_profile(profile)
     return (
-        "You are given several images, labelled Image-1, Image-2, and so on. First reason "
-        "about the images inside <think> </think>, then give the answer inside <answer> "
-        "</answer> as a JSON list with one entry per object found: "
+        THINK_THEN_ANSWER + "a JSON list with one entry per object found: "
         '[{"image": K, "bbox_2d": [x1, y1, x2, y2]}, ...], where K is the number of the '
         f"image that holds the object and the box is in {COORDINATE_WORDS[p.scale]}. Answer [] "
         "when no image holds one. When the description asks for several kinds of object "

@@ -32,6 +32,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from mirg.core.answers import ORDINALS
 from mirg.errors import MirgError
@@ -198,17 +199,25 @@ def _item(raw: object, index: int, where: str) -> MigBenchItem:
     )
 
 
+def read_bench_json(path: Path, what: str) -> Any:
+    """A benchmark file's parsed JSON; a missing file, a byte that is not UTF-8 or bad JSON
+    raises naming the file (``what`` says which file it should have been)."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: {what} not found") from None
+    except UnicodeDecodeError as exc:
+        byte = exc.object[exc.start]
+        raise BenchError(f"{path}: not UTF-8 text (byte {byte:#04x} at {exc.start})") from None
+    except json.JSONDecodeError as exc:
+        where = f"line {exc.lineno}, column {exc.colno}"
+        raise BenchError(f"{path}: not valid JSON ({where}): {exc.msg}") from None
+
+
 def load_migbench(path: str | Path) -> list[MigBenchItem]:
     """Read and validate ``MIG_data.json``; raises BenchError naming file, item and field."""
     path = Path(path)
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{path}: MIG-Bench annotation file not found") from None
-    except json.JSONDecodeError as exc:
-        raise BenchError(
-            f"{path}: not valid JSON (line {exc.lineno}, column {exc.colno}): {exc.msg}"
-        ) from None
+    raw = read_bench_json(path, "MIG-Bench annotation file")
     if not isinstance(raw, list):
         raise BenchError(f"{path}: expected a JSON list of items, got {type(raw).__name__}")
     return [_item(entry, i, str(path)) for i, entry in enumerate(raw)]

@@ -17,15 +17,20 @@ COORDINATE_WORDS = {
 }
 
 
+#: How every mirg system prompt starts (MIG-Bench's and MC-Bench's); the answer's shape follows.
+THINK_THEN_ANSWER = (
+    "You are given several images, labelled Image-1, Image-2, and so on. First reason about "
+    "the images inside <think> </think>, then give the answer inside <answer> </answer> as "
+)
+
+
 def system_prompt(profile: str | CoordinateProfile) -> str:
     """Ask for mirg's canonical think/answer format in the profile's coordinates."""
     p = get_profile(profile)
     return (
-        "You are given several images, labelled Image-1, Image-2, and so on. "
-        "First reason about the images inside <think> </think>, then give the answer inside "
-        "<answer> </answer> as JSON: "
-        '{"image": K, "bbox_2d": [x1, y1, x2, y2]}, where K is the number of the image that '
-        f"holds the target and the box is in {COORDINATE_WORDS[p.scale]}."
+        THINK_THEN_ANSWER + 'JSON: {"image": K, "bbox_2d": [x1, y1, x2, y2]}, where K is the '
+        "number of the image that holds the target and the box is in "
+        f"{COORDINATE_WORDS[p.scale]}."
     )
 
 
