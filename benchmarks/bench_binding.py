@@ -85,7 +85,7 @@ def main() -> int:
     import torch
 
     torch.set_num_threads(1)
-    from mirg.demo import DemoPlan, cpu_grpo_config
+    from mirg.demo import DemoPlan, demo_config
     from mirg.eval.chance import chance_metrics
     from mirg.eval.items import load_eval_items
     from mirg.train.grpo import run_grpo
@@ -115,14 +115,15 @@ def main() -> int:
     t0 = time.perf_counter()
     for name, rewards in REWARDS.items():
         for seed in range(args.seeds):
-            config = cpu_grpo_config(
-                sft,
-                str(data / "train.jsonl"),
-                str(out / f"grpo-{name}-{seed}"),
-                args.steps or plan.grpo_steps,
-                plan.grpo_lr,
+            config = demo_config(
+                "grpo",
+                model_name_or_path=sft,
+                dataset_path=str(data / "train.jsonl"),
+                output_dir=str(out / f"grpo-{name}-{seed}"),
+                max_steps=args.steps or plan.grpo_steps,
+                learning_rate=plan.grpo_lr,
                 num_generations=plan.num_generations,
-                batch=plan.grpo_batch,
+                per_device_train_batch_size=plan.grpo_batch,
                 max_completion_length=plan.max_new_tokens,
                 seed=seed,
                 logging_steps=10,

@@ -61,7 +61,7 @@ def test_shipped_base_localises_single_objects(tmp_path):
 
 
 def test_pretrain_base_and_from_scratch_paths_run(tmp_path):
-    from mirg.demo import pretrain_base
+    from mirg.demo_base import pretrain_base
 
     model = pretrain_base(tmp_path / "base", steps=(2, 2, 2), samples=40, probe_items=4)
     probe = json.loads((tmp_path / "base" / "probe.json").read_text())

@@ -30,8 +30,8 @@ from typing import Any
 from mirg.data.synth import WorldConfig
 
 STAGES = ("base", "sft", "grpo")
-#: The shipped base: a tiny Qwen3-VL that mirg pre-trained (pretrain_base; its figures are
-#: in docs/demo.md).
+#: The shipped base: a tiny Qwen3-VL that mirg pre-trained (mirg.demo_base.pretrain_base;
+#: its figures are in docs/demo.md).
 BASE_MODEL = Path(__file__).resolve().parent / "assets" / "demo-base-qwen3-vl"
 #: The demo's trainer settings, shipped with the package (mirg.train.configs.load_config).
 DEMO_RECIPES = Path(__file__).resolve().parent / "recipes" / "demo"
@@ -97,72 +97,15 @@ DEMO_MODEL = {
 }
 
 
-def cpu_sft_config(
-    model: str,
-    dataset: str,
-    output_dir: str,
-    steps: int,
-    lr: float,
-    *,
-    batch: int = 8,
-    seed: int | None = None,
-    logging_steps: int = 50,
-    **extra: Any,
-) -> Any:
-    """The demo's SFT recipe (``DEMO_RECIPES/sft.yaml``: the whole model trains, cosine
-    schedule with 5% warm-up, on the CPU) with this run's model, data and budget.
-    ``seed`` None keeps TRL's default."""
-    from mirg.train.configs import SFTTrainConfig, load_config
+def demo_config(stage: str, **values: Any) -> Any:
+    """The demo's recipe for ``stage`` (``DEMO_RECIPES/<stage>.yaml``: the whole model
+    trains on the CPU with a cosine schedule; GRPO samples at temperature 1 with KL
+    coefficient 0.04) with this run's values, by TRL's names. A rerun trains afresh."""
+    from mirg.train.configs import GRPOTrainConfig, SFTTrainConfig, load_config
 
-    values = {
-        "model_name_or_path": model,
-        "dataset_path": dataset,
-        "output_dir": output_dir,
-        "max_steps": steps,
-        "learning_rate": lr,
-        "per_device_train_batch_size": batch,
-        "logging_steps": logging_steps,
-        "overwrite_output_dir": True,  # a rerun of the demo trains its stages afresh
-        **extra,
-    }
-    if seed is not None:
-        values["seed"] = seed
-    return load_config(SFTTrainConfig, DEMO_RECIPES / "sft.yaml", values)
-
-
-def cpu_grpo_config(
-    model: str,
-    dataset: str,
-    output_dir: str,
-    steps: int,
-    lr: float,
-    *,
-    num_generations: int,
-    batch: int,
-    max_completion_length: int,
-    seed: int,
-    logging_steps: int = 1,
-    **extra: Any,
-) -> Any:
-    """The demo's GRPO recipe (``DEMO_RECIPES/grpo.yaml``: sampling at temperature 1, KL
-    coefficient 0.04, cosine schedule, on the CPU) with this run's model, data and budget."""
-    from mirg.train.configs import GRPOTrainConfig, load_config
-
-    values = {
-        "model_name_or_path": model,
-        "dataset_path": dataset,
-        "output_dir": output_dir,
-        "max_steps": steps,
-        "learning_rate": lr,
-        "num_generations": num_generations,
-        "per_device_train_batch_size": batch,
-        "max_completion_length": max_completion_length,
-        "seed": seed,
-        "logging_steps": logging_steps,
-        "overwrite_output_dir": True,
-        **extra,
-    }
-    return load_config(GRPOTrainConfig, DEMO_RECIPES / "grpo.yaml", values)
+    kind = {"sft": SFTTrainConfig, "grpo": GRPOTrainConfig}[stage]
+    recipe = DEMO_RECIPES / f"{stage}.yaml"
+    return load_config(kind, recipe, {"overwrite_output_dir": True, **values})
 
 
 QUICK = DemoPlan(
@@ -357,13 +300,14 @@ def run_demo(out: str | Path, plan: DemoPlan, model: str | None = None, seed: in
 
     # 3. SFT on the trajectories
     t0 = time.perf_counter()
-    sft = cpu_sft_config(
-        model,
-        str(trajectories),
-        str(out / "sft"),
-        plan.sft_steps,
-        plan.sft_lr,
-        batch=plan.sft_batch,
+    sft = demo_config(
+        "sft",
+        model_name_or_path=model,
+        dataset_path=str(trajectories),
+        output_dir=str(out / "sft"),
+        max_steps=plan.sft_steps,
+        learning_rate=plan.sft_lr,
+        per_device_train_batch_size=plan.sft_batch,
         seed=seed,
         logging_steps=max(1, plan.sft_steps // 50),
         disable_tqdm=True,
@@ -376,14 +320,15 @@ def run_demo(out: str | Path, plan: DemoPlan, model: str | None = None, seed: in
 
     # 4. image-aware GRPO from the SFT model, on the samples (targets in columns)
     t0 = time.perf_counter()
-    grpo = cpu_grpo_config(
-        sft_result.output_dir,
-        str(data / "train.jsonl"),
-        str(out / "grpo"),
-        plan.grpo_steps,
-        plan.grpo_lr,
+    grpo = demo_config(
+        "grpo",
+        model_name_or_path=sft_result.output_dir,
+        dataset_path=str(data / "train.jsonl"),
+        output_dir=str(out / "grpo"),
+        max_steps=plan.grpo_steps,
+        learning_rate=plan.grpo_lr,
         num_generations=plan.num_generations,
-        batch=plan.grpo_batch,
+        per_device_train_batch_size=plan.grpo_batch,
         max_completion_length=plan.max_new_tokens,
         seed=seed,
         disable_tqdm=True,
@@ -422,172 +367,6 @@ def run_demo(out: str | Path, plan: DemoPlan, model: str | None = None, seed: in
     print(summary_table(summary))
     print(f"[demo] report: {out / 'report.html'}  summary: {out / 'summary.json'}")
     return summary
-
-
-#: The shipped base's curriculum: what a pretrained VLM brings to the demo, at toy scale.
-#: Localisation in one image and in 1-4 images with the image named (``referring``: the
-#: other images may hold the same kind of object), grounded naming in multi-image prompts,
-#: a described object among a look-alike of another colour, and 0-40 unrelated words
-#: before the question, so the distance from an image to the question varies and the
-#: object's place must be read from the image itself (docs/demo.md, position gaps).
-#: Half the samples use the demo's fixed wording, half vary it.
-BASE_WORLD = WorldConfig(
-    families=("single_object", "referring", "name_object"),
-    weights=(1.0, 2.0, 1.0),
-    image_size=84,
-    images=(1, 4),
-    distractors=(0, 1),
-    sizes=("small",),
-    backgrounds=("flat",),
-    look_alike_changes=("colour",),
-    filler_words=(0, 40),
-)
-
-
-def write_base_curriculum(
-    out: str | Path, n: int, seed: int, world: WorldConfig, profile: str = "qwen3-vl"
-) -> Path:
-    """The base's training trajectories from ``n`` samples of ``world``, half in the demo's
-    fixed wording: ``minimal`` (the conclusion) for localisation, ``brief`` (the naming
-    sentence, then the conclusion) for naming; returns the JSONL path."""
-    from mirg.data.exports import Exporter
-    from mirg.data.schema import read_samples
-    from mirg.data.synth import write_dataset
-    from mirg.files import atomic_write
-
-    out = Path(out)
-    samples = []
-    for part, fixed in (("fixed", True), ("varied", False)):
-        write_dataset(
-            out / part,
-            n // 2,
-            seed + int(fixed),
-            replace(world, fixed_layout=fixed),
-            fractions=(1, 0, 0),
-        )
-        part_samples = read_samples(out / part / "train.jsonl", check_images="none")
-        samples += [
-            replace(s, id=f"{part}-{s.id}", images=[f"{part}/{i}" for i in s.images])
-            for s in part_samples
-        ]
-    trajectories = out / "trajectories.jsonl"
-    with atomic_write(trajectories) as handle:
-        for sample in samples:
-            detail = "brief" if sample.task == "name_object" else "minimal"
-            exporter = Exporter(profile, root=out, seed=seed, detail=detail)
-            handle.write(json.dumps(exporter.sft(sample), ensure_ascii=False) + "\n")
-    return trajectories
-
-
-def sinusoidal_positions(model_dir: str | Path, image: str | Path, scale: float = 3.0) -> None:
-    """Give a tiny Qwen3-VL's vision tower a fixed-looking 2-D sinusoidal position table,
-    ``scale`` times the spread of its patch embeddings on ``image``, and save the model.
-
-    A real VLM's vision tower has learned where each patch is; a tiny random tower has
-    not, and its small random table is washed out by the content, so the language model
-    can only read an object's place from the rotary distance between its answer and the
-    image, which changes with the prompt's layout (docs/demo.md, the base model). With
-    this table the tower's output carries the place and training reads it from there.
-    """
-    import math
-
-    import torch
-    from PIL import Image
-
-    from mirg.models.loading import load_model_and_processor
-
-    loaded = load_model_and_processor(model_dir)
-    tower = loaded.model.model.visual
-    rows_cols, dim = tower.pos_embed.weight.shape
-    side, quarter = math.isqrt(rows_cols), dim // 4
-    freqs = torch.exp(-math.log(2.0 * side) * torch.arange(quarter) / quarter) * math.pi
-    grid = torch.arange(side, dtype=torch.float32)
-    row, col = grid.repeat_interleave(side), grid.repeat(side)
-
-    def waves(p: torch.Tensor) -> torch.Tensor:
-        return torch.cat([torch.sin(p[:, None] * freqs), torch.cos(p[:, None] * freqs)], 1)
-
-    table = torch.cat([waves(row), waves(col)], 1)
-    with Image.open(image) as picture:
-        pixels = loaded.processor.image_processor(
-            images=[picture.convert("RGB")], return_tensors="pt"
-        )
-    with torch.no_grad():
-        content = tower.patch_embed(pixels["pixel_values"].to(tower.pos_embed.weight.dtype))
-        tower.pos_embed.weight.copy_(table / table.std() * content.std() * scale)
-    loaded.model.save_pretrained(model_dir)
-
-
-def pretrain_base(
-    out: str | Path,
-    seed: int = 0,
-    *,
-    steps: tuple[int, int, int] = (4000, 2000, 4000),
-    samples: int = 16000,
-    probe_items: int = 80,
-    device: str = "cpu",
-) -> Path:
-    """Retrain the shipped base by its recipe (the skill repeats, the bytes need not).
-
-    1. A tiny Qwen3-VL (``DEMO_MODEL``) from random weights learns single-image
-       localisation: the ``single`` world (3,000 samples, ``minimal`` trajectories).
-    2. Its vision tower gets a 2-D sinusoidal position table (:func:`sinusoidal_positions`)
-       and it learns the same task with 0-40 unrelated words before the question (5,000
-       samples), so it must read the place from the image, not from the layout.
-    3. The multi-image curriculum (:data:`BASE_WORLD`, ``samples`` samples): localisation
-       in 1-4 images with the image named, grounded naming, a look-alike in the image.
-    Each stage: batch 8, cosine schedule, learning rate 3e-4 (2e-4 for stage 3);
-    ``steps`` per stage. Writes ``out/model`` and ``out/probe.json`` (the position-gap probe,
-    :mod:`mirg.eval.position_gap`).
-    """
-    from mirg.data.synth import PRESETS, write_dataset
-    from mirg.eval.position_gap import probe_model
-    from mirg.models.tiny import TinySpec, save_tiny_model
-    from mirg.train.sft import run_sft
-
-    out = Path(out)
-    single, gaps = out / "1-single", out / "2-gaps"
-    worlds = {
-        single: (PRESETS["single"], 3000, seed),
-        gaps: (replace(PRESETS["single"], filler_words=(0, 40)), 5000, seed + 7),
-    }
-    for folder, (world, n, world_seed) in worlds.items():
-        if not (folder / "data" / "trajectories.jsonl").is_file():
-            write_dataset(folder / "data", n, world_seed, world, fractions=(1, 0, 0))
-            write_trajectories(
-                folder / "data" / "train.jsonl",
-                folder / "data" / "trajectories.jsonl",
-                "qwen3-vl",
-                "minimal",
-            )
-    curriculum = write_base_curriculum(out / "3-curriculum" / "data", samples, seed + 3, BASE_WORLD)
-    save_tiny_model(out / "random-init", "qwen3-vl", TinySpec(**DEMO_MODEL))
-
-    def stage(start: Path, folder: Path, data: Path, n_steps: int, lr: float) -> Path:
-        config = cpu_sft_config(
-            str(start),
-            str(data),
-            str(folder / "model"),
-            n_steps,
-            lr,
-            seed=seed,
-            logging_steps=100,
-            use_cpu=device == "cpu",
-        )
-        run_sft(config)
-        return folder / "model"
-
-    model = stage(
-        out / "random-init", single, single / "data" / "trajectories.jsonl", steps[0], 3e-4
-    )
-    sinusoidal_positions(model, next((single / "data" / "images" / "train").glob("*.png")))
-    model = stage(model, gaps, gaps / "data" / "trajectories.jsonl", steps[1], 3e-4)
-    model = stage(model, out / "3-curriculum", curriculum, steps[2], 2e-4)
-    probe = probe_model(model, out / "probe", items=probe_items, device=device)
-    (out / "probe.json").write_text(json.dumps(probe, indent=2) + "\n", encoding="utf-8")
-    print(f"base model: {model}; position-gap probe: {probe}")
-    print(f"use it: mirg demo --model {model}")
-    return model
 
 
 def summary_table(summary: dict) -> str:
@@ -658,6 +437,8 @@ def run(args: argparse.Namespace) -> int:
     if device == "cpu":
         torch.set_num_threads(max(1, args.threads))
     if args.pretrain_base:
+        from mirg.demo_base import pretrain_base
+
         pretrain_base(args.pretrain_base, seed=args.seed, device=device)
         return 0
     plan = replace(QUICK if args.quick else DemoPlan(), device=device)

@@ -26,7 +26,7 @@ at the image level.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -309,20 +309,65 @@ def read_conversations(
     record_sizes = record_sizes or needs_size  # read anyway: keep them for exports
     ids = ids or SampleIds()
     source = Path(path).name
+
+    def open_record(where: str, record: dict[str, Any]) -> tuple[str, list[Turn], tuple]:
+        here = source_where(where, record)
+        key = "image" if "image" in record else "images"
+        paths = record_images(record, here, key)
+        if "problem" in record and "conversations" not in record:
+            turns = [_vlmr1_turn(record, here)]
+        else:
+            turns = conversation_turns(record, here, len(paths))
+        sizes = _declared_sizes(record, len(paths))
+        read = images.record(paths, here, key, sizes=record_sizes and sizes is None)
+        return here, turns, (record, here, key, paths, sizes or read)
+
+    def turn_sample(opened: tuple, turn: Turn, where: str, position: int) -> Sample:
+        record, here, key, paths, sizes = opened
+        named, numbers = answer_numbers(turn.answer, where)
+        target = _target_image(named, turn.question, len(paths), where)
+        size = None
+        if needs_size:
+            k = target - 1
+            size = (
+                tuple(sizes[k]) if sizes else images.size(paths[k], f"{here}: field '{key}[{k}]'")
+            )
+        return target_only_sample(
+            sample_id=ids(record.get("id"), turn.number, position),
+            task=task,
+            images=list(paths),
+            question=turn.question,
+            target_image=target,
+            box=relative_box(numbers, profile, size, rule, where),  # type: ignore[arg-type]
+            reference=question_reference(turn.question, where),
+            relations=[],
+            sizes=sizes,
+            meta={
+                "source": source,
+                "record": record.get("id"),
+                "turn": turn.number,
+                "profile": profile,
+            },
+        )
+
+    return read_turns(path, tally, open_record, turn_sample)
+
+
+def read_turns(
+    path: str | Path,
+    tally: Tally,
+    open_record: Callable[[str, dict[str, Any]], tuple[str, list[Turn], Any]],
+    turn_sample: Callable[[Any, Turn, str, int], Sample],
+) -> Iterator[Sample]:
+    """The loop the conversation readers share. ``open_record(where, record)`` checks one
+    record and returns where it is (with its id), its turns and what they need;
+    ``turn_sample(opened, turn, where, position)`` makes one turn's sample. A bad record or
+    turn is raised, or under ``tally.skip_bad`` counted and logged; a turn left out by
+    design (:class:`LeftOut`) is counted by its reason."""
     for position, (where, record) in enumerate(iter_records(path)):
         tally.records += 1
         try:
-            record = json_object(where, record)
-            here = source_where(where, record)
-            key = "image" if "image" in record else "images"
-            paths = record_images(record, here, key)
-            if "problem" in record and "conversations" not in record:
-                turns = [_vlmr1_turn(record, here)]
-            else:
-                turns = conversation_turns(record, here, len(paths))
-            sizes = _declared_sizes(record, len(paths))
-            read = images.record(paths, here, key, sizes=record_sizes and sizes is None)
-            sizes = sizes or read
+            here, turns, opened = open_record(where, json_object(where, record))
         except DataError as exc:
             tally.items += 1
             tally.bad(exc, where)
@@ -331,34 +376,7 @@ def read_conversations(
             tally.items += 1
             turn_where = f"{here}: turn {turn.number}"
             try:
-                named, numbers = answer_numbers(turn.answer, turn_where)
-                target = _target_image(named, turn.question, len(paths), turn_where)
-                size = None
-                if needs_size:
-                    k = target - 1
-                    size = (
-                        tuple(sizes[k])
-                        if sizes
-                        else images.size(paths[k], f"{here}: field '{key}[{k}]'")
-                    )
-                box = relative_box(numbers, profile, size, rule, turn_where)  # type: ignore[arg-type]
-                sample = target_only_sample(
-                    sample_id=ids(record.get("id"), turn.number, position),
-                    task=task,
-                    images=list(paths),
-                    question=turn.question,
-                    target_image=target,
-                    box=box,
-                    reference=question_reference(turn.question, turn_where),
-                    relations=[],
-                    sizes=sizes,
-                    meta={
-                        "source": source,
-                        "record": record.get("id"),
-                        "turn": turn.number,
-                        "profile": profile,
-                    },
-                )
+                sample = turn_sample(opened, turn, turn_where, position)
                 sample = check_sample(sample, turn_where, paths=False)
             except LeftOut as skip:
                 tally.leave_out(turn_where, skip.reason, skip.detail)

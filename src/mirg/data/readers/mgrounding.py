@@ -50,9 +50,11 @@ from mirg.core.answers import ORDINALS, parse_image_reference
 from mirg.data.readers.conversations import (
     LeftOut,
     SampleIds,
+    Turn,
     answer_numbers,
     conversation_turns,
     question_reference,
+    read_turns,
     record_images,
     relative_box,
     target_only_sample,
@@ -60,9 +62,6 @@ from mirg.data.readers.conversations import (
 from mirg.data.readers.records import (
     ImageFiles,
     Tally,
-    check_sample,
-    iter_records,
-    json_object,
     source_where,
 )
 from mirg.data.references import Region
@@ -153,55 +152,43 @@ def read_mgrounding(
     """
     ids = ids or SampleIds()
     source = Path(path).name
-    for position, (where, record) in enumerate(iter_records(path)):
-        tally.records += 1
+
+    def open_record(where: str, record: dict[str, Any]) -> tuple[str, list[Turn], tuple]:
+        here = source_where(where, record)
+        subset = record.get("type", "")
+        if not isinstance(subset, str):
+            raise DataError(f"{here}: field 'type': expected text, got {subset!r}")
+        paths = record_images(record, here)
+        turns = conversation_turns(record, here, len(paths))
+        return here, turns, (record, subset, paths, images.record(paths, here, sizes=record_sizes))
+
+    def turn_sample(opened: tuple, turn: Turn, where: str, position: int) -> Sample:
+        record, subset, paths, sizes = opened
+        task, n = task_of(subset), len(paths)
         try:
-            record = json_object(where, record)
-            here = source_where(where, record)
-            subset = record.get("type", "")
-            if not isinstance(subset, str):
-                raise DataError(f"{here}: field 'type': expected text, got {subset!r}")
-            paths = record_images(record, here)
-            turns = conversation_turns(record, here, len(paths))
-            sizes = images.record(paths, here, sizes=record_sizes)
-        except DataError as exc:
-            tally.items += 1
-            tally.bad(exc, where)
-            continue
-        task = task_of(subset)
-        n = len(paths)
-        for turn in turns:
-            tally.items += 1
-            turn_where = f"{here}: turn {turn.number}"
-            try:
-                named, numbers = answer_numbers(turn.answer, turn_where)
-                box = relative_box(numbers, "qwen2-vl", None, None, turn_where)
-                target = _target_image(task, named, turn.question, n, turn_where)
-                relations, region = _image_facts(task, turn.question, n, target)
-                sample = target_only_sample(
-                    sample_id=ids(record.get("id"), turn.number, position),
-                    task=task,
-                    images=list(paths),
-                    question=turn.question,
-                    target_image=target,
-                    box=box,
-                    reference=region or question_reference(turn.question, turn_where),
-                    relations=relations,
-                    sizes=sizes,
-                    meta={
-                        "source": "MGrounding-630k",
-                        "file": source,
-                        "type": subset,
-                        "record": record.get("id"),
-                        "turn": turn.number,
-                    },
-                )
-                sample = check_sample(sample, turn_where, paths=False)
-            except LeftOut as skip:
-                tally.leave_out(turn_where, f"{skip.reason} ({subset or 'no type'})", skip.detail)
-                continue
-            except DataError as exc:
-                tally.bad(exc, turn_where)
-                continue
-            tally.written += 1
-            yield sample
+            named, numbers = answer_numbers(turn.answer, where)
+            box = relative_box(numbers, "qwen2-vl", None, None, where)
+            target = _target_image(task, named, turn.question, n, where)
+            relations, region = _image_facts(task, turn.question, n, target)
+        except LeftOut as skip:  # counted by reason and subset
+            raise LeftOut(f"{skip.reason} ({subset or 'no type'})", skip.detail) from None
+        return target_only_sample(
+            sample_id=ids(record.get("id"), turn.number, position),
+            task=task,
+            images=list(paths),
+            question=turn.question,
+            target_image=target,
+            box=box,
+            reference=region or question_reference(turn.question, where),
+            relations=relations,
+            sizes=sizes,
+            meta={
+                "source": "MGrounding-630k",
+                "file": source,
+                "type": subset,
+                "record": record.get("id"),
+                "turn": turn.number,
+            },
+        )
+
+    return read_turns(path, tally, open_record, turn_sample)
