@@ -34,6 +34,7 @@ are identical to the last bit.
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import json
 import math
@@ -69,6 +70,11 @@ class McImage:
     width: int
     height: int
 
+    def relative(self, bbox: Sequence[float]) -> tuple[float, float, float, float]:
+        """A pixel box ``[x, y, w, h]`` on this image as mirg's relative (x1, y1, x2, y2)."""
+        x, y, w, h = bbox
+        return (x / self.width, y / self.height, (x + w) / self.width, (y + h) / self.height)
+
 
 @dataclass(frozen=True)
 class McTarget:
@@ -83,8 +89,7 @@ class McTarget:
 
     def relative(self, image: McImage) -> tuple[float, float, float, float]:
         """The box as mirg's relative (x1, y1, x2, y2)."""
-        x, y, w, h = self.bbox
-        return (x / image.width, y / image.height, (x + w) / image.width, (y + h) / image.height)
+        return image.relative(self.bbox)
 
 
 @dataclass(frozen=True)
@@ -98,10 +103,6 @@ class McSample:
     images: tuple[McImage, ...]
     targets: tuple[McTarget, ...]
     regrouped: bool = False  # predicted groups are matched to the annotated ones (regroup)
-
-    @property
-    def key(self) -> int:
-        return self.id
 
 
 @dataclass(frozen=True)
@@ -133,6 +134,13 @@ def _int(value: object) -> bool:
 
 def _number(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _box(value: object) -> tuple[float, float, float, float] | None:
+    """A list of four finite numbers as floats; None for anything else."""
+    if isinstance(value, list) and len(value) == 4 and all(_number(v) for v in value):
+        return tuple(float(v) for v in value)  # type: ignore[return-value]
+    return None
 
 
 def _records(raw: dict, name: str, where: str) -> list[dict]:
@@ -227,13 +235,8 @@ def parse_mcbench(raw: object, where: str) -> list[McSample]:
         if groups is not None and ann["category_id"] not in groups:
             raise bad(record, "category_id", f"{ann['category_id']} is not in 'categories'")
         bbox = ann.get("bbox")
-        if (
-            not isinstance(bbox, list)
-            or len(bbox) != 4
-            or not all(_number(v) for v in bbox)
-            or bbox[2] < 0
-            or bbox[3] < 0
-        ):
+        box = _box(bbox)
+        if box is None or box[2] < 0 or box[3] < 0:
             raise bad(record, "bbox", f"expected [x, y, w, h] with w, h >= 0, got {bbox!r}")
         area = ann.get("area", bbox[2] * bbox[3])
         if not _number(area):
@@ -241,8 +244,7 @@ def parse_mcbench(raw: object, where: str) -> list[McSample]:
         crowd = ann.get("iscrowd", 0)
         if crowd not in (0, 1) or isinstance(crowd, float):
             raise bad(record, "iscrowd", f"expected 0 or 1, got {crowd!r}")
-        target = McTarget(ann["id"], 0, tuple(float(v) for v in bbox), ann["category_id"],  # type: ignore[arg-type]
-                          bool(crowd), float(area))  # fmt: skip
+        target = McTarget(ann["id"], 0, box, ann["category_id"], bool(crowd), float(area))
         targets.setdefault(ann["image_id"], []).append((k, target))
 
     samples = []
@@ -292,14 +294,13 @@ def read_results(path: str | Path, samples: Sequence[McSample]) -> list[Detectio
         if det["image_id"] not in known:
             raise BenchError(f"{where}: field 'image_id': no image {det['image_id']} here")
         bbox = det.get("bbox")
-        if not isinstance(bbox, list) or len(bbox) != 4 or not all(_number(v) for v in bbox):
+        box = _box(bbox)
+        if box is None:
             raise BenchError(f"{where}: field 'bbox': expected [x, y, w, h], got {bbox!r}")
         score = det.get("score", 1.0)
         if not _number(score):
             raise BenchError(f"{where}: field 'score': expected a number, got {score!r}")
-        out.append(
-            Detection(det["image_id"], det["category_id"], tuple(float(v) for v in bbox), score)  # type: ignore[arg-type]
-        )
+        out.append(Detection(det["image_id"], det["category_id"], box, score))
     return out
 
 
@@ -324,7 +325,7 @@ def _pairwise_sum(values: Sequence[float]) -> float:
     """numpy's pairwise summation, so a mean equals ``np.mean`` to the last bit."""
     n = len(values)
     if n < 8:
-        total = 0.0
+        total = 0.0  # a plain loop: sum() compensates rounding since Python 3.12
         for v in values:
             total += v
         return total
@@ -446,14 +447,12 @@ ImageResult = tuple[list[float], list[bool], list[bool], list[bool]]
 
 
 def _evaluate_image(gts: Sequence[McTarget], dts: Sequence[Detection]) -> ImageResult | None:
-    """One image and group, as COCOeval's ``evaluateImg`` at IoU 0.5 and area "all":
-    (scores, matched, ignored) of its predictions in score order, and which targets are
-    ignored; None when there is neither."""
+    """One image and group as COCOeval's ``evaluateImg`` at IoU 0.5 and area "all"; None
+    when it has neither targets nor predictions."""
     if not gts and not dts:
         return None
     lo, hi = AREA_RANGE
-    order = sorted(range(len(gts)), key=lambda g: gts[g].iscrowd or not lo <= gts[g].area <= hi)
-    gts = [gts[g] for g in order]
+    gts = sorted(gts, key=lambda g: g.iscrowd or not lo <= g.area <= hi)  # ignored ones last
     gt_ignored = [g.iscrowd or not lo <= g.area <= hi for g in gts]
     dts = sorted(dts, key=lambda d: -d.score)[:MAX_DETECTIONS]  # sorted() is stable
     taken = [False] * len(gts)
@@ -508,10 +507,8 @@ def _average_precision(results: Sequence[ImageResult]) -> float | None:
         if precision[i] > precision[i - 1]:
             precision[i - 1] = precision[i]
     points = []
-    i = 0
-    for r in RECALL_POINTS:
-        while i < len(recall) and recall[i] < r:
-            i += 1
+    for r in RECALL_POINTS:  # recall never falls: np.searchsorted(recall, r, side="left")
+        i = bisect.bisect_left(recall, r)
         points.append(precision[i] if i < len(recall) else 0.0)
     return _pairwise_sum(points) / len(points)
 
@@ -525,10 +522,8 @@ def weighted_ap50(samples: Sequence[McSample], detections: Sequence[Detection]) 
         for t in s.targets:
             targets.setdefault((s.images[t.image - 1].id, t.group), []).append(t)
     counts: dict[int, int] = {}
-    for _, group in targets:
-        counts[group] = 0
     for (_, group), found in targets.items():
-        counts[group] += len(found)
+        counts[group] = counts.get(group, 0) + len(found)
     total = sum(counts.values())
     weighted = 0.0
     for group in sorted(counts):
@@ -682,12 +677,10 @@ class AnswerBox:
 def _entry(value: object) -> AnswerBox | None:
     if not isinstance(value, dict):
         return None
-    image, box, group = value.get("image"), value.get("bbox_2d"), value.get("group", 1)
-    if not _int(image) or not _int(group) or group < 1:
+    image, box, group = value.get("image"), _box(value.get("bbox_2d")), value.get("group", 1)
+    if not _int(image) or not _int(group) or group < 1 or box is None:
         return None
-    if not isinstance(box, list) or len(box) != 4 or not all(_number(v) for v in box):
-        return None
-    return AnswerBox(image, tuple(float(v) for v in box), group)  # type: ignore[arg-type]
+    return AnswerBox(image, box, group)
 
 
 def parse_boxes(text: object) -> tuple[list[AnswerBox], str | None]:

@@ -226,20 +226,19 @@ def metrics_dict(protocol: str, tasks: Mapping[str, Mapping], missing: int = 0) 
 
 def format_table(metrics: Mapping) -> str:
     """A plain-text per-task table of a metrics dict."""
-    head = f"{'task':<18}{'n':>6}{'Acc@0.3':>9}{'Acc@0.5':>9}{'Acc@0.7':>9}{'mIoU':>8}"
-    lines = [f"protocol: {metrics['protocol']}", head, "-" * len(head)]
-    for task, r in metrics["tasks"].items():
-        lines.append(
-            f"{task:<18}{r['n']:>6}{r['acc@0.3']:>9.2f}{r['acc@0.5']:>9.2f}"
+
+    def row(name: str, n: int, r: Mapping) -> str:
+        return (
+            f"{name:<18}{n:>6}{r['acc@0.3']:>9.2f}{r['acc@0.5']:>9.2f}"
             f"{r['acc@0.7']:>9.2f}{r['miou']:>8.3f}"
         )
-    a = metrics["average"]
-    n_total = sum(r["n"] for r in metrics["tasks"].values())
+
+    head = f"{'task':<18}{'n':>6}{'Acc@0.3':>9}{'Acc@0.5':>9}{'Acc@0.7':>9}{'mIoU':>8}"
+    lines = [f"protocol: {metrics['protocol']}", head, "-" * len(head)]
+    lines += [row(task, r["n"], r) for task, r in metrics["tasks"].items()]
     lines.append("-" * len(head))
-    lines.append(
-        f"{'average':<18}{n_total:>6}{a['acc@0.3']:>9.2f}{a['acc@0.5']:>9.2f}"
-        f"{a['acc@0.7']:>9.2f}{a['miou']:>8.3f}"
-    )
+    n_total = sum(r["n"] for r in metrics["tasks"].values())
+    lines.append(row("average", n_total, metrics["average"]))
     if metrics.get("missing"):
         lines.append(f"missing predictions (scored as misses): {metrics['missing']}")
     return "\n".join(lines)
@@ -276,7 +275,16 @@ def read_predictions(path: str | Path) -> dict[int | str, Prediction]:
         raise PredictionError(f"{path} is a folder; expected a predictions JSONL file")
     out: dict[int | str, Prediction] = {}
     with path.open("rb") as fh:
-        for lineno, line in _numbered_lines(fh, path):
+        # Decoded line by line: a text-mode reader decodes ahead, so a byte that is not
+        # UTF-8 would be reported on an earlier line than its own.
+        for lineno, raw in enumerate(fh, 1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise PredictionError(
+                    f"{path}:{lineno}: not UTF-8 text (byte {raw[exc.start]:#04x}); "
+                    "predictions files are UTF-8 JSONL"
+                ) from None
             if not line.strip():
                 continue
             where = f"{path}:{lineno}"
@@ -309,16 +317,3 @@ def read_predictions(path: str | Path) -> dict[int | str, Prediction]:
                 raise PredictionError(f"{where}: duplicate prediction for item {shown(key)}")
             out[key] = Prediction(key, response, _input_sizes(obj.get("input_sizes"), where), where)
     return out
-
-
-def _numbered_lines(handle: Iterable[bytes], path: Path) -> Iterable[tuple[int, str]]:
-    """(line number, line) of a file opened in binary; a byte that is not UTF-8 is reported
-    with its own line (a text-mode reader decodes ahead and would name an earlier one)."""
-    for lineno, raw in enumerate(handle, 1):
-        try:
-            yield lineno, raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise PredictionError(
-                f"{path}:{lineno}: not UTF-8 text (byte {raw[exc.start]:#04x}); "
-                "predictions files are UTF-8 JSONL"
-            ) from None

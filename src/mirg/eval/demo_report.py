@@ -153,13 +153,11 @@ def write_demo_report(out: str | Path, summary: dict) -> Path:
             ),
         ),
         *evaluation_sections(metrics, views, chance=chance),
-    ]
-    sections.append(
         (
             "Run",
             f"<pre>{esc(json.dumps({k: summary[k] for k in ('model', 'profile', 'test_items', 'test_items_unseen_layout', 'plan', 'world', 'seconds')}, indent=2))}</pre>",
-        )
-    )
+        ),
+    ]
     path = out / "report.html"
     path.write_text(
         page("mirg demo: SFT then image-aware GRPO on the synthetic world", sections),

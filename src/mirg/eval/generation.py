@@ -124,11 +124,6 @@ class Sampling:
             raise MirgError(f"top_p must lie in (0, 1], got {self.top_p}")
 
 
-def _grouped(flat: Sequence[Generation], n: int) -> list[list[Generation]]:
-    """Answers returned prompt after prompt, ``n`` each, as one list per prompt."""
-    return [list(flat[i : i + n]) for i in range(0, len(flat), n)]
-
-
 def _clean(text: str, tokenizer: Any) -> str:
     """Cut the decoded text at the end-of-turn token and drop padding tokens."""
     for stop in (tokenizer.eos_token, "<|im_end|>", "<|endoftext|>"):
@@ -193,7 +188,7 @@ class HFGenerator:
             top_p=s.top_p,
             top_k=s.top_k,
         )
-        return _grouped(flat, s.n)
+        return [flat[i : i + s.n] for i in range(0, len(flat), s.n)]  # s.n per prompt, in order
 
     def _run(
         self, messages: Sequence[list[dict]], images: Sequence[Sequence[Any]], **decoding: Any

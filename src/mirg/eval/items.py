@@ -55,13 +55,11 @@ def _migbench_image(root: Path, relative: str) -> Path:
 def _mcbench_image(root: Path, file_name: str) -> Path:
     """MC-Bench's ``file_name`` is relative to its image folder: accept that folder as the
     root, or the folder that holds it."""
-    candidate = root / file_name
-    if candidate.exists():
-        return candidate
-    for folder in MCBENCH_IMAGE_FOLDERS:
-        if (root / folder / file_name).exists():
-            return root / folder / file_name
-    return candidate
+    candidates = [
+        root / file_name,
+        *(root / folder / file_name for folder in MCBENCH_IMAGE_FOLDERS),
+    ]
+    return next((c for c in candidates if c.exists()), candidates[0])
 
 
 def _is_json_object(path: Path) -> bool:

@@ -55,12 +55,6 @@ class ItemView:
     pred_boxes: Sequence[tuple[int, Box]] | None = None
     note: str = ""
 
-    @property
-    def reasoning(self) -> str:
-        text = self.response
-        start, end = text.find("<think>"), text.find("</think>")
-        return text[start + 7 : end].strip() if 0 <= start < end else text.strip()
-
 
 def item_views(
     items: Sequence[Any], predictions: Mapping, protocol: str, profile: str
@@ -106,14 +100,11 @@ def mcbench_views(items: Sequence[Any], predictions: Mapping, profile: str) -> l
         position = {img.id: k for k, img in enumerate(sample.images, 1)}
         boxes = []
         for d in found:
-            img = sample.images[position[d.image_id] - 1]
-            x, y, w, h = d.bbox
-            rel = (x / img.width, y / img.height, (x + w) / img.width, (y + h) / img.height)
-            boxes.append((position[d.image_id], rel))
+            k = position[d.image_id]
+            boxes.append((k, sample.images[k - 1].relative(d.bbox)))
         targets = [(t.image, t.relative(sample.images[t.image - 1])) for t in sample.targets]
-        best = [max((iou(b, t) for k, b in boxes if k == i), default=0.0) for i, t in targets]
-        held = {i for i, _ in targets}
-        right = all((k in held) == any(i == k for i, _ in boxes) for k in position.values())
+        best = _best_ious(targets, boxes)
+        right = mcbench.image_accuracy([sample], found) == 1.0
         views.append(
             ItemView(
                 it.key,
@@ -134,6 +125,11 @@ def mcbench_views(items: Sequence[Any], predictions: Mapping, profile: str) -> l
             )
         )
     return views
+
+
+def _best_ious(targets: Sequence[tuple[int, Box]], boxes: Sequence[tuple[int, Box]]) -> list[float]:
+    """Per target, the best IoU a box on the same image reaches (0 without one)."""
+    return [max((iou(b, t) for k, b in boxes if k == i), default=0.0) for i, t in targets]
 
 
 # --------------------------------------------------------------------------- pieces
@@ -440,7 +436,7 @@ def evaluation_sections(
     legend = ' <span class="legend">(dashed red: chance level)</span>' if ref else ""
     sections.append(
         (
-            f"Acc@0.5 per task{'' if not ref else ' and chance'}",
+            f"Acc@0.5 per task{' and chance' if ref else ''}",
             svg_bars(acc, reference=ref) + legend,
         )
     )
@@ -462,11 +458,7 @@ def mcbench_sections(
     """MC-Bench's table (AP50 and image accuracy per text style), its charts, the best IoU
     each target got, and the gallery of every target and box."""
     styles = metrics["tasks"]
-    target_ious = []
-    for v in views:
-        for k, t in v.gt_boxes:
-            best = max((iou(b, t) for i, b in (v.pred_boxes or ()) if i == k), default=0.0)
-            target_ious.append(best)
+    target_ious = [x for v in views for x in _best_ious(v.gt_boxes, v.pred_boxes or ())]
     return [
         ("MC-Bench metrics (%)", mcbench_table(metrics)),
         ("AP50 per text style", svg_bars({s: r["ap50"] for s, r in styles.items()})),

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -141,21 +141,21 @@ def score_run(out: Path, items: Sequence[EvalItem], protocol: str, profile: str)
     """metrics.json from predictions.jsonl, through the same scorer as ``mirg score``, with
     how many answers were cut at the token limit (``truncated``). MC-Bench items are scored
     by MC-Bench's metrics whatever ``protocol`` says (:func:`score_mcbench`)."""
-    if items and items[0].mcbench is not None:
-        return score_mcbench(out, items, profile)
     predictions = read_predictions(out / PREDICTIONS)
-    metrics = aggregate(score_items(items, predictions, protocol, profile), protocol)
+    if items and items[0].mcbench is not None:
+        metrics = score_mcbench(out, items, predictions, profile)
+    else:
+        metrics = aggregate(score_items(items, predictions, protocol, profile), protocol)
     metrics["truncated"] = _truncated(out / PREDICTIONS)
     write_json(out / METRICS, metrics)
     return metrics
 
 
-def score_mcbench(out: Path, items: Sequence[EvalItem], profile: str) -> dict:
-    """MC-Bench's image-level accuracy and AP50 (``mirg.core.mcbench``) from the answers
-    in predictions.jsonl, written to metrics.json; the answers as detections (score 1, in
-    pixels of the original images) to ``mcbench_results.json``, the file MC-Bench's own
-    evaluation script reads. An item without a prediction counts as answering no box."""
-    predictions = read_predictions(out / PREDICTIONS)
+def score_mcbench(out: Path, items: Sequence[EvalItem], predictions: Mapping, profile: str) -> dict:
+    """MC-Bench's image-level accuracy and AP50 (``mirg.core.mcbench``) from the answers;
+    the answers as detections (score 1, in pixels of the original images) are written to
+    ``mcbench_results.json``, the file MC-Bench's own evaluation script reads. An item
+    without a prediction counts as answering no box."""
     found: list[mcbench.Detection] = []
     missing = unreadable = 0
     for it in items:
@@ -169,9 +169,7 @@ def score_mcbench(out: Path, items: Sequence[EvalItem], profile: str) -> dict:
         unreadable += error is not None
     samples = [it.mcbench for it in items if it.mcbench is not None]
     metrics = mcbench.metrics(samples, found, missing=missing, unreadable=unreadable)
-    metrics["truncated"] = _truncated(out / PREDICTIONS)
     write_json(out / MCBENCH_RESULTS, [d.to_json() for d in found])
-    write_json(out / METRICS, metrics)
     return metrics
 
 
@@ -210,6 +208,8 @@ def evaluate(cfg: EvalConfig, loaded: Any = None, progress: bool = True) -> dict
 
 
 def _evaluate(cfg: EvalConfig, loaded: Any, progress: bool) -> dict:
+    from tqdm.auto import tqdm
+
     from mirg.models.loading import (
         detect_family,
         input_sizes,
@@ -288,7 +288,8 @@ def _evaluate(cfg: EvalConfig, loaded: Any, progress: bool) -> dict:
     elif todo:
         generator = HFGenerator(loaded.model, processor, max_new_tokens)
 
-    bar = _progress(len(todo), progress, f"eval {Path(cfg.data).name}")
+    desc = f"eval {Path(cfg.data).name}"
+    bar = tqdm(total=len(todo), disable=not progress or not todo, desc=desc, unit="item")
     t0 = time.perf_counter()
     with _appending(pred_path) as fh:
         for batch in batches_by_shape(todo, batch_size, lambda it: lengths[it.key]):
@@ -331,9 +332,3 @@ def _appending(path: Path) -> Iterator[IO]:
         if exc.filename is not None:
             raise
         raise OSError(exc.errno, exc.strerror, str(path)) from exc
-
-
-def _progress(total: int, enabled: bool, desc: str) -> Any:
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, disable=not enabled or total == 0, desc=desc, unit="item")
