@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mirg.core.boxes import BOX_TOLERANCE, Box
+from mirg.core.boxes import BOX_TOLERANCE
 from mirg.data.references import CommonObject, Description
 from mirg.data.schema import (
     MAX_IMAGE_PIXELS,
@@ -170,11 +170,9 @@ def coco_images(
         image = images.get(image_id) if isinstance(image_id, int) else None
         if image is None:
             if not any(
-                img.get("id") == ann.get("image_id")
-                for img in data["images"]
-                if isinstance(img, dict)
+                img.get("id") == image_id for img in data["images"] if isinstance(img, dict)
             ):
-                fail(where, f"field 'image_id': no image {ann.get('image_id')!r}")
+                fail(where, f"field 'image_id': no image {image_id!r}")
             continue  # its image was skipped
         if ann.get("category_id") not in categories:
             fail(where, f"field 'category_id': unknown category {ann.get('category_id')!r}")
@@ -216,11 +214,6 @@ def coco_images(
     return images
 
 
-def _box(values: Sequence[float]) -> Box:
-    x1, y1, x2, y2 = values
-    return (x1, y1, x2, y2)
-
-
 def _public(obj: dict[str, Any]) -> dict[str, Any]:
     out = {k: v for k, v in obj.items() if k != "crowd"}
     if obj.get("crowd"):
@@ -245,11 +238,7 @@ def _group_grounding(
             if obj["crowd"] or (x2 - x1) * (y2 - y1) < min_area:
                 continue
             if counts[_signature(obj, keys)] == 1:
-                match = {
-                    key: (obj["category"] if key == "category" else obj["attributes"][key])
-                    for key in keys
-                }
-                reference = Description.of(match)
+                reference = Description.of(dict(zip(keys, _signature(obj, keys), strict=True)))
                 return _sample("group_grounding", chosen, images, k, obj, rng, reference)
     return None
 
@@ -315,7 +304,7 @@ def _sample(
         images=[images[i].file_name for i in chosen],
         question=question,
         target_image=k,
-        target_box=_box(target["box"]),
+        target_box=tuple(target["box"]),  # type: ignore[arg-type]
         objects=objects,
         relations=[],
         captions=[],

@@ -120,15 +120,16 @@ class Exporter:
     def user_text(self, sample: Sample) -> str:
         """The user turn as text with one ``<image>`` per image (verl, LLaMA-Factory)."""
         labels = "".join(f"{image_label(k)}: <image>\n" for k in range(1, sample.n_images + 1))
-        return labels + sample.question
+        text = labels + sample.question
+        check_placeholders(text.count("<image>"), sample.images, f"sample {sample.id!r}")
+        return text
 
     def verl(self, sample: Sample, index: int, split: str = "train") -> dict[str, Any]:
         text = self.user_text(sample)
-        where = f"sample {sample.id!r}"
-        check_placeholders(text.count("<image>"), sample.images, where)
-        images = []
-        for path in image_paths(sample, self.root):
-            images.append({"bytes": Path(path).read_bytes(), "path": None})
+        images = [
+            {"bytes": Path(path).read_bytes(), "path": None}
+            for path in image_paths(sample, self.root)
+        ]
         return {
             "data_source": "mirg",
             "prompt": [
@@ -148,9 +149,8 @@ class Exporter:
         }
 
     def sharegpt(self, sample: Sample) -> dict[str, Any]:
-        text = self.user_text(sample)
         images = image_paths(sample, self.root)
-        check_placeholders(text.count("<image>"), images, f"sample {sample.id!r}")
+        text = self.user_text(sample)
         return {
             "messages": [
                 {"role": "user", "content": text},

@@ -1,13 +1,10 @@
-"""Where commands write: one rule for what may be replaced, one writer that never leaves a
-file half written.
+"""Where commands write: one rule for what may be replaced.
 
-* :func:`check_output`: a command refuses to write over one of its own inputs, over a
-  folder where a file is expected (or the reverse), or over a different kind of output (a
-  trained model under ``mirg tiny-model --out``, samples under trajectories, a photo under
-  ``mirg predict --save``) unless told ``--overwrite``. Rewriting the same kind of output
-  (a rerun) needs no flag.
-Files are written by :func:`mirg.files.atomic_write` (temporary file, fsync, rename), so a
-full disk or a kill leaves the old file whole.
+:func:`check_output`: a command refuses to write over one of its own inputs, over a folder
+where a file is expected (or the reverse), or over a different kind of output (a trained
+model under ``mirg tiny-model --out``, samples under trajectories, a photo under ``mirg
+predict --save``) unless told ``--overwrite``. Rewriting the same kind of output (a rerun)
+needs no flag. (Files themselves are written by :func:`mirg.files.atomic_write`.)
 
 Kinds are read from the content, not the name: the first record of a JSONL file, the keys
 of a JSON file, a parquet file's columns, the EXIF ``Software`` tag of a picture, the marker
@@ -194,9 +191,3 @@ def check_output(
                 f"Choose another {flag}, or pass --overwrite to replace it"
             )
     return out
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask

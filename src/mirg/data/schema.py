@@ -133,19 +133,27 @@ def check_targets(raw: dict[str, Any], n_images: int, where: str) -> tuple[int |
     return target_image, data_box(raw["target_box"], where, "target_box")
 
 
-def resolve_image_path(root: Path, relative: str, where: str) -> Path:
-    """``root / relative`` resolved (symbolic links followed), refusing absolute paths and
-    any path that ends up outside the resolved root: neither ``..`` nor a link inside the
-    dataset may point a sample at another file on the machine."""
+def check_relative_path(relative: object, where: str, root: Path | None = None) -> None:
+    """Refuse, by its text alone, an image path that is empty, absolute, or whose ``..``
+    climb out of the dataset root (``root`` only names it in the message)."""
     if not isinstance(relative, str) or not relative:
         raise DataError(f"{where}: expected a non-empty relative path, got {relative!r}")
     if os.path.isabs(relative) or relative.startswith(("/", "\\")):
         raise DataError(f"{where}: image path {relative!r} is absolute; paths are relative")
-    normal = os.path.normpath(relative)
-    if normal == ".." or normal.startswith(".." + os.sep) or normal.startswith("../"):
-        raise DataError(f"{where}: image path {relative!r} escapes the dataset root {root}")
+    if ".." in relative:
+        normal = os.path.normpath(relative)
+        if normal == ".." or normal.startswith((".." + os.sep, "../")):
+            named = "" if root is None else f" {root}"
+            raise DataError(f"{where}: image path {relative!r} escapes the dataset root{named}")
+
+
+def resolve_image_path(root: Path, relative: str, where: str) -> Path:
+    """``root / relative`` resolved (symbolic links followed), refusing absolute paths and
+    any path that ends up outside the resolved root: neither ``..`` nor a link inside the
+    dataset may point a sample at another file on the machine."""
+    check_relative_path(relative, where, root)
     base = Path(root).resolve()
-    path = (base / normal).resolve()
+    path = (base / os.path.normpath(relative)).resolve()
     if not path.is_relative_to(base):
         raise DataError(
             f"{where}: image path {relative!r} leads to {path}, outside the dataset root "
@@ -155,23 +163,13 @@ def resolve_image_path(root: Path, relative: str, where: str) -> Path:
     return path
 
 
-def check_image(
-    path: Path, where: str, check: str = "decode", max_pixels: int = MAX_IMAGE_PIXELS
-) -> tuple[int, int] | None:
-    """Check an image file as ``check`` says (one of :data:`IMAGE_CHECKS`); ``decode``
-    returns its (width, height). Raises DataError naming ``where``.
-
-    Decoding catches truncated files; the pixel count is checked from the header before
-    decoding so a decompression bomb is refused without allocating its pixels.
-    """
-    if check not in IMAGE_CHECKS:
-        raise MirgError(f"check_images must be one of {IMAGE_CHECKS}, got {check!r}")
-    if check == "none":
-        return None
-    if not path.is_file():
-        raise DataError(f"{where}: image file {path} does not exist")
-    if check == "exists":
-        return None
+def image_size(
+    path: Path, where: str, max_pixels: int = MAX_IMAGE_PIXELS, *, decode: bool = False
+) -> tuple[int, int]:
+    """(width, height) of an image file from its header; with ``decode`` every pixel is
+    decoded too, which catches truncated files. The pixel count is checked before decoding,
+    so a decompression bomb is refused without allocating its pixels. DataError naming
+    ``where`` when the file is missing, unreadable or over the limit."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -182,14 +180,33 @@ def check_image(
                         f"{where}: image {path} is {width}x{height} pixels, over the limit of "
                         f"{max_pixels} (decompression bomb guard)"
                     )
-                image.load()
+                if decode:
+                    image.load()
     except DataError:
         raise
+    except FileNotFoundError:
+        raise DataError(f"{where}: image file {path} does not exist") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise DataError(f"{where}: image {path} refused as a decompression bomb: {exc}") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise DataError(f"{where}: image {path} cannot be read: {exc}") from None
     return width, height
+
+
+def check_image(
+    path: Path, where: str, check: str = "decode", max_pixels: int = MAX_IMAGE_PIXELS
+) -> tuple[int, int] | None:
+    """Check an image file as ``check`` says (one of :data:`IMAGE_CHECKS`); ``decode``
+    returns its (width, height). Raises DataError naming ``where``."""
+    if check not in IMAGE_CHECKS:
+        raise MirgError(f"check_images must be one of {IMAGE_CHECKS}, got {check!r}")
+    if check == "none":
+        return None
+    if not path.is_file():
+        raise DataError(f"{where}: image file {path} does not exist")
+    if check == "exists":
+        return None
+    return image_size(path, where, max_pixels, decode=True)
 
 
 def _int(value: object) -> bool:
@@ -237,10 +254,11 @@ def sample_from_json(
     named = sorted({int(k) for k in _IMAGE_NAME_RE.findall(question)} - set(range(1, n + 1)))
     if named:
         raise _bad(where, "question", f"names Image-{named[0]} but the sample has {n} image(s)")
+    paths = []
     for k, rel in enumerate(images):
         if not isinstance(rel, str) or not rel:
             raise _bad(where, f"images[{k}]", f"expected a relative path, got {rel!r}")
-        resolve_image_path(root or Path("."), rel, f"{where}: field 'images[{k}]'")
+        paths.append(resolve_image_path(root or Path("."), rel, f"{where}: field 'images[{k}]'"))
     target_image, target_box = check_targets(raw, n, where)
 
     objects = raw.get("objects") or []
@@ -315,10 +333,8 @@ def sample_from_json(
     if not isinstance(meta, dict):
         raise _bad(where, "meta", "expected an object")
 
-    for k, rel in enumerate(images):
-        here = f"{where}: field 'images[{k}]'"
-        path = resolve_image_path(root or Path("."), rel, here)
-        size = check_image(path, here, check_images, max_pixels)
+    for k, path in enumerate(paths):
+        size = check_image(path, f"{where}: field 'images[{k}]'", check_images, max_pixels)
         if size is not None and sizes is not None and list(size) != sizes[k]:
             raise _bad(where, f"image_sizes[{k}]", f"says {sizes[k]}, the file is {list(size)}")
 

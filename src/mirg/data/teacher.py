@@ -33,6 +33,7 @@ from mirg.core.prompts import assistant_message, build_messages
 from mirg.core.rewards import score_completion
 from mirg.data.exports import Exporter, image_paths
 from mirg.data.schema import Sample, write_jsonl
+from mirg.data.trajectories import _a, _words
 from mirg.errors import MirgError
 from mirg.files import write_json
 
@@ -85,13 +86,10 @@ class Sampler(Protocol):
 # --------------------------------------------------------------------------- prompt
 
 
-def _words(obj: dict[str, Any]) -> str:
-    """'a small blue triangle (marked with a red box)': size, colour, category."""
-    attrs = obj.get("attributes") or {}
-    words = " ".join([*(str(attrs[k]) for k in ("size", "colour") if k in attrs),
-                      str(obj.get("category") or "object")])  # fmt: skip
+def _named(obj: dict[str, Any]) -> str:
+    """'a small blue triangle (marked with a red box)', in the trajectories' words."""
     marked = " (marked with a red box)" if obj.get("marked") else ""
-    return ("an " if words[:1] in "aeiou" else "a ") + words + marked
+    return _a(_words(obj)) + marked
 
 
 def facts_text(
@@ -104,7 +102,7 @@ def facts_text(
     for i, objects in enumerate(sample.objects, 1):
         frame = frames[i - 1] if frames is not None else None
         listed = [
-            f"{_words(o)} at {prof.render_box(o['box'], frame)}" for o in objects[:MAX_FACT_OBJECTS]
+            f"{_named(o)} at {prof.render_box(o['box'], frame)}" for o in objects[:MAX_FACT_OBJECTS]
         ]
         if listed:
             lines.append(f"Image-{i} holds " + "; ".join(listed) + ".")
@@ -221,11 +219,10 @@ def summarize(samples: Sequence[Sample], choices: Sequence[Choice]) -> dict[str,
     """Acceptance per task and overall: ``acceptance`` is the share of records whose
     completion is the teacher's, ``answer_acceptance`` the share of drawn answers that
     passed."""
+    counts = ("records", "from_teacher", "answers", "answers_accepted")
     tasks: dict[str, dict[str, float]] = {}
     for s, c in zip(samples, choices, strict=True):
-        row = tasks.setdefault(
-            s.task, {"records": 0, "from_teacher": 0, "answers": 0, "answers_accepted": 0}
-        )
+        row = tasks.setdefault(s.task, dict.fromkeys(counts, 0))
         row["records"] += 1
         row["from_teacher"] += c.text is not None
         row["answers"] += c.tried
@@ -239,8 +236,7 @@ def summarize(samples: Sequence[Sample], choices: Sequence[Choice]) -> dict[str,
             else 0.0,
         }
 
-    total = {k: sum(r[k] for r in tasks.values()) for k in ("records", "from_teacher", "answers",
-                                                              "answers_accepted")}  # fmt: skip
+    total = {k: sum(r[k] for r in tasks.values()) for k in counts}
     return {"tasks": {t: rates(r) for t, r in sorted(tasks.items())}, "overall": rates(total)}
 
 

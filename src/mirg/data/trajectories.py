@@ -201,7 +201,7 @@ def _a(words: str) -> str:
 
 
 def _words(obj: dict[str, Any]) -> str:
-    """'small blue triangle': size, colour, then other attributes, then the category."""
+    """'small blue triangle': size, colour, then the category."""
     attrs = obj.get("attributes") or {}
     parts = [str(attrs[k]) for k in ("size", "colour") if k in attrs]
     parts.append(str(obj.get("category") or "object"))
@@ -378,10 +378,12 @@ def _reasoning(w: _Writer, detail: str) -> None:
     ref = s.reference
     k = s.answer_image()
     full = detail == "full"
+    # The question leaves the image to choose: the candidates of every image are in scope.
+    choosing = s.n_images > 1 and s.target_image is not None and "Image-" not in s.question
+    scope: Sequence[int] = range(1, s.n_images + 1) if choosing else [k]
     if detail == "lookup":
-        choosing = s.n_images > 1 and s.target_image is not None and "Image-" not in s.question
         if isinstance(ref, Description) and choosing and any(s.objects):
-            _lookup_table(w, ref.match or {}, range(1, s.n_images + 1))
+            _lookup_table(w, ref.match or {}, scope)
         return
     # Walking candidates claims the annotations list every object; samples that annotate
     # only the target (MIG-Bench) get image-level reasoning instead.
@@ -392,20 +394,14 @@ def _reasoning(w: _Writer, detail: str) -> None:
         _caption_facts(w)
     if isinstance(ref, Expression):
         w.say(_INTRO_EXPRESSION, text=ref.text, a=_a(ref.category))
-        if s.n_images > 1 and s.target_image is not None and "Image-" not in s.question:
+        if choosing:
             w.say(_SCOPE_ALL, n=s.n_images)
-            scope: Sequence[int] = range(1, s.n_images + 1)
-        else:
-            scope = [k]
         if full:
             _walk_expression(w, ref, scope)
     elif isinstance(ref, Description):
         w.say(_INTRO_DESCRIPTION, desc=ref.text or "the target")
-        if s.n_images > 1 and s.target_image is not None and "Image-" not in s.question:
+        if choosing:
             w.say(_SCOPE_ALL, n=s.n_images)
-            scope = range(1, s.n_images + 1)
-        else:
-            scope = [k]
         if full:
             w.walk(scope, ref.match or {}, {})
     elif isinstance(ref, (MarkedObject, TwoHop)):

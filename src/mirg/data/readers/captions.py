@@ -39,13 +39,10 @@ class CaptionIndex:
         """The caption of one image ("" when the file has none for it)."""
         if image_id is not None and image_id in self.by_id:
             return self.by_id[image_id]
-        found = self.by_name.get(image_path)
-        if found is not None:
-            return found
         name = PurePosixPath(image_path.replace("\\", "/")).name
-        found = self.by_name.get(name)
-        if found is not None:
-            return found
+        for key in (image_path, name):
+            if key in self.by_name:
+                return self.by_name[key]
         coco = _COCO_NAME_RE.match(name)
         return self.by_id.get(int(coco.group(1)), "") if coco else ""
 

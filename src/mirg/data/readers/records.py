@@ -17,24 +17,23 @@ their headers, and the tally of what a conversion kept and left out.
 from __future__ import annotations
 
 import json
-import os
 import re
-import warnings
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from PIL import Image
-
 from mirg.data.schema import (
+    _IMAGE_NAME_RE,
     IMAGE_CHECKS,
     MAX_IMAGE_PIXELS,
     DataError,
     Sample,
     SkipLog,
     check_image,
+    check_relative_path,
+    image_size,
     iter_jsonl,
     resolve_image_path,
 )
@@ -170,28 +169,6 @@ def iter_parquet(path: str | Path, columns: Sequence[str]) -> Iterator[tuple[str
             index += 1
 
 
-def header_size(path: Path, where: str, max_pixels: int = MAX_IMAGE_PIXELS) -> tuple[int, int]:
-    """(width, height) from an image file's header, decoding no pixel; DataError naming
-    ``where`` when the file is missing, unreadable or over the pixel limit."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as image:
-                width, height = image.size
-    except FileNotFoundError:
-        raise DataError(f"{where}: image file {path} does not exist") from None
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise DataError(f"{where}: image {path} refused as a decompression bomb: {exc}") from None
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise DataError(f"{where}: image {path} cannot be read: {exc}") from None
-    if width * height > max_pixels:
-        raise DataError(
-            f"{where}: image {path} is {width}x{height} pixels, over the limit of {max_pixels} "
-            "(decompression bomb guard)"
-        )
-    return width, height
-
-
 class ImageFiles:
     """The image files of a source, under ``root``: each path confined to the root,
     checked once as ``check`` says, and sized (header only, unless ``check`` decodes) when
@@ -237,7 +214,7 @@ class ImageFiles:
         size = self._sizes.get(relative)
         if size is None:
             path = resolve_image_path(self.root, relative, where)
-            size = self._sizes[relative] = header_size(path, where, self.max_pixels)
+            size = self._sizes[relative] = image_size(path, where, self.max_pixels)
         return size
 
 
@@ -288,17 +265,13 @@ class Tally:
         return text
 
 
-_IMAGE_NAME_RE = re.compile(r"\bImage-(\d+)\b")
-
-
 def check_sample(sample: Sample, where: str, *, paths: bool = True) -> Sample:
     """Check what a reader takes from its source, as :func:`~mirg.data.schema.read_samples`
     will: a non-empty id and question that names no image the sample lacks, and image paths
-    that are relative and stay inside the root (lexically: ``--check-images exists`` or
-    ``decode`` also follow symbolic links, and every later load does). Boxes were checked
-    when converted; the rest a reader builds itself. Cheaper than a full
-    :func:`~mirg.data.schema.sample_from_json`, whose link resolution would cost more than
-    the rest of a conversion. ``paths=False`` where the reader confined them already."""
+    that stay inside the root by their text (``paths=False`` where the reader confined them
+    already; every later load also follows symbolic links). Boxes were checked when
+    converted. Cheaper than :func:`~mirg.data.schema.sample_from_json`, whose link
+    resolution would cost more than the rest of a conversion."""
     if not sample.id:
         raise DataError(f"{where}: field 'id': empty")
     if not sample.question.strip():
@@ -317,15 +290,7 @@ def check_sample(sample: Sample, where: str, *, paths: bool = True) -> Sample:
 
 def confined(relative: str, where: str) -> str:
     """A relative path that stays inside its root, by its text (no file system access)."""
-    if not isinstance(relative, str) or not relative:
-        raise DataError(f"{where}: expected a non-empty relative path, got {relative!r}")
-    if os.path.isabs(relative) or relative.startswith(("/", "\\")):
-        raise DataError(f"{where}: image path {relative!r} is absolute; paths are relative")
-    if ".." not in relative:
-        return relative
-    normal = os.path.normpath(relative)
-    if normal == ".." or normal.startswith(".." + os.sep) or normal.startswith("../"):
-        raise DataError(f"{where}: image path {relative!r} escapes the dataset root")
+    check_relative_path(relative, where)
     return relative
 
 

@@ -56,7 +56,7 @@ from mirg.data.coco import CocoImage, _public, coco_images
 from mirg.data.readers.captions import CaptionIndex, add_captions
 from mirg.data.readers.records import Tally, check_sample, iter_parquet, iter_records
 from mirg.data.references import Expression
-from mirg.data.schema import MAX_IMAGE_PIXELS, DataError, Sample, read_json
+from mirg.data.schema import MAX_IMAGE_PIXELS, DataError, Sample, _int, read_json
 from mirg.errors import MirgError
 
 REFCOCO_FAMILIES = ("group_grounding", "referring")
@@ -145,10 +145,6 @@ class Ref:
     where: str
 
 
-def _int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
 def parse_ref(raw: object, where: str) -> Ref:
     """One ref, checked; DataError naming where and the field."""
     if not isinstance(raw, dict):
@@ -207,7 +203,6 @@ class RefCoco:
         max_pixels: int = MAX_IMAGE_PIXELS,
     ) -> None:
         path = Path(instances)
-        self.root = Path(image_root)
         data = read_json(path, "instances file")
         # The dataset's own file: it must be whole, so the first bad entry raises.
         self.images: dict[int, CocoImage] = coco_images(
