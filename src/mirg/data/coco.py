@@ -36,6 +36,7 @@ from mirg.data.schema import (
     read_json,
     resolve_image_path,
 )
+from mirg.data.synth.families import QUESTIONS
 from mirg.errors import MirgError
 
 COCO_FAMILIES = ("group_grounding", "common_object")
@@ -271,12 +272,10 @@ def _common_object(
     return _sample("common_object", chosen, images, k, obj, rng, reference)
 
 
+#: Question wordings: the synthetic world's for binding; for common objects, wording that
+#: fits a COCO category (several instances of a kind, not one object).
 _QUESTIONS = {
-    "group_grounding": (
-        "Find {desc} in one of the images.",
-        "Which image holds {desc}? Locate it.",
-        "Locate {desc}; it is in one of the images.",
-    ),
+    "group_grounding": QUESTIONS["group_grounding"],
     "common_object": (
         "These images share one object. Locate it in Image-{k}.",
         "One kind of object appears in every image. Find it in Image-{k}.",

@@ -133,6 +133,61 @@ class Ctx:
         return text.format(**values)
 
 
+#: Each family's question wordings; the first is the fixed layout's (``fixed_layout``).
+QUESTIONS: dict[str, tuple[str, ...]] = {
+    "single_object": (
+        "Locate {desc} in Image-1.",
+        "Where is {desc}?",
+        "Find {desc} and give its box.",
+    ),
+    "name_object": (
+        "Name the object in Image-{k} and locate it.",
+        "What is the object in Image-{k}, and where is it?",
+        "Say what Image-{k} shows and give its box.",
+    ),
+    "referring": (
+        "Locate {desc} in Image-{k}.",
+        "Find {desc} in Image-{k} and give its box.",
+        "Where is {desc} in Image-{k}?",
+        "In Image-{k}, locate {desc}.",
+    ),
+    "group_grounding": (
+        "Find {desc} in one of the images.",
+        "Which image holds {desc}? Locate it.",
+        "Locate {desc}; it is in one of the images.",
+    ),
+    "common_object": (
+        "These images share one object. Locate it in Image-{k}.",
+        "One object appears in every image. Find it in Image-{k}.",
+        "Recognize the object the images have in common and locate it in Image-{k}.",
+    ),
+    "diff": (
+        "The two images differ in one object. Locate the difference.",
+        "Compare these two images carefully and give the box of their difference.",
+        "Find what changed between Image-1 and Image-2.",
+    ),
+    "visual_reference": (
+        "Find the object marked by the red box in Image-1 in Image-{k}.",
+        "The object in the red box of Image-1 also appears in Image-{k}. Locate it there.",
+        "Locate the red-boxed object of Image-1 in Image-{k}.",
+    ),
+    "reasoning": (
+        "In Image-{k}, find the object with the colour of the marked object in Image-1 "
+        "but another shape.",
+        "Image-1 marks an object with a red box. Locate the object in Image-{k} that has "
+        "its colour but not its shape.",
+        "Which object in Image-{k} shares the colour of the red-boxed object in Image-1 "
+        "while having a different shape? Locate it.",
+    ),
+    "region": (
+        "Image-1 is a source image. Locate the region shown in Image-{j} inside Image-1.",
+        "The images after Image-1 are regions cut from it. Where in Image-1 is the region of "
+        "Image-{j}?",
+        "Find where the region pictured in Image-{j} lies in the source image, Image-1.",
+    ),
+}
+
+
 def _description(ctx: Ctx, shape: str, colour: str, size: str, need_size: bool) -> Description:
     match = {"category": shape, "colour": colour}
     if need_size or ctx.config.fixed_layout:
@@ -146,14 +201,7 @@ def single_object(ctx: Ctx) -> Built:
     target = canvas.place(shape, colour, size, ctx.uid(), protected=True)
     ctx.distract(canvas, shape, colour)
     reference = _description(ctx, shape, colour, size, need_size=False)
-    question = ctx.template(
-        (
-            "Locate {desc} in Image-1.",
-            "Where is {desc}?",
-            "Find {desc} and give its box.",
-        ),
-        desc=reference.text,
-    )
+    question = ctx.template(QUESTIONS["single_object"], desc=reference.text)
     return Built([canvas], question, 1, (1, target), reference)
 
 
@@ -163,14 +211,7 @@ def name_object(ctx: Ctx) -> Built:
     objects = [c.place(*ctx.kind(), ctx.uid(), protected=True) for c in canvases]
     k = ctx.rng.randint(1, len(canvases))
     target = objects[k - 1]
-    question = ctx.template(
-        (
-            "Name the object in Image-{k} and locate it.",
-            "What is the object in Image-{k}, and where is it?",
-            "Say what Image-{k} shows and give its box.",
-        ),
-        k=k,
-    )
+    question = ctx.template(QUESTIONS["name_object"], k=k)
     match = {"category": target.shape, "colour": target.colour, "size": target.size}
     return Built(canvases, question, k, (k, target), NamedObject(match=match))
 
@@ -192,16 +233,7 @@ def referring(ctx: Ctx) -> Built:
         canvas.try_place(*kind, ctx.uid())
         ctx.fill(canvas, count)
     reference = _description(ctx, shape, colour, size, need_size=False)
-    question = ctx.template(
-        (
-            "Locate {desc} in Image-{k}.",
-            "Find {desc} in Image-{k} and give its box.",
-            "Where is {desc} in Image-{k}?",
-            "In Image-{k}, locate {desc}.",
-        ),
-        desc=reference.text,
-        k=k,
-    )
+    question = ctx.template(QUESTIONS["referring"], desc=reference.text, k=k)
     return Built(canvases, question, k, (k, target), reference)
 
 
@@ -233,14 +265,7 @@ def group_grounding(ctx: Ctx) -> Built:
             canvas.try_place(*ctx.look_alike(shape, colour), ctx.uid())
         ctx.fill(canvas, ctx.n_distractors(), lambda s, c, z: (s, c) != (shape, colour))
     reference = _description(ctx, shape, colour, size, need_size=size_trap)
-    question = ctx.template(
-        (
-            "Find {desc} in one of the images.",
-            "Which image holds {desc}? Locate it.",
-            "Locate {desc}; it is in one of the images.",
-        ),
-        desc=reference.text,
-    )
+    question = ctx.template(QUESTIONS["group_grounding"], desc=reference.text)
     return Built(canvases, question, k, (k, target), reference)
 
 
@@ -260,14 +285,7 @@ def common_object(ctx: Ctx) -> Built:
 
         ctx.fill(canvas, ctx.n_distractors(), allowed)
     k = ctx.rng.randint(1, n)
-    question = ctx.template(
-        (
-            "These images share one object. Locate it in Image-{k}.",
-            "One object appears in every image. Find it in Image-{k}.",
-            "Recognize the object the images have in common and locate it in Image-{k}.",
-        ),
-        k=k,
-    )
+    question = ctx.template(QUESTIONS["common_object"], k=k)
     reference = CommonObject(match={"category": shape, "colour": colour})
     relations = [{"type": "same_object", "object": uid, "images": list(range(1, n + 1))}]
     return Built(canvases, question, k, (k, common[k - 1]), reference, relations)
@@ -305,13 +323,7 @@ def diff(ctx: Ctx) -> Built:
             where = 2
             relation["before"] = {"category": before.shape, "colour": before.colour}
             relation["after"] = {"category": target.shape, "colour": colour}
-    question = ctx.template(
-        (
-            "The two images differ in one object. Locate the difference.",
-            "Compare these two images carefully and give the box of their difference.",
-            "Find what changed between Image-1 and Image-2.",
-        )
-    )
+    question = ctx.template(QUESTIONS["diff"])
     reference = Difference(images=[1, 2], change=change)
     relations = [{"type": "same_scene", "images": [1, 2]}, relation]
     return Built([first, second], question, None, (where, target), reference, relations)
@@ -330,14 +342,7 @@ def visual_reference(ctx: Ctx) -> Built:
     for canvas in canvases:
         ctx.fill(canvas, ctx.n_distractors(), lambda s, c, z: (s, c) != (shape, colour))
     k = ctx.rng.randint(2, n)
-    question = ctx.template(
-        (
-            "Find the object marked by the red box in Image-1 in Image-{k}.",
-            "The object in the red box of Image-1 also appears in Image-{k}. Locate it there.",
-            "Locate the red-boxed object of Image-1 in Image-{k}.",
-        ),
-        k=k,
-    )
+    question = ctx.template(QUESTIONS["visual_reference"], k=k)
     reference = MarkedObject(image=1, match={"category": shape, "colour": colour})
     relations = [{"type": "same_object", "object": uid, "images": list(range(1, n + 1))}]
     return Built(canvases, question, k, (k, same[k - 1]), reference, relations, marked)
@@ -361,17 +366,7 @@ def reasoning(ctx: Ctx) -> Built:
             ctx.fill(canvas, ctx.n_distractors(), lambda s, c, z: c != colour)
         else:
             ctx.fill(canvas, ctx.n_distractors())
-    question = ctx.template(
-        (
-            "In Image-{k}, find the object with the colour of the marked object in Image-1 "
-            "but another shape.",
-            "Image-1 marks an object with a red box. Locate the object in Image-{k} that has "
-            "its colour but not its shape.",
-            "Which object in Image-{k} shares the colour of the red-boxed object in Image-1 "
-            "while having a different shape? Locate it.",
-        ),
-        k=k,
-    )
+    question = ctx.template(QUESTIONS["reasoning"], k=k)
     reference = TwoHop(image=1, match={"colour": colour}, differ={"category": shape})
     return Built(canvases, question, k, (k, target), reference, marked=marked)
 
@@ -454,15 +449,7 @@ def region(ctx: Ctx) -> Built:
         for j, box in enumerate(crops, 2)
     ]
     j = ctx.rng.randint(2, len(canvases))
-    question = ctx.template(
-        (
-            "Image-1 is a source image. Locate the region shown in Image-{j} inside Image-1.",
-            "The images after Image-1 are regions cut from it. Where in Image-1 is the region of "
-            "Image-{j}?",
-            "Find where the region pictured in Image-{j} lies in the source image, Image-1.",
-        ),
-        j=j,
-    )
+    question = ctx.template(QUESTIONS["region"], j=j)
     x1, y1, x2, y2 = crops[j - 2]
     box = (x1 / S, y1 / S, x2 / S, y2 / S)
     reference = Region(image=j, source=1)
