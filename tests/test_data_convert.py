@@ -316,6 +316,20 @@ def test_llava_placeholders_must_number_the_images(llava, tmp_path):
     assert out.read_text() == ""
 
 
+def test_a_turn_left_out_for_a_bad_box_takes_no_sample_id(llava):
+    """Ids repeat in real files; a skipped turn must not push the next one to ``id@position``."""
+    record = json.loads((llava / "multi_image.jsonl").read_text().splitlines()[0])
+    broken = json.loads(json.dumps(record))
+    broken["conversations"][1]["value"] = "<|box_start|>(400,600),(100,200)<|box_end|>"  # inverted
+    path = llava / "repeated.jsonl"
+    path.write_text(json.dumps(broken) + "\n" + json.dumps(record) + "\n")
+    tally = Tally(skip_bad=True)
+    images = ImageFiles(llava)
+    samples = list(read_conversations(path, profile="qwen2-vl", images=images, tally=tally))
+    assert [s.id for s in samples] == ["pair-0-0"]
+    assert tally.reasons == {"bad record": 1}
+
+
 # ---------------------------------------------------------------------------- RefCOCO
 
 COLOURS = {

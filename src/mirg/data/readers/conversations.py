@@ -332,13 +332,14 @@ def read_conversations(
             size = (
                 tuple(sizes[k]) if sizes else images.size(paths[k], f"{here}: field '{key}[{k}]'")
             )
-        return target_only_sample(
+        box = relative_box(numbers, profile, size, rule, where)  # type: ignore[arg-type]
+        return target_only_sample(  # the id last: a bad box takes none (SampleIds counts)
             sample_id=ids(record.get("id"), turn.number, position),
             task=task,
             images=list(paths),
             question=turn.question,
             target_image=target,
-            box=relative_box(numbers, profile, size, rule, where),  # type: ignore[arg-type]
+            box=box,
             reference=question_reference(turn.question, where),
             relations=[],
             sizes=sizes,
