@@ -74,7 +74,7 @@ def compute_score(
         input_sizes=sizes,
         n_images=n_images,
     )
-    w = dict(DEFAULT_WEIGHTS) if weights is None else {**DEFAULT_WEIGHTS, **dict(weights)}
+    w = {**DEFAULT_WEIGHTS, **(weights or {})}
     unknown = set(w) - set(COMPONENTS)
     if unknown:
         raise ValueError(f"mirg compute_score: unknown reward weights {sorted(unknown)}")

@@ -17,8 +17,6 @@ from transformers import Trainer, TrainerCallback
 
 from mirg.errors import MirgError
 
-PREFIX = "grounding"
-
 
 class GroundingEvalCallback(TrainerCallback):
     """Log ``grounding/acc@0.5``, ``grounding/miou`` and ``grounding/image_acc`` (strict
@@ -80,7 +78,7 @@ class GroundingEvalCallback(TrainerCallback):
         scores = score_items(self.items, {p.key: p for p in gathered}, "strict", self.profile)
         average = aggregate(scores, "strict")["average"]
         logs = {
-            f"{PREFIX}/{k}": float(v)
+            f"grounding/{k}": float(v)
             for k, v in average.items()
             if k in ("acc@0.5", "miou", "image_acc")
         }

@@ -11,7 +11,6 @@ import argparse
 import dataclasses
 import json
 import logging
-import os
 import sys
 from typing import Any
 
@@ -58,8 +57,10 @@ def list_keys(stage: str) -> str:
 def show_progress_log() -> None:
     """Print mirg's training log (attention used, resumption, vLLM settings) on stderr, from
     the main process only, unless the application configured logging itself."""
+    from mirg.train.runs import is_main_process
+
     log = logging.getLogger("mirg")
-    if log.handlers or logging.getLogger().handlers or int(os.environ.get("RANK", "0")):
+    if log.handlers or logging.getLogger().handlers or not is_main_process():
         return
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("[mirg] %(message)s"))
@@ -70,6 +71,7 @@ def show_progress_log() -> None:
 def train(stage: str, options: list[str], callbacks: list[Any] | None = None) -> int:
     """Build the stage's config from ``options``, train, print a one-line JSON summary."""
     from mirg.train.configs import load_config
+    from mirg.train.runs import is_main_process
 
     show_progress_log()
     config = load_config(config_class(stage), None, options)
@@ -84,7 +86,7 @@ def train(stage: str, options: list[str], callbacks: list[Any] | None = None) ->
         "global_step": result.global_step,
         "train_loss": result.train_loss,
     }
-    if int(os.environ.get("RANK", "0")) == 0:  # one summary under torchrun/accelerate
+    if is_main_process():  # one summary under torchrun/accelerate
         print(json.dumps(summary), flush=True)
     return 0
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,13 +15,6 @@ from mirg.train.configs import ConfigError, check_trainable_dtypes
 logger = logging.getLogger("mirg.train")
 
 VISION_TOWER_NAMES = ("visual", "vision_tower", "vision_model")
-
-
-def require(config: Any, *names: str) -> None:
-    """Fail before loading anything when a required key is unset."""
-    for name in names:
-        if getattr(config, name) in (None, ""):
-            raise ConfigError(f"config key {name!r} is required (in the recipe or --{name} …)")
 
 
 @dataclass
@@ -42,7 +34,9 @@ def prepare_run(config: Any, stage: str, records: Callable[..., list[dict]]) -> 
     from mirg.train.callbacks import grounding_items
     from mirg.train.runs import check_output_dir
 
-    require(config, "model_name_or_path", "dataset_path", "output_dir")
+    for name in ("model_name_or_path", "dataset_path", "output_dir"):
+        if getattr(config, name) in (None, ""):
+            raise ConfigError(f"config key {name!r} is required (in the recipe or --{name} …)")
     check_output_dir(config, stage)
     held_out = grounding_items(config) if config.grounding_eval_path else None
     loaded = load_for_training(config)
@@ -80,17 +74,15 @@ def load_for_training(config: Any) -> LoadedModel:
     ``dtype``, ``model_revision`` and the 4/8-bit keys are TRL's ``ModelConfig``'s, applied
     as TRL's own scripts apply them. The attention that runs is logged.
     """
-    import torch
     from trl import get_quantization_config
 
     attention = training_attention(config)
-    dtype = config.dtype if config.dtype in (None, "auto") else getattr(torch, config.dtype)
     loaded = load_model_and_processor(
         config.model_name_or_path,
         profile=config.profile,
         min_pixels=config.min_pixels,
         max_pixels=config.max_pixels,
-        dtype=dtype or "auto",
+        dtype=torch_dtype(config),
         attn_implementation=attention,
         model_kwargs={
             "revision": config.model_revision,
@@ -112,17 +104,16 @@ def load_for_training(config: Any) -> LoadedModel:
     return loaded
 
 
+def torch_dtype(config: Any) -> Any:
+    """``config.dtype`` as ``from_pretrained`` takes it: ``auto`` when unset."""
+    import torch
+
+    return "auto" if config.dtype in (None, "auto") else getattr(torch, config.dtype)
+
+
 def attention_of(model: Any) -> str:
     """The attention implementation a loaded model runs with."""
     return str(getattr(model.config, "_attn_implementation", None) or "default")
-
-
-def vision_tower(model: Any) -> Any | None:
-    """The vision encoder submodule (``model.model.visual`` for Qwen-VL), if any."""
-    for name, module in model.named_modules():
-        if name.rsplit(".", 1)[-1] in VISION_TOWER_NAMES:
-            return module
-    return None
 
 
 def freeze_vision_tower(model: Any) -> int:
@@ -131,7 +122,11 @@ def freeze_vision_tower(model: Any) -> int:
     Under DeepSpeed ZeRO-3 each process holds an empty shard of every weight
     (``numel() == 0``); ``ds_numel`` is the weight's full size.
     """
-    tower = vision_tower(model)
+    # the first module named like a vision tower (model.model.visual for Qwen-VL)
+    tower = next(
+        (m for name, m in model.named_modules() if name.rsplit(".", 1)[-1] in VISION_TOWER_NAMES),
+        None,
+    )
     if tower is None:
         logger.warning("no vision tower found (looked for %s); nothing frozen", VISION_TOWER_NAMES)
         return 0
@@ -140,20 +135,6 @@ def freeze_vision_tower(model: Any) -> int:
         p.requires_grad_(False)
         n += int(getattr(p, "ds_numel", p.numel()))
     return n
-
-
-@contextlib.contextmanager
-def output_lock(config: Any, stage: str) -> Iterator[None]:
-    """Hold output_dir's lock on the main process while training writes it: a second run
-    into the same folder is refused, naming the first."""
-    from mirg.files import folder_lock
-    from mirg.train.runs import is_main_process
-
-    if not is_main_process():
-        yield
-        return
-    with folder_lock(config.output_dir, f"mirg train {stage} of {config.model_name_or_path}"):
-        yield
 
 
 @contextlib.contextmanager
@@ -190,8 +171,7 @@ def merge_adapter(adapter_dir: str | Path, out: str | Path, dtype: Any = "auto")
     merged.model.save_pretrained(str(out))
     merged.processor.save_pretrained(str(out))
     for stray in ("adapter_config.json", "adapter_model.safetensors"):
-        if (out / stray).exists():
-            os.remove(out / stray)
+        (out / stray).unlink(missing_ok=True)
 
 
 def save_final(trainer: Any, config: Any, merge_lora: bool) -> None:
@@ -202,8 +182,6 @@ def save_final(trainer: Any, config: Any, merge_lora: bool) -> None:
     merged full model to output_dir, so ``load_model_and_processor(output_dir)`` gets the
     trained model.
     """
-    import torch
-
     out = Path(config.output_dir)
     is_peft = hasattr(trainer.model, "peft_config")
     if not (is_peft and merge_lora):
@@ -213,8 +191,7 @@ def save_final(trainer: Any, config: Any, merge_lora: bool) -> None:
     trainer.save_model(str(adapter_dir))
     trainer.accelerator.wait_for_everyone()
     if trainer.accelerator.is_main_process:
-        dtype = config.dtype if config.dtype in (None, "auto") else getattr(torch, config.dtype)
-        merge_adapter(adapter_dir, out, dtype or "auto")
+        merge_adapter(adapter_dir, out, torch_dtype(config))
         logger.info("wrote the merged model to %s (adapter: %s)", out, adapter_dir)
     trainer.accelerator.wait_for_everyone()
 
@@ -233,9 +210,17 @@ class TrainResult:
 def train_and_save(trainer: Any, config: Any, stage: str, merge_lora: bool) -> TrainResult:
     """Train under the output folder's lock (resuming this run's newest complete
     checkpoint when asked), save the final model (LoRA merged when asked)."""
-    from mirg.train.runs import run_identity, start_run
+    from mirg.files import folder_lock
+    from mirg.train.runs import is_main_process, run_identity, start_run
 
-    with output_lock(config, stage):
+    # Only the main process holds output_dir's lock; a second run into it is refused, naming
+    # the first.
+    lock = (
+        folder_lock(config.output_dir, f"mirg train {stage} of {config.model_name_or_path}")
+        if is_main_process()
+        else contextlib.nullcontext()
+    )
+    with lock:
         resume = start_run(
             config, run_identity(config, stage), attention=attention_of(trainer.model)
         )

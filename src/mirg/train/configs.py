@@ -306,13 +306,8 @@ class GRPOTrainConfig(MirgArguments, ModelConfig, GRPOConfig):
 C = TypeVar("C")
 
 
-def config_fields(cls: type) -> list[str]:
-    """Keys a recipe may set for this config class."""
-    return [f.name for f in dataclasses.fields(cls) if f.init]
-
-
 def _reject_unknown(keys: Sequence[str], cls: type, where: str) -> None:
-    known = set(config_fields(cls))
+    known = {f.name for f in dataclasses.fields(cls) if f.init}
     for key in keys:
         if key not in known:
             close = difflib.get_close_matches(key, known, n=1)

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from mirg.files import fingerprint, write_json
+from mirg.train.common import logger
 from mirg.train.configs import ConfigError
 
 RUN_FILE = "mirg_run.json"
@@ -127,10 +128,8 @@ def check_output_dir(config: Any, stage: str) -> dict[str, Any]:
         holds = f"checkpoints no mirg run recorded ({', '.join(p.name for p in found[:3])})"
     else:
         holds = "a model no mirg training run wrote (config.json)"
-    if explicit_checkpoint(config):  # asked for by path: resume it on purpose
-        from mirg.train.common import logger
-
-        logger.warning("%s holds %s; resuming %s as asked", out, holds, explicit_checkpoint(config))
+    if checkpoint := explicit_checkpoint(config):  # asked for by path: resume it on purpose
+        logger.warning("%s holds %s; resuming %s as asked", out, holds, checkpoint)
         return identity
     raise ConfigError(
         f"output_dir {out} holds {holds}. Write to another output_dir, or set "
@@ -210,8 +209,6 @@ def start_run(config: Any, identity: dict[str, Any], **facts: Any) -> str | None
     explicit one, logs the decision and records it (with ``facts``, e.g. the attention
     used) in the run record. Only the main process writes or removes anything.
     """
-    from mirg.train.common import logger
-
     out = Path(config.output_dir)
     main = is_main_process()
     value = _resume_value(config)

@@ -33,6 +33,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from mirg.train.common import logger
 from mirg.train.configs import ConfigError
 
 VLLM_FOLDER = "vllm-model"
@@ -144,13 +145,10 @@ def prepare(config: Any, model: Any, processor: Any, rows: Sequence[dict]) -> di
 
     The main process writes the folder while the others wait; on a node that does not
     see its output_dir (no shared storage) the node's first process writes its own."""
-    from mirg.train.common import logger
-
     folder = Path(config.output_dir) / VLLM_FOLDER
     with config.main_process_first(local=False, desc="vLLM model folder"):
-        marker = folder / MARKER
-        stale = not marker.is_file() or _stale(marker, processor, config.model_name_or_path)
-        if stale and _is_local_main():
+        stale = _stale(folder / MARKER, processor, config.model_name_or_path)
+        if stale and int(os.environ.get("LOCAL_RANK", "0")) == 0:
             write_vllm_model(
                 str(config.model_name_or_path), processor, folder, config.model_revision
             )
@@ -195,10 +193,6 @@ def prepare(config: Any, model: Any, processor: Any, rows: Sequence[dict]) -> di
     return extra
 
 
-def _is_local_main() -> bool:
-    return int(os.environ.get("LOCAL_RANK", "0")) == 0
-
-
 def _stale(marker: Path, processor: Any, model: str) -> bool:
     """Whether an existing vLLM folder was written for other caps or another model."""
     from mirg.models.loading import pixel_caps
@@ -218,8 +212,6 @@ def _check_share(config: Any, need: dict[str, float]) -> None:
     (vLLM would fail to start, after the model loaded); warn when it cannot hold every
     rollout of a step at once (vLLM then queues them: slower, not wrong)."""
     import torch
-
-    from mirg.train.common import logger
 
     if config.vllm_mode != "colocate" or not torch.cuda.is_available():
         return
