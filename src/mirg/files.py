@@ -42,19 +42,20 @@ def atomic_write(path: str | Path, mode: str = "w", encoding: str | None = "utf-
     ``/dev/full``) is written in place: renaming over it would replace the device. An OS
     error of the output names ``path``, not the temporary file."""
     path = Path(path)
-    binary = "b" in mode
+    if "b" in mode:
+        encoding = None
     try:
         if path.exists() and not path.is_file():
             if path.is_dir():
                 raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
-            with path.open(mode, encoding=None if binary else encoding) as handle:
+            with path.open(mode, encoding=encoding) as handle:
                 yield handle
             return
         keep = path.stat().st_mode & 0o7777 if path.is_file() else 0o666 & ~_umask()
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         try:
-            with os.fdopen(fd, mode, encoding=None if binary else encoding) as handle:
+            with os.fdopen(fd, mode, encoding=encoding) as handle:
                 yield handle
                 handle.flush()
                 os.fsync(handle.fileno())

@@ -13,10 +13,10 @@ a :class:`~mirg.data.schema.SkipLog`.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 from mirg.core.migbench import MigBenchItem, load_migbench
+from mirg.data.readers.conversations import OBJECT_REF_RE, target_only_sample
 from mirg.data.references import Description, QuotedBox, Reference
 from mirg.data.schema import (
     MAX_IMAGE_PIXELS,
@@ -27,8 +27,6 @@ from mirg.data.schema import (
     data_box,
     resolve_image_path,
 )
-
-_OBJECT_REF_RE = re.compile(r"<\|object_ref_start\|>(.{1,500}?)<\|object_ref_end\|>", re.S)
 
 
 def item_to_sample(
@@ -49,35 +47,25 @@ def item_to_sample(
         size = check_image(resolve_image_path(base, rel, field), field, check_images, max_pixels)
         if size is not None:
             sizes.append(list(size))
-    objects: list[list[dict]] = [[] for _ in images]
-    target = None
-    if item.target_image is not None:
-        objects[item.target_image - 1].append(
-            {"box": list(box), "category": None, "attributes": {}}
-        )
-        target = {"image": item.target_image, "object": 0}
     reference: Reference | None = None
-    described = _OBJECT_REF_RE.search(item.question)
+    described = OBJECT_REF_RE.search(item.question)
     if item.reference_boxes:
         reference = QuotedBox(
             image=1, box=data_box(list(item.reference_boxes[0]), here, "reference.box")
         )
     elif described:
         reference = Description(text=described.group(1).strip())
-    return Sample(
-        id=f"migbench-{item.index}",
+    return target_only_sample(
+        sample_id=f"migbench-{item.index}",
         task=item.task,
         images=images,
         question=item.question.strip(),
         target_image=item.target_image,
-        target_box=box,
-        objects=objects,
-        relations=[],
-        captions=[],
+        box=box,
         reference=reference,
-        target=target,
-        image_sizes=sizes or None,
-        meta={"source": "MIG-Bench", "index": item.index, "annotations": "target_only"},
+        relations=[],
+        sizes=sizes or None,
+        meta={"source": "MIG-Bench", "index": item.index},
     )
 
 

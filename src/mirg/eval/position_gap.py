@@ -16,6 +16,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from mirg.core.scoring import read_predictions, score_items
+from mirg.data.synth import PRESETS, WorldConfig, write_dataset
+from mirg.eval.chance import chance_metrics
+from mirg.eval.items import load_eval_items
+from mirg.eval.run import EvalConfig, evaluate
+from mirg.models.loading import load_model_and_processor
+from mirg.models.placement import placement_kwargs
+
 
 @contextmanager
 def shifted_text_positions(model: Any, k: int) -> Iterator[None]:
@@ -56,8 +64,6 @@ def gap_accuracy(
     max_new_tokens: int = 160,
 ) -> dict[int, float]:
     """Strict Acc@0.5 on ``data`` (a mirg split) at each position shift."""
-    from mirg.eval.run import EvalConfig, evaluate
-
     result = {}
     for k in shifts:
         with shifted_text_positions(loaded.model, k):
@@ -78,15 +84,15 @@ def gap_accuracy(
 
 #: Two images, one object each, the question names the image ("Locate the small red circle
 #: in Image-2."): localisation wherever the image sits in the prompt.
-TWO_IMAGE_WORLD_KNOBS = {
-    "families": ("referring",),
-    "image_size": 84,
-    "images": (2, 2),
-    "distractors": (0, 0),
-    "sizes": ("small",),
-    "backgrounds": ("flat",),
-    "fixed_layout": True,
-}
+TWO_IMAGE_WORLD = WorldConfig(
+    families=("referring",),
+    image_size=84,
+    images=(2, 2),
+    distractors=(0, 0),
+    sizes=("small",),
+    backgrounds=("flat",),
+    fixed_layout=True,
+)
 
 
 def probe_model(
@@ -100,17 +106,9 @@ def probe_model(
     """The position-gap probe on fresh items (worlds drawn with ``seed``): single-image
     strict Acc@0.5 at each shift, two-image named localisation per target image, and the
     chance level of each set, in one dict."""
-    from mirg.core.scoring import read_predictions, score_items
-    from mirg.data.synth import PRESETS, WorldConfig, write_dataset
-    from mirg.eval.chance import chance_metrics
-    from mirg.eval.items import load_eval_items
-    from mirg.eval.run import EvalConfig, evaluate
-    from mirg.models.loading import load_model_and_processor
-    from mirg.models.placement import placement_kwargs
-
     out = Path(out)
     loaded = load_model_and_processor(str(model), **placement_kwargs(device))
-    worlds = {"single": PRESETS["single"], "two_image": WorldConfig(**TWO_IMAGE_WORLD_KNOBS)}
+    worlds = {"single": PRESETS["single"], "two_image": TWO_IMAGE_WORLD}
     result: dict[str, Any] = {"items": items, "seed": seed}
     for name, world in worlds.items():
         data = out / f"data-{name}"

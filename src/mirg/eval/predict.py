@@ -17,9 +17,15 @@ from mirg.core.judge import answer_box, resolved_image
 from mirg.core.profiles import ProfileError
 from mirg.data.outputs import PICTURE, PICTURE_TAG, SOFTWARE_TAG, check_output
 from mirg.data.schema import check_image
-from mirg.eval.generation import REASONING_MAX_NEW_TOKENS
+from mirg.eval.generation import (
+    REASONING_MAX_NEW_TOKENS,
+    HFGenerator,
+    eval_messages,
+    load_images,
+)
 from mirg.files import atomic_write
-from mirg.models.placement import add_placement_arguments
+from mirg.models.loading import load_model_and_processor
+from mirg.models.placement import add_placement_arguments, placement_kwargs
 
 
 @dataclass
@@ -39,9 +45,6 @@ def predict(
     save: str | Path | None = None,
     max_new_tokens: int = REASONING_MAX_NEW_TOKENS,
 ) -> PredictResult:
-    from mirg.eval.generation import HFGenerator, eval_messages, load_images
-    from mirg.models.loading import input_sizes
-
     images = load_images(image_paths)
     messages = eval_messages(question, len(images), "reasoning", loaded.profile)
     response = (
@@ -54,9 +57,7 @@ def predict(
     box_px = None
     if k is not None and 1 <= k <= len(images):
         try:
-            rel = answer_box(
-                parsed, loaded.profile, input_sizes(loaded.processor, images), len(images)
-            )
+            rel = answer_box(parsed, loaded.profile, loaded.input_sizes(images), len(images))
         except ProfileError:
             rel = None
         if rel is not None:
@@ -113,9 +114,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mirg.models.loading import load_model_and_processor
-    from mirg.models.placement import placement_kwargs
-
     # Every image decodes within the data pipeline's pixel limit, and the picture can be
     # saved, before the model loads.
     for k, path in enumerate(args.image, 1):

@@ -321,7 +321,6 @@ def _load_adapter(
     base = _read_json(folder / "adapter_config.json").get("base_model_name_or_path")
     if not base:
         raise ModelLoadError(f"{folder}/adapter_config.json names no base_model_name_or_path")
-    has_processor = any((folder / f).is_file() for f in PROCESSOR_FILES)
     loaded = load_model_and_processor(
         base,
         profile=profile,
@@ -336,7 +335,7 @@ def _load_adapter(
         load_processor(
             folder, min_pixels=min_pixels, max_pixels=max_pixels, padding_side=padding_side
         )
-        if has_processor
+        if any((folder / f).is_file() for f in PROCESSOR_FILES)
         else loaded.processor
     )
     return LoadedModel(model, processor, loaded.family, loaded.profile, str(folder))

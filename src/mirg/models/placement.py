@@ -67,10 +67,10 @@ def resolve_attention(attention: str | None, device: str) -> str:
     name = attention or "auto"
     if name not in ATTENTIONS:
         raise MirgError(f"attention {name!r}: choose one of {', '.join(ATTENTIONS)}")
+    has_flash = importlib.util.find_spec("flash_attn") is not None
     if name == "auto":
-        has_flash = importlib.util.find_spec("flash_attn") is not None
         name = "flash_attention_2" if has_flash and device.startswith("cuda") else "sdpa"
-    if name == "flash_attention_2" and importlib.util.find_spec("flash_attn") is None:
+    if name == "flash_attention_2" and not has_flash:
         raise MirgError(
             "attention flash_attention_2 needs flash-attn: pip install 'mirg[flash-attn]' "
             "(GPU only), or use sdpa"

@@ -22,6 +22,7 @@ from typing import Any
 from mirg.core.profiles import PROFILES, get_profile
 from mirg.core.prompts import system_prompt
 from mirg.errors import MirgError
+from mirg.files import write_json
 from mirg.models.loading import FAMILY_FACTORS
 
 #: Model families a tiny model can be built in.
@@ -251,7 +252,7 @@ def build_tokenizer(
     pre-tokenizer (digits split one by one), so the tokenization matches Qwen's behaviour.
     ``corpus`` adds training text (the data the model will read) to mirg's built-in one.
     """
-    from tokenizers import Regex, Tokenizer, models, pre_tokenizers, trainers
+    from tokenizers import AddedToken, Regex, Tokenizer, models, pre_tokenizers, trainers
     from transformers import Qwen2Tokenizer
     from transformers.models.qwen2.tokenization_qwen2 import PRETOKENIZE_REGEX
 
@@ -282,8 +283,6 @@ def build_tokenizer(
         model_max_length=32768,
         clean_up_tokenization_spaces=False,
     )
-    from tokenizers import AddedToken
-
     tokenizer.add_tokens([AddedToken(t, special=True, normalized=False) for t in SPECIAL_TOKENS])
     tokenizer.add_special_tokens(
         {"eos_token": "<|im_end|>", "pad_token": "<|endoftext|>"},
@@ -399,26 +398,17 @@ def build_config(family: str, tokenizer: Any, spec: TinySpec) -> Any:
 # --------------------------------------------------------------------------- processor
 
 
-def default_pixels(family: str) -> tuple[int, int]:
-    """Pixel caps for tiny models: small frames so a CPU step takes milliseconds.
-
-    From 2x2 to 8x8 merged patches (112x112 up to 224x224 for Qwen2/2.5-VL, whose merged
-    patch is 28 px; Qwen3-VL's is 32 px, so its caps are in the same token budget).
-    """
-    factor = FAMILY_FACTORS[family]
-    return (factor * factor * 4, factor * factor * 64)
-
-
 def build_processor(family: str, tokenizer: Any, spec: TinySpec) -> Any:
     """The family's processor with its image and video processors and chat template."""
     import transformers
 
-    _check_family(family)
     qwen3 = family == "qwen3-vl"
-    lo, hi = default_pixels(family)
-    min_pixels = spec.min_pixels or lo
-    max_pixels = spec.max_pixels or hi
-    patches = {"patch_size": FAMILY_FACTORS[family] // 2, "merge_size": 2, "temporal_patch_size": 2}
+    # Tiny frames so a CPU step takes milliseconds: 2x2 to 8x8 merged patches (the same
+    # token budget for every family, whatever its merged patch's side).
+    factor = FAMILY_FACTORS[family]
+    min_pixels = spec.min_pixels or factor * factor * 4
+    max_pixels = spec.max_pixels or factor * factor * 64
+    patches = {"patch_size": factor // 2, "merge_size": 2, "temporal_patch_size": 2}
     # Qwen3-VL normalises pixels to [-1, 1]; Qwen2/2.5-VL with CLIP's mean and std.
     norm = {"image_mean": [0.5] * 3, "image_std": [0.5] * 3} if qwen3 else {}
     image = transformers.Qwen2VLImageProcessor(
@@ -479,19 +469,19 @@ def save_tiny_model(
     import torch
 
     out = Path(out)
+    spec = spec or TinySpec()
     model, processor = build_tiny_model(family, spec, corpus)
     if dtype is not None:
         model = model.to(getattr(torch, dtype))
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out)
     processor.save_pretrained(out)
-    n_params = sum(p.numel() for p in model.parameters())
     info = {
         "family": family,
         "profile": get_profile(family).name,
-        "parameters": n_params,
+        "parameters": sum(p.numel() for p in model.parameters()),
         "vocab_size": len(processor.tokenizer),
-        "spec": {k: getattr(spec or TinySpec(), k) for k in TinySpec.__dataclass_fields__},
+        "spec": dataclasses.asdict(spec),
     }
-    (out / "mirg_tiny_model.json").write_text(json.dumps(info, indent=2) + "\n")
+    write_json(out / "mirg_tiny_model.json", info)
     return out

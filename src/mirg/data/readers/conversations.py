@@ -54,7 +54,7 @@ SOURCE_PROFILES = (*sorted(PROFILES), "pixels")
 PLACEHOLDER = "<image>"
 _HUMAN = ("human", "user")
 _ASSISTANT = ("gpt", "assistant")
-_OBJECT_REF_RE = re.compile(r"<\|object_ref_start\|>(.{1,500}?)<\|object_ref_end\|>", re.S)
+OBJECT_REF_RE = re.compile(r"<\|object_ref_start\|>(.{1,500}?)<\|object_ref_end\|>", re.S)
 _REF_TAG_RE = re.compile(r"<ref>(.{1,500}?)</ref>", re.S)
 _DESCRIBES_RE = re.compile(
     r"(?:describes|refers to|referred to by|described by)\s{0,3}:\s{0,3}(\S.{0,499}?)[.\s]*$",
@@ -189,7 +189,7 @@ def question_reference(question: str, where: str) -> Reference | None:
     if boxes:
         return QuotedBox(image=1, box=data_box(list(boxes[0]), where, "question (quoted box)"))
     found = (
-        _OBJECT_REF_RE.search(question)
+        OBJECT_REF_RE.search(question)
         or _REF_TAG_RE.search(question)
         or _DESCRIBES_RE.search(question)
     )
@@ -304,7 +304,6 @@ def read_conversations(
     if profile not in SOURCE_PROFILES:
         known = ", ".join(SOURCE_PROFILES)
         raise DataError(f"unknown source profile {profile!r}; known: {known}")
-    rule = frame_rule or FrameRule()
     needs_size = profile == "pixels" or get_profile(profile).needs_frame
     record_sizes = record_sizes or needs_size  # read anyway: keep them for exports
     ids = ids or SampleIds()
@@ -332,7 +331,7 @@ def read_conversations(
             size = (
                 tuple(sizes[k]) if sizes else images.size(paths[k], f"{here}: field '{key}[{k}]'")
             )
-        box = relative_box(numbers, profile, size, rule, where)  # type: ignore[arg-type]
+        box = relative_box(numbers, profile, size, frame_rule, where)  # type: ignore[arg-type]
         return target_only_sample(  # the id last: a bad box takes none (SampleIds counts)
             sample_id=ids(record.get("id"), turn.number, position),
             task=task,

@@ -59,11 +59,7 @@ from mirg.data.readers.conversations import (
     relative_box,
     target_only_sample,
 )
-from mirg.data.readers.records import (
-    ImageFiles,
-    Tally,
-    source_where,
-)
+from mirg.data.readers.records import ImageFiles, Tally, source_where
 from mirg.data.references import Region
 from mirg.data.schema import DataError, Sample
 

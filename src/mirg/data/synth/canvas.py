@@ -203,11 +203,8 @@ def _render_background(spec: Background, size: int) -> Image.Image:
         a, b = np.array(spec[1], np.float32), np.array(spec[2], np.float32)
         t = np.linspace(0.0, 1.0, size, dtype=np.float32)[:, None]
         ramp = (a + (b - a) * t).astype(np.uint8)  # (size, 3)
-        arr = (
-            np.broadcast_to(ramp[None, :, :], (size, size, 3))
-            if spec[3] == "horizontal"
-            else np.broadcast_to(ramp[:, None, :], (size, size, 3))
-        )
+        ramp = ramp[None, :, :] if spec[3] == "horizontal" else ramp[:, None, :]
+        arr = np.broadcast_to(ramp, (size, size, 3))
         return Image.fromarray(np.ascontiguousarray(arr), "RGB")
     base, seed, sigma = spec[1], spec[2], spec[3]
     noise = np.random.default_rng(seed).normal(0.0, sigma, (size, size, 1)).astype(np.float32)
@@ -242,7 +239,7 @@ def render(canvas: Canvas, size: int) -> Image.Image:
     """Background, then objects in placement order (later ones may cover earlier ones)."""
     image = _render_background(canvas.background, size)
     draw = ImageDraw.Draw(image)
-    margin = max(2, canvas.config.cell // 14) if canvas.config.cell else 2
+    margin = max(2, canvas.config.cell // 14)
     for obj in canvas.objects:
         _draw(draw, obj, margin)
     return image

@@ -154,7 +154,7 @@ def _previous_dataset(out: Path) -> dict[str, Any] | None:
             try:
                 recorded = json.loads(path.read_text(encoding="utf-8"))
             except ValueError:
-                return {"unreadable": str(path)}
+                recorded = None
             if isinstance(recorded, dict):
                 return {k: recorded.get(k) for k in _IDENTITY}
             return {"unreadable": str(path)}
