@@ -321,13 +321,16 @@ def test_a_turn_left_out_for_a_bad_box_takes_no_sample_id(llava):
     record = json.loads((llava / "multi_image.jsonl").read_text().splitlines()[0])
     broken = json.loads(json.dumps(record))
     broken["conversations"][1]["value"] = "<|box_start|>(400,600),(100,200)<|box_end|>"  # inverted
+    quoted = json.loads(json.dumps(record))  # the quoted box fails after the answer's passed
+    quoted["conversations"][0]["value"] += " <|box_start|>(900,900),(100,100)<|box_end|>"
     path = llava / "repeated.jsonl"
-    path.write_text(json.dumps(broken) + "\n" + json.dumps(record) + "\n")
+    path.write_text("".join(json.dumps(r) + "\n" for r in (broken, quoted, record)))
     tally = Tally(skip_bad=True)
     images = ImageFiles(llava)
     samples = list(read_conversations(path, profile="qwen2-vl", images=images, tally=tally))
     assert [s.id for s in samples] == ["pair-0-0"]
-    assert tally.reasons == {"bad record": 1}
+    assert tally.reasons == {"bad record": 2}
+    assert "quoted box" in tally.log.entries[1][1]
 
 
 # ---------------------------------------------------------------------------- RefCOCO

@@ -238,7 +238,8 @@ def target_only_sample(
 
 class SampleIds:
     """Sample ids from source ids and turn numbers, made unique by the record's position
-    where a source repeats an id."""
+    where a source repeats an id. An id counts as taken once :meth:`keep` records it (the
+    reader keeps only written samples' ids: a turn left out takes none)."""
 
     def __init__(self) -> None:
         self._seen: set[str] = set()
@@ -246,10 +247,10 @@ class SampleIds:
     def __call__(self, source_id: object, turn: int, position: int) -> str:
         base = str(source_id) if source_id not in (None, "") else f"item{position}"
         sample_id = f"{base}-{turn}"
-        if sample_id in self._seen:
-            sample_id = f"{base}@{position}-{turn}"
+        return f"{base}@{position}-{turn}" if sample_id in self._seen else sample_id
+
+    def keep(self, sample_id: str) -> None:
         self._seen.add(sample_id)
-        return sample_id
 
 
 def _vlmr1_turn(record: dict[str, Any], where: str) -> Turn:
@@ -331,14 +332,13 @@ def read_conversations(
             size = (
                 tuple(sizes[k]) if sizes else images.size(paths[k], f"{here}: field '{key}[{k}]'")
             )
-        box = relative_box(numbers, profile, size, frame_rule, where)  # type: ignore[arg-type]
-        return target_only_sample(  # the id last: a bad box takes none (SampleIds counts)
+        return target_only_sample(
             sample_id=ids(record.get("id"), turn.number, position),
             task=task,
             images=list(paths),
             question=turn.question,
             target_image=target,
-            box=box,
+            box=relative_box(numbers, profile, size, frame_rule, where),  # type: ignore[arg-type]
             reference=question_reference(turn.question, where),
             relations=[],
             sizes=sizes,
@@ -350,12 +350,13 @@ def read_conversations(
             },
         )
 
-    return read_turns(path, tally, open_record, turn_sample)
+    return read_turns(path, tally, ids, open_record, turn_sample)
 
 
 def read_turns(
     path: str | Path,
     tally: Tally,
+    ids: SampleIds,
     open_record: Callable[[str, dict[str, Any]], tuple[str, list[Turn], Any]],
     turn_sample: Callable[[Any, Turn, str, int], Sample],
 ) -> Iterator[Sample]:
@@ -363,7 +364,8 @@ def read_turns(
     record and returns where it is (with its id), its turns and what they need;
     ``turn_sample(opened, turn, where, position)`` makes one turn's sample. A bad record or
     turn is raised, or under ``tally.skip_bad`` counted and logged; a turn left out by
-    design (:class:`LeftOut`) is counted by its reason."""
+    design (:class:`LeftOut`) is counted by its reason. Only a written sample's id is
+    kept, so a left-out turn does not rename later ones."""
     for position, (where, record) in enumerate(iter_records(path)):
         tally.records += 1
         try:
@@ -384,6 +386,7 @@ def read_turns(
             except DataError as exc:
                 tally.bad(exc, turn_where)
                 continue
+            ids.keep(sample.id)
             tally.written += 1
             yield sample
 

@@ -187,4 +187,4 @@ def read_mgrounding(
             },
         )
 
-    return read_turns(path, tally, open_record, turn_sample)
+    return read_turns(path, tally, ids, open_record, turn_sample)
