@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from mirg.data.synth import WorldConfig
+from mirg.data.synth import SMALL_WORLD, WorldConfig
 
 STAGES = ("base", "sft", "grpo")
 #: The shipped base: a tiny Qwen3-VL that mirg pre-trained (mirg.demo_base.pretrain_base;
@@ -46,15 +46,11 @@ METRIC_KEYS = ("acc@0.3", "acc@0.5", "acc@0.7", "miou", "image_acc")
 #: apart but barely shapes at 28 px (docs/demo.md). Half the binding look-alikes sit exactly
 #: where the target sits (``same_place_look_alike=0.5``): there a box on the wrong image
 #: overlaps the target fully, which plain IoU rewards and the image-gated reward does not.
-DEMO_WORLD = WorldConfig(
+DEMO_WORLD = replace(
+    SMALL_WORLD,
     families=("single_object", "common_object", "group_grounding"),
     weights=(1.0, 1.0, 3.0),  # 3 in 5 samples are binding: the skill SFT learns slowest
-    image_size=84,
     images=(2, 2),
-    distractors=(0, 0),
-    sizes=("small",),
-    backgrounds=("flat",),
-    fixed_layout=True,
     look_alike_changes=("colour",),
     same_place_look_alike=0.5,
 )

@@ -13,11 +13,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from mirg.core.scoring import read_predictions, score_items
-from mirg.data.synth import PRESETS, WorldConfig, write_dataset
+from mirg.data.synth import PRESETS, SMALL_WORLD, write_dataset
 from mirg.eval.chance import chance_metrics
 from mirg.eval.items import load_eval_items
 from mirg.eval.run import EvalConfig, evaluate
@@ -84,15 +85,7 @@ def gap_accuracy(
 
 #: Two images, one object each, the question names the image ("Locate the small red circle
 #: in Image-2."): localisation wherever the image sits in the prompt.
-TWO_IMAGE_WORLD = WorldConfig(
-    families=("referring",),
-    image_size=84,
-    images=(2, 2),
-    distractors=(0, 0),
-    sizes=("small",),
-    backgrounds=("flat",),
-    fixed_layout=True,
-)
+TWO_IMAGE_WORLD = replace(SMALL_WORLD, families=("referring",), images=(2, 2))
 
 
 def probe_model(

@@ -14,7 +14,7 @@ function per family), ``canvas`` (placement and pixels), ``world`` (samples, dat
 """
 
 from mirg.data.synth.canvas import COLOURS, MARKER_RGB, SIZES
-from mirg.data.synth.config import DEFAULT_FAMILIES, PRESETS, WorldConfig
+from mirg.data.synth.config import DEFAULT_FAMILIES, PRESETS, SMALL_WORLD, WorldConfig
 from mirg.data.synth.families import TASK_FAMILIES
 from mirg.data.synth.world import (
     family_counts,
@@ -30,6 +30,7 @@ __all__ = [
     "MARKER_RGB",
     "PRESETS",
     "SIZES",
+    "SMALL_WORLD",
     "TASK_FAMILIES",
     "WorldConfig",
     "family_counts",

@@ -239,7 +239,7 @@ def render(canvas: Canvas, size: int) -> Image.Image:
     """Background, then objects in placement order (later ones may cover earlier ones)."""
     image = _render_background(canvas.background, size)
     draw = ImageDraw.Draw(image)
-    margin = max(2, canvas.config.cell // 14)
+    margin = max(2, canvas.config.cell // 14) if canvas.config.cell else 2
     for obj in canvas.objects:
         _draw(draw, obj, margin)
     return image

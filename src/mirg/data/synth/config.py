@@ -105,7 +105,7 @@ class WorldConfig:
 
 #: The small world of the presets that tiny models learn on CPU: 84-px images, one object
 #: per image on a 3x3 grid of 28-px cells, one question template per family.
-_SMALL = WorldConfig(
+SMALL_WORLD = WorldConfig(
     image_size=84, distractors=(0, 0), sizes=("small",), backgrounds=("flat",), fixed_layout=True
 )
 
@@ -114,9 +114,9 @@ _SMALL = WorldConfig(
 #: both, the question names the image); ``binding``, which image holds the described object
 #: (one object per image, the other image holds a look-alike).
 PRESETS: dict[str, WorldConfig] = {
-    "single": replace(_SMALL, families=("single_object",), images=(1, 1)),
-    "starter": replace(_SMALL, families=("common_object",), images=(2, 2)),
-    "binding": replace(_SMALL, families=("group_grounding",), images=(2, 2)),
+    "single": replace(SMALL_WORLD, families=("single_object",), images=(1, 1)),
+    "starter": replace(SMALL_WORLD, families=("common_object",), images=(2, 2)),
+    "binding": replace(SMALL_WORLD, families=("group_grounding",), images=(2, 2)),
     "default": WorldConfig(),
     "hard": WorldConfig(
         image_size=224,
