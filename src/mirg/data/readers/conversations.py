@@ -307,7 +307,6 @@ def read_conversations(
         raise DataError(f"unknown source profile {profile!r}; known: {known}")
     needs_size = profile == "pixels" or get_profile(profile).needs_frame
     record_sizes = record_sizes or needs_size  # read anyway: keep them for exports
-    ids = ids or SampleIds()
     source = Path(path).name
 
     def open_record(where: str, record: dict[str, Any]) -> tuple[str, list[Turn], tuple]:
@@ -322,7 +321,7 @@ def read_conversations(
         read = images.record(paths, here, key, sizes=record_sizes and sizes is None)
         return here, turns, (record, here, key, paths, sizes or read)
 
-    def turn_sample(opened: tuple, turn: Turn, where: str, position: int) -> Sample:
+    def turn_sample(opened: tuple, turn: Turn, where: str, sample_id: str) -> Sample:
         record, here, key, paths, sizes = opened
         named, numbers = answer_numbers(turn.answer, where)
         target = _target_image(named, turn.question, len(paths), where)
@@ -333,7 +332,7 @@ def read_conversations(
                 tuple(sizes[k]) if sizes else images.size(paths[k], f"{here}: field '{key}[{k}]'")
             )
         return target_only_sample(
-            sample_id=ids(record.get("id"), turn.number, position),
+            sample_id=sample_id,
             task=task,
             images=list(paths),
             question=turn.question,
@@ -350,22 +349,24 @@ def read_conversations(
             },
         )
 
-    return read_turns(path, tally, ids, open_record, turn_sample)
+    return read_turns(path, tally, open_record, turn_sample, ids)
 
 
 def read_turns(
     path: str | Path,
     tally: Tally,
-    ids: SampleIds,
     open_record: Callable[[str, dict[str, Any]], tuple[str, list[Turn], Any]],
-    turn_sample: Callable[[Any, Turn, str, int], Sample],
+    turn_sample: Callable[[Any, Turn, str, str], Sample],
+    ids: SampleIds | None = None,
 ) -> Iterator[Sample]:
     """The loop the conversation readers share. ``open_record(where, record)`` checks one
     record and returns where it is (with its id), its turns and what they need;
-    ``turn_sample(opened, turn, where, position)`` makes one turn's sample. A bad record or
-    turn is raised, or under ``tally.skip_bad`` counted and logged; a turn left out by
-    design (:class:`LeftOut`) is counted by its reason. Only a written sample's id is
-    kept, so a left-out turn does not rename later ones."""
+    ``turn_sample(opened, turn, where, sample_id)`` makes one turn's sample. A bad record
+    or turn is raised, or under ``tally.skip_bad`` counted and logged; a turn left out by
+    design (:class:`LeftOut`) is counted by its reason. Sample ids come from ``ids`` (one
+    per reader unless shared across files); only a written sample's id is kept, so a
+    left-out turn does not rename later ones."""
+    ids = ids or SampleIds()
     for position, (where, record) in enumerate(iter_records(path)):
         tally.records += 1
         try:
@@ -377,8 +378,9 @@ def read_turns(
         for turn in turns:
             tally.items += 1
             turn_where = f"{here}: turn {turn.number}"
+            sample_id = ids(record.get("id"), turn.number, position)
             try:
-                sample = turn_sample(opened, turn, turn_where, position)
+                sample = turn_sample(opened, turn, turn_where, sample_id)
                 sample = check_sample(sample, turn_where, paths=False)
             except LeftOut as skip:
                 tally.leave_out(turn_where, skip.reason, skip.detail)

@@ -146,7 +146,6 @@ def read_mgrounding(
     ``record_sizes`` reads every image's size from its header (no decoding) into
     ``image_sizes``, which absolute-pixel profiles (qwen2.5-vl) need for exports.
     """
-    ids = ids or SampleIds()
     source = Path(path).name
 
     def open_record(where: str, record: dict[str, Any]) -> tuple[str, list[Turn], tuple]:
@@ -158,7 +157,7 @@ def read_mgrounding(
         turns = conversation_turns(record, here, len(paths))
         return here, turns, (record, subset, paths, images.record(paths, here, sizes=record_sizes))
 
-    def turn_sample(opened: tuple, turn: Turn, where: str, position: int) -> Sample:
+    def turn_sample(opened: tuple, turn: Turn, where: str, sample_id: str) -> Sample:
         record, subset, paths, sizes = opened
         task, n = task_of(subset), len(paths)
         try:
@@ -169,7 +168,7 @@ def read_mgrounding(
         except LeftOut as skip:  # counted by reason and subset
             raise LeftOut(f"{skip.reason} ({subset or 'no type'})", skip.detail) from None
         return target_only_sample(
-            sample_id=ids(record.get("id"), turn.number, position),
+            sample_id=sample_id,
             task=task,
             images=list(paths),
             question=turn.question,
@@ -187,4 +186,4 @@ def read_mgrounding(
             },
         )
 
-    return read_turns(path, tally, ids, open_record, turn_sample)
+    return read_turns(path, tally, open_record, turn_sample, ids)
