@@ -35,8 +35,7 @@ REWARDS = {"dual": ["object", "image", "format"], "iou": ["iou"]}
 def binding_items(data: Path, limit: int | None) -> list:
     from mirg.eval.items import load_eval_items
 
-    items = [it for it in load_eval_items(data / "test.jsonl") if it.task == "group_grounding"]
-    return items[:limit] if limit else items
+    return load_eval_items(data / "test.jsonl", tasks=["group_grounding"], limit=limit or None)
 
 
 def same_place_ids(data: Path) -> set[str]:
@@ -64,13 +63,16 @@ def score(
     config = EvalConfig(model=model, data=str(data / "test.jsonl"), out=str(out),
                         tasks=["group_grounding"], limit=len(items),
                         max_new_tokens=plan.max_new_tokens, device=plan.device)  # fmt: skip
-    evaluate(config, progress=False)
-    result = {}
-    for name, subset in (("all", {it.key for it in items}), ("same_place", same)):
-        m = subset_metrics(out, items, subset, profile)
-        result[name] = {"items": m["n"], "image_acc": round(m.get("image_acc", 0.0), 1),
-                        "acc@0.5": round(m.get("acc@0.5", 0.0), 1)}  # fmt: skip
-    return result
+    every = {"n": len(items), **evaluate(config, progress=False)["average"]}
+    same_place = subset_metrics(out, items, same, profile)  # the predictions just written
+    return {
+        name: {
+            "items": m["n"],
+            "image_acc": round(m.get("image_acc", 0.0), 1),
+            "acc@0.5": round(m.get("acc@0.5", 0.0), 1),
+        }
+        for name, m in (("all", every), ("same_place", same_place))
+    }
 
 
 def main() -> int:

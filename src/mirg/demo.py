@@ -117,15 +117,6 @@ QUICK = DemoPlan(
 )
 
 
-def _stage_metrics(out: Path) -> dict[str, Any]:
-    metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
-    return {
-        **metrics["average"],
-        "tasks": metrics["tasks"],
-        "truncated": metrics.get("truncated", 0),
-    }
-
-
 def _curves(log_history: list[dict], keys: tuple[str, ...]) -> dict[str, list[tuple[float, float]]]:
     series: dict[str, list[tuple[float, float]]] = {}
     for entry in log_history:
@@ -284,11 +275,13 @@ def run_demo(out: str | Path, plan: DemoPlan, model: str | None = None, seed: in
             device=plan.device,
         )
         with _stage(f"eval {stage}", log, len(items), "item") as bar:
-            evaluate(cfg, progress=False)
+            metrics = evaluate(cfg, progress=False)
             bar.update(len(items))
         timed(f"eval {stage}", t0)
         return {
-            **_stage_metrics(folder),
+            **metrics["average"],
+            "tasks": metrics["tasks"],
+            "truncated": metrics["truncated"],
             "unseen_layouts": subset_metrics(folder, items, unseen, profile),
         }
 

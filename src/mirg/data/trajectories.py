@@ -319,14 +319,11 @@ def _walk_expression(w: _Writer, ref: Expression, scope: Sequence[int]) -> None:
 
 
 def _deciding_keys(
-    sample: Sample, match: dict[str, object], scope: Sequence[int]
+    sample: Sample, target: dict[str, Any], match: dict[str, object], scope: Sequence[int]
 ) -> tuple[str, ...] | None:
     """The fewest features whose values only the target holds among the candidates of
     ``scope`` (what tells the images apart): one ``match`` feature if one suffices, else
     all of them, else every feature; None when nothing does."""
-    target = sample.target_object()
-    if target is None:
-        return None
     others = [o for i in scope for o in sample.objects[i - 1][:MAX_CANDIDATES] if o is not target]
     every = ("size", "colour", "category")
     for keys in (*((k,) for k in (*match, *every)), tuple(match), every):
@@ -342,10 +339,8 @@ def _deciding_keys(
 
 def _key_words(obj: dict[str, Any], keys: tuple[str, ...]) -> str | None:
     """'green', 'green cross': the object's values of ``keys``, in the order of _words."""
-    order = [k for k in ("size", "colour") if k in keys] + [
-        k for k in keys if k not in ("size", "colour", "category")
-    ]
-    values = [_feature(obj, k) for k in (*order, *(["category"] if "category" in keys else []))]
+    rank = {"size": 0, "colour": 1, "category": 3}  # any other feature in between
+    values = [_feature(obj, k) for k in sorted(keys, key=lambda k: rank.get(k, 2))]
     return None if None in values else " ".join(str(v) for v in values)
 
 
@@ -354,9 +349,9 @@ def _lookup_table(w: _Writer, match: dict[str, object], scope: Sequence[int]) ->
     value right before its image number, so finding the question's value in the table and
     copying the number after it is the whole decision (measured in docs/demo.md)."""
     s = w.sample
-    keys = _deciding_keys(s, match, scope)
     target = s.target_object()
-    if keys is None or target is None:
+    keys = None if target is None else _deciding_keys(s, target, match, scope)
+    if keys is None:
         return
     for i in scope:
         values = [_key_words(o, keys) for o in s.objects[i - 1][:MAX_CANDIDATES]]

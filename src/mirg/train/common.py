@@ -25,6 +25,7 @@ class PreparedRun:
     train_rows: list[dict]
     eval_rows: list[dict]
     held_out: list | None  # the grounding split scored during training, if configured
+    identity: dict[str, Any]  # what the run trains (data and model fingerprints): runs.py
 
 
 def prepare_run(config: Any, stage: str, records: Callable[..., list[dict]]) -> PreparedRun:
@@ -37,7 +38,7 @@ def prepare_run(config: Any, stage: str, records: Callable[..., list[dict]]) -> 
     for name in ("model_name_or_path", "dataset_path", "output_dir"):
         if getattr(config, name) in (None, ""):
             raise ConfigError(f"config key {name!r} is required (in the recipe or --{name} …)")
-    check_output_dir(config, stage)
+    identity = check_output_dir(config, stage)
     held_out = grounding_items(config) if config.grounding_eval_path else None
     loaded = load_for_training(config)
     options = {"image_root": config.image_root, "check_images": config.check_images}
@@ -54,7 +55,7 @@ def prepare_run(config: Any, stage: str, records: Callable[..., list[dict]]) -> 
     if config.freeze_vision_tower:
         frozen = freeze_vision_tower(loaded.model)
         logger.info("froze %s vision-tower parameters", f"{frozen:,}")
-    return PreparedRun(loaded, train, evaluation, held_out)
+    return PreparedRun(loaded, train, evaluation, held_out, identity)
 
 
 def training_attention(config: Any) -> str:
@@ -207,11 +208,16 @@ class TrainResult:
     resumed_from: str | None = None
 
 
-def train_and_save(trainer: Any, config: Any, stage: str, merge_lora: bool) -> TrainResult:
+def train_and_save(
+    trainer: Any, config: Any, identity: dict[str, Any], merge_lora: bool
+) -> TrainResult:
     """Train under the output folder's lock (resuming this run's newest complete
-    checkpoint when asked), save the final model (LoRA merged when asked)."""
+    checkpoint when asked), save the final model (LoRA merged when asked). ``identity`` is
+    the one :func:`prepare_run` fingerprinted, so the data is not hashed twice."""
     from mirg.files import folder_lock
-    from mirg.train.runs import is_main_process, run_identity, start_run
+    from mirg.train.runs import is_main_process, start_run
+
+    stage = identity["stage"]
 
     # Only the main process holds output_dir's lock; a second run into it is refused, naming
     # the first.
@@ -221,9 +227,7 @@ def train_and_save(trainer: Any, config: Any, stage: str, merge_lora: bool) -> T
         else contextlib.nullcontext()
     )
     with lock:
-        resume = start_run(
-            config, run_identity(config, stage), attention=attention_of(trainer.model)
-        )
+        resume = start_run(config, identity, attention=attention_of(trainer.model))
         output = trainer.train(resume_from_checkpoint=resume)
         save_final(trainer, config, merge_lora=merge_lora)
     return TrainResult(

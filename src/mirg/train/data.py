@@ -27,6 +27,7 @@ from typing import Any
 from mirg.core.profiles import CoordinateProfile
 from mirg.core.prompts import assistant_message, build_messages, count_image_placeholders
 from mirg.data.exports import check_placeholders
+from mirg.data.readers.records import json_object
 from mirg.data.schema import DataError, check_image, check_targets, iter_jsonl
 
 #: The columns GRPO's rewards read from every row (with ``profile`` and ``input_sizes``).
@@ -79,11 +80,8 @@ def _records(
     for count, (number, record) in enumerate(iter_jsonl(path)):
         if max_samples is not None and count >= max_samples:
             return
-        if isinstance(record, DataError):
-            raise record
         where = f"{path}:{number}"
-        if not isinstance(record, dict):
-            raise DataError(f"{where}: expected a JSON object")
+        record = json_object(where, record)
         if "id" in record:
             where = f"{where}: sample {str(record['id'])!r}"
         yield where, record, _find_images(record.get("images"), bases, where, check_images)

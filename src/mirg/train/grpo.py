@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from mirg.train.callbacks import add_grounding_eval
-from mirg.train.common import TrainResult, prepare_run, train_and_save
+from mirg.train.common import PreparedRun, TrainResult, prepare_run, train_and_save
 from mirg.train.configs import ConfigError, GRPOTrainConfig, reward_function
 from mirg.train.data import grpo_records, to_dataset
 
@@ -35,12 +35,15 @@ def check_reward_columns(dataset: Any, funcs: list[Callable[..., list[float]]]) 
             ) from None
 
 
-def build_grpo_trainer(config: GRPOTrainConfig, callbacks: list | None = None) -> Any:
+def build_grpo_trainer(
+    config: GRPOTrainConfig, callbacks: list | None = None, run: PreparedRun | None = None
+) -> Any:
     """A ``GRPOTrainer`` ready to train, after every input check has passed (the reward
-    functions' too: each scores the first training row once)."""
+    functions' too: each scores the first training row once; ``run``: the prepared run,
+    when the caller has one)."""
     from trl import GRPOTrainer, get_peft_config
 
-    run = prepare_run(config, "grpo", grpo_records)
+    run = run or prepare_run(config, "grpo", grpo_records)
     model, processor = run.loaded.model, run.loaded.processor
     train = to_dataset(run.train_rows)
     funcs = [reward_function(name) for name in config.rewards]
@@ -71,5 +74,6 @@ def build_grpo_trainer(config: GRPOTrainConfig, callbacks: list | None = None) -
 
 def run_grpo(config: GRPOTrainConfig, callbacks: list | None = None) -> TrainResult:
     """Train (resuming the same run when asked), save the final model (LoRA: merged)."""
-    trainer = build_grpo_trainer(config, callbacks)
-    return train_and_save(trainer, config, "grpo", merge_lora=True)
+    run = prepare_run(config, "grpo", grpo_records)
+    trainer = build_grpo_trainer(config, callbacks, run)
+    return train_and_save(trainer, config, run.identity, merge_lora=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from mirg.train.callbacks import add_grounding_eval
-from mirg.train.common import TrainResult, prepare_run, train_and_save
+from mirg.train.common import PreparedRun, TrainResult, prepare_run, train_and_save
 from mirg.train.configs import SFTTrainConfig
 from mirg.train.data import sft_records, to_dataset
 
@@ -18,11 +18,14 @@ from mirg.train.data import sft_records, to_dataset
 SFT_EVAL_MAX_NEW_TOKENS = 1024
 
 
-def build_sft_trainer(config: SFTTrainConfig, callbacks: list | None = None) -> Any:
-    """An ``SFTTrainer`` ready to train, after every input check has passed."""
+def build_sft_trainer(
+    config: SFTTrainConfig, callbacks: list | None = None, run: PreparedRun | None = None
+) -> Any:
+    """An ``SFTTrainer`` ready to train, after every input check has passed (``run``: the
+    prepared run, when the caller has one)."""
     from trl import SFTTrainer, get_peft_config
 
-    run = prepare_run(config, "sft", sft_records)
+    run = run or prepare_run(config, "sft", sft_records)
     # prompt/completion records: TRL puts the loss on the answer only (completion_only_loss
     # unset means True for them); prompt tokens, labels and image tokens carry none.
     trainer = SFTTrainer(
@@ -42,5 +45,6 @@ def build_sft_trainer(config: SFTTrainConfig, callbacks: list | None = None) -> 
 
 def run_sft(config: SFTTrainConfig, callbacks: list | None = None) -> TrainResult:
     """Train (resuming the same run when asked), save the final model and processor."""
-    trainer = build_sft_trainer(config, callbacks)
-    return train_and_save(trainer, config, "sft", merge_lora=config.merge_lora)
+    run = prepare_run(config, "sft", sft_records)
+    trainer = build_sft_trainer(config, callbacks, run)
+    return train_and_save(trainer, config, run.identity, merge_lora=config.merge_lora)
