@@ -30,3 +30,14 @@ def image_reward(completions: list, **columns: object) -> list[float]:
 
 def format_reward(completions: list, **columns: object) -> list[float]:
     return _hashed(completions)
+
+
+def varies_unless_one_image(completions: list, images: list, **columns: object) -> list[float]:
+    """Hashed rewards for prompts with several images, the same reward for every
+    completion of a one-image prompt: those groups carry no signal."""
+    hashed = _hashed(completions)
+    return [0.5 if len(imgs) == 1 else h for imgs, h in zip(images, hashed, strict=True)]
+
+
+def never_varies(completions: list, **columns: object) -> list[float]:
+    return [1.0 for _ in completions]

@@ -232,3 +232,76 @@ def test_unknown_family_needs_a_profile(models, toy, tmp_path, capsys):
     )
     assert code == 2
     assert "pass a profile explicitly" in capsys.readouterr().err
+
+
+@pytest.fixture
+def loss_inputs(monkeypatch):
+    """Record every batch that reaches TRL's loss."""
+    from mirg.train.dynamic_sampling import DynamicSamplingGRPOTrainer
+
+    seen: list[dict] = []
+    original = DynamicSamplingGRPOTrainer._compute_loss
+
+    def spy(self, model, inputs):
+        seen.append(inputs)
+        return original(self, model, inputs)
+
+    monkeypatch.setattr(DynamicSamplingGRPOTrainer, "_compute_loss", spy)
+    return seen
+
+
+def test_dynamic_sampling_keeps_groups_without_signal_out_of_the_loss(
+    models, toy, tmp_path, loss_inputs
+):
+    # one prompt in three has one image, and its completions all earn the same reward
+    config = _config(
+        models["qwen3-vl"],
+        toy / "samples.jsonl",
+        tmp_path / "out",
+        "--max_steps", "3",
+        "--per_device_train_batch_size", "8",
+        "--num_generations", "4",
+        "--rewards", "hash_rewards.varies_unless_one_image",
+        "--dynamic_sampling", "true",
+        "--dynamic_sampling_max_rounds", "6",
+    )  # fmt: skip
+    result = grpo.run_grpo(config)
+    assert result.global_step == 3 and len(loss_inputs) == 3
+    for inputs in loss_inputs:
+        assert inputs["completion_ids"].shape[0] == 8  # the batch is refilled to its size
+        counted = inputs["completion_mask"].sum(dim=1) > 0
+        assert 1 not in [n for n, c in zip(inputs["num_images"], counted, strict=True) if c]
+        assert int(inputs["num_items_in_batch"]) == int(inputs["completion_mask"].sum())
+        assert (inputs["advantages"].view(-1, 4).abs().sum(dim=1) > 0).all()
+    logged = [h for h in result.log_history if "dynamic_sampling/dropped_frac" in h]
+    assert len(logged) == 3
+    dropped = sum(h["dynamic_sampling/dropped_frac"] for h in logged)
+    assert dropped > 0  # with shuffled prompts, a one-image prompt turns up in 3 steps
+    rounds = [h["dynamic_sampling/rounds"] for h in logged]
+    extra = [h["dynamic_sampling/extra_completions"] for h in logged]
+    # refills come only when a round fell short, at most a batch's worth each
+    assert all((e > 0) == (r > 1) and e <= (r - 1) * 8 for r, e in zip(rounds, extra, strict=True))
+    assert all(h["dynamic_sampling/masked_frac"] == 0 for h in logged)
+
+
+def test_dynamic_sampling_masks_a_batch_it_cannot_fill(models, toy, tmp_path, loss_inputs):
+    config = _config(
+        models["qwen3-vl"],
+        toy / "samples.jsonl",
+        tmp_path / "out",
+        "--max_steps", "1",
+        "--per_device_train_batch_size", "8",
+        "--num_generations", "4",
+        "--rewards", "hash_rewards.never_varies",
+        "--dynamic_sampling", "true",
+        "--dynamic_sampling_max_rounds", "2",
+    )  # fmt: skip
+    result = grpo.run_grpo(config)
+    (inputs,) = loss_inputs
+    assert inputs["completion_ids"].shape[0] == 8
+    assert int(inputs["completion_mask"].sum()) == 0 and int(inputs["num_items_in_batch"]) == 0
+    (logged,) = [h for h in result.log_history if "dynamic_sampling/masked_frac" in h]
+    assert logged["dynamic_sampling/masked_frac"] == 1.0
+    assert logged["dynamic_sampling/dropped_frac"] == 1.0
+    assert logged["dynamic_sampling/rounds"] == 2.0
+

@@ -55,6 +55,11 @@ DEMO_WORLD = replace(
     same_place_look_alike=0.5,
 )
 
+#: GRPO's prompts weight the families by how much signal their groups carry for the image
+#: reward: only binding questions leave the image to the model (the other two families name
+#: it or have one image), so 8 in 10 prompts are binding and the rest keep localisation.
+GRPO_FAMILY_WEIGHTS = (1.0, 1.0, 8.0)
+
 
 @dataclass
 class DemoPlan:
@@ -68,6 +73,7 @@ class DemoPlan:
     """
 
     samples: int = 3000
+    grpo_samples: int = 2500  # GRPO's own prompts: a fresh world (seed + 1), binding-weighted
     sft_steps: int = 1000
     grpo_steps: int = 40
     eval_items: int = 120  # test items evaluated per stage, split evenly over families
@@ -81,6 +87,12 @@ class DemoPlan:
     device: str = "cpu"  # the documented figures are CPU figures; "cuda"/"auto" for a GPU
     model_spec: dict = field(default_factory=lambda: dict(DEMO_MODEL))
     world: WorldConfig = field(default_factory=lambda: DEMO_WORLD)
+    grpo_family_weights: tuple[float, ...] = GRPO_FAMILY_WEIGHTS
+
+    @property
+    def grpo_world(self) -> WorldConfig:
+        """The world GRPO's prompts are drawn from: the demo's, weighted towards binding."""
+        return replace(self.world, weights=self.grpo_family_weights)
 
 
 #: The tiny model the demo builds: wider than the test models so that it learns to read
@@ -106,6 +118,7 @@ def demo_config(stage: str, **values: Any) -> Any:
 
 QUICK = DemoPlan(
     samples=120,
+    grpo_samples=60,
     sft_steps=40,
     grpo_steps=4,
     eval_items=16,
@@ -140,6 +153,17 @@ def write_trajectories(
     exporter = Exporter(profile, root=samples.parent, seed=seed, detail=detail)
     export(read_samples(samples, check_images="none"), "sft", out, exporter)
     return Path(out)
+
+
+def write_grpo_prompts(out: Path, plan: DemoPlan, seed: int) -> Path:
+    """GRPO's prompts: fresh samples (world seed ``seed + 1``), not the ones SFT already
+    learned from, drawn from ``plan.grpo_world``; written once into ``out/data-grpo``."""
+    from mirg.data.synth import write_dataset
+
+    folder = Path(out) / "data-grpo"
+    if not (folder / "manifest.json").is_file():
+        write_dataset(folder, plan.grpo_samples, seed + 1, plan.grpo_world)
+    return folder / "train.jsonl"
 
 
 @contextmanager
@@ -255,6 +279,7 @@ def run_demo(out: str | Path, plan: DemoPlan, model: str | None = None, seed: in
         file=sys.stderr,
     )
 
+    grpo_prompts = write_grpo_prompts(out, plan, seed)
     test = data / "test.jsonl"
     per_task = max(1, plan.eval_items // len(plan.world.families))  # first N of each task
     items = load_eval_items(test, limit=per_task)
@@ -312,7 +337,7 @@ def run_demo(out: str | Path, plan: DemoPlan, model: str | None = None, seed: in
     grpo = demo_config(
         "grpo",
         model_name_or_path=sft_result.output_dir,
-        dataset_path=str(data / "train.jsonl"),
+        dataset_path=str(grpo_prompts),
         output_dir=str(out / "grpo"),
         max_steps=plan.grpo_steps,
         learning_rate=plan.grpo_lr,

@@ -283,8 +283,30 @@ class GRPOTrainConfig(MirgArguments, ModelConfig, GRPOConfig):
     format_reward_weight: float = field(
         default=DEFAULT_WEIGHTS["format"], metadata={"help": "Weight of the format reward."}
     )
+    dynamic_sampling: bool = field(
+        default=False,
+        metadata={
+            "help": "DAPO's dynamic sampling: drop groups whose rewards do not vary (they "
+            "carry no advantage) and refill the batch with groups of further prompts "
+            "(mirg.train.dynamic_sampling); the share dropped and the extra completions are "
+            "logged under dynamic_sampling/."
+        },
+    )
+    dynamic_sampling_max_rounds: int = field(
+        default=4,
+        metadata={
+            "help": "With dynamic_sampling: most generation rounds per batch, the first "
+            "included; a batch still short then is completed with dropped groups masked out "
+            "of the loss."
+        },
+    )
 
     def __post_init__(self) -> None:
+        if self.dynamic_sampling_max_rounds < 1:
+            raise ConfigError(
+                "dynamic_sampling_max_rounds must be at least 1, got "
+                f"{self.dynamic_sampling_max_rounds}"
+            )
         if not self.rewards:
             raise ConfigError("rewards must be a non-empty list")
         for name in self.rewards:
@@ -301,6 +323,13 @@ class GRPOTrainConfig(MirgArguments, ModelConfig, GRPOConfig):
                 "set object_reward_weight / image_reward_weight / format_reward_weight instead"
             )
         super().__post_init__()
+        per_process = self.per_device_train_batch_size * self.steps_per_generation
+        if self.dynamic_sampling and per_process % self.num_generations:
+            raise ConfigError(
+                "dynamic_sampling keeps whole groups on each process: per_device_train_batch_size"
+                f" x steps_per_generation ({per_process}) must be a multiple of num_generations "
+                f"({self.num_generations})"
+            )
 
 
 C = TypeVar("C")

@@ -55,8 +55,11 @@ def build_grpo_trainer(
         engine = vllm_engine.trl_vllm_arguments(
             vllm_engine.prepare(config, model, processor, run.train_rows + run.eval_rows)
         )
+    trainer_class = GRPOTrainer
+    if config.dynamic_sampling:
+        from mirg.train.dynamic_sampling import DynamicSamplingGRPOTrainer as trainer_class
     with engine:
-        trainer = GRPOTrainer(
+        trainer = trainer_class(
             model=model,
             reward_funcs=funcs,
             args=config,

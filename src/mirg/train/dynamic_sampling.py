@@ -1,0 +1,230 @@
+"""Dynamic sampling (DAPO, arXiv 2503.14476) on TRL's ``GRPOTrainer``, its loss untouched.
+
+A group whose completions all earn the same reward has advantage 0 for every completion:
+it moves nothing but still fills the batch and the token count the loss divides by. With
+``dynamic_sampling: true`` the trainer drops such groups after scoring and generates more
+groups from further prompts until the generation batch is full again, so every optimizer
+step learns from as many informative groups as the batch holds. TRL 1.16 lacks it (its
+issue #3708), so mirg adds it by overriding one method, ``_generate_and_score_completions``:
+the batch it returns has the shape TRL expects and goes to TRL's own loss.
+
+- A group is dropped when its weighted total reward does not vary (TRL's
+  ``frac_reward_zero_std``, per group).
+- Refill prompts are drawn at random from the training set (a generator seeded from the
+  run's seed and the process), ``num_generations`` completions each: as many prompts as the
+  missing groups need at the step's keep rate so far (at most a batch's worth), for at most
+  ``dynamic_sampling_max_rounds`` rounds (the first included).
+- A batch still short after the last round is completed with dropped groups whose loss
+  mask is zeroed: they reach neither the loss nor its token count.
+- Logged per optimizer step: ``dynamic_sampling/dropped_frac`` (share of the generated
+  groups dropped), ``dynamic_sampling/rounds``, ``dynamic_sampling/extra_completions``
+  (generated beyond the batch) and ``dynamic_sampling/masked_frac`` (share of the batch
+  completed with masked groups).
+
+Each process keeps whole groups of its own (its generation batch must hold a multiple of
+``num_generations``); every process runs the same number of rounds, as collective
+generation (vLLM) and reward gathering need.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from trl import GRPOTrainer
+
+from mirg.train.configs import ConfigError
+
+#: Batch keys padded on the left (prompt side) and on the right (completion side), with
+#: the value padding takes. ``*_type_ids`` span prompt and completion: split at the
+#: prompt's width.
+LEFT_PADDED = {"prompt_ids": "pad", "prompt_mask": 0}
+RIGHT_PADDED = {
+    "completion_ids": "pad",
+    "completion_mask": 0,
+    "old_per_token_logps": 0.0,
+    "ref_per_token_logps": 0.0,
+    "sampling_per_token_logps": 0.0,
+    "importance_sampling_ratio": 0.0,
+    "tool_mask": 1,
+}
+SPANNING = ("mm_token_type_ids", "token_type_ids")
+
+
+def varying_groups(rewards_per_func: Any, weights: Any, num_generations: int) -> Any:
+    """A bool per group (in order): whether its weighted total reward varies. Completions
+    every reward function left unscored (NaN) are left out, as TRL's baseline does."""
+    import torch
+
+    unscored = torch.isnan(rewards_per_func).all(dim=1)
+    total = (rewards_per_func * weights.to(rewards_per_func.device).unsqueeze(0)).nansum(dim=1)
+    high = total.masked_fill(unscored, float("-inf")).view(-1, num_generations).amax(dim=1)
+    low = total.masked_fill(unscored, float("inf")).view(-1, num_generations).amin(dim=1)
+    spread = high - low  # -inf where no completion was scored
+    return spread > 1e-6
+
+
+def _width(batch: dict[str, Any], key: str) -> int:
+    return batch[key].shape[1]
+
+
+def select_rows(batch: dict[str, Any], rows: list[int]) -> dict[str, Any]:
+    """The given rows of a generation batch in split form (every value per row, or a
+    scalar, as after TRL's ``split_pixel_values_by_grid``)."""
+    import torch
+
+    index = torch.tensor(rows, dtype=torch.long)
+    out = {}
+    for key, value in batch.items():
+        if value is None or (isinstance(value, torch.Tensor) and value.ndim == 0):
+            out[key] = value
+        elif isinstance(value, torch.Tensor):
+            out[key] = value[index.to(value.device)]
+        else:
+            out[key] = [value[i] for i in rows]
+    return out
+
+
+def _pad(tensor: Any, width: int, value: float, left: bool) -> Any:
+    import torch.nn.functional as F
+
+    missing = width - tensor.shape[1]
+    if missing == 0:
+        return tensor
+    pad = (0, 0) * (tensor.ndim - 2) + ((missing, 0) if left else (0, missing))
+    return F.pad(tensor, pad, value=value)
+
+
+def concat_batches(batches: list[dict[str, Any]], pad_token_id: int) -> dict[str, Any]:
+    """One generation batch (split form) from several, padding each padded key as TRL
+    padded it (prompts on the left, completions on the right)."""
+    import torch
+
+    first = batches[0]
+    prompt_width = max(_width(b, "prompt_ids") for b in batches)
+    completion_width = max(_width(b, "completion_ids") for b in batches)
+    out: dict[str, Any] = {}
+    for key, value in first.items():
+        values = [b[key] for b in batches]
+        if value is None or (isinstance(value, torch.Tensor) and value.ndim == 0):
+            out[key] = value  # num_items_in_batch: recounted by the caller
+        elif not isinstance(value, torch.Tensor):
+            out[key] = [row for v in values for row in v]
+        elif value.ndim == 1:
+            out[key] = torch.cat(values)
+        elif key in LEFT_PADDED or key in RIGHT_PADDED:
+            left = key in LEFT_PADDED
+            fill = (LEFT_PADDED if left else RIGHT_PADDED)[key]
+            fill = pad_token_id if fill == "pad" else fill
+            width = prompt_width if left else completion_width
+            if key == "importance_sampling_ratio" and value.shape[1] == 1:
+                width = 1  # sequence-level ratios
+            out[key] = torch.cat([_pad(v, width, fill, left) for v in values])
+        elif key in SPANNING:
+            parts = []
+            for b, v in zip(batches, values, strict=True):
+                p = _width(b, "prompt_ids")
+                parts.append(
+                    torch.cat(
+                        [_pad(v[:, :p], prompt_width, 0, True), _pad(v[:, p:], completion_width, 0, False)],
+                        dim=1,
+                    )
+                )  # fmt: skip
+            out[key] = torch.cat(parts)
+        elif len({v.shape[1:] for v in values}) == 1:
+            out[key] = torch.cat(values)
+        else:
+            raise ConfigError(
+                f"dynamic sampling cannot merge the batch key {key!r} (widths "
+                f"{[tuple(v.shape) for v in values]}); switch dynamic_sampling off for this model"
+            )
+    return out
+
+
+class DynamicSamplingGRPOTrainer(GRPOTrainer):
+    """``GRPOTrainer`` that keeps only groups whose rewards vary and refills the batch."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        import torch
+
+        self._refill_generator = torch.Generator().manual_seed(
+            int(self.args.seed) * 1009 + 7919 * (self.accelerator.process_index + 1)
+        )
+        self._rewards_per_func: Any = None
+
+    def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):  # noqa: ANN001, ANN202
+        rewards = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
+        self._rewards_per_func = rewards  # gathered over processes: every process sees all
+        return rewards
+
+    def _refill_inputs(self, prompts: int) -> list[dict[str, Any]]:
+        import torch
+
+        picks = torch.randint(len(self.train_dataset), (prompts,), generator=self._refill_generator)
+        rows = [self.train_dataset[int(i)] for i in picks]
+        return [dict(row) for row in rows for _ in range(self.num_generations)]
+
+    def _local_groups(self, local_rows: int) -> list[bool]:
+        varies = varying_groups(self._rewards_per_func, self.reward_weights, self.num_generations)
+        per_process = local_rows // self.num_generations
+        start = self.accelerator.process_index * per_process
+        return varies[start : start + per_process].tolist()
+
+    def _generate_and_score_completions(self, inputs):  # noqa: ANN001, ANN202
+        if not self.model.training:
+            return super()._generate_and_score_completions(inputs)
+        import torch
+        from trl.trainer.utils import split_pixel_values_by_grid, unsplit_pixel_values_by_grid
+
+        g = self.num_generations
+        wanted = len(inputs) // g
+        kept: list[dict[str, Any]] = []
+        dropped: list[dict[str, Any]] = []
+        n_kept = n_spare = n_generated = n_dropped = rounds = 0
+        batch = inputs
+        while True:
+            rounds += 1
+            out = split_pixel_values_by_grid(super()._generate_and_score_completions(batch))
+            varies = self._local_groups(len(batch))
+            n_generated += len(varies)
+            n_dropped += varies.count(False)
+            keep = [k for k, v in enumerate(varies) if v][: max(0, wanted - n_kept)]
+            drop = [k for k, v in enumerate(varies) if not v]
+            if keep:
+                kept.append(select_rows(out, [k * g + j for k in keep for j in range(g)]))
+                n_kept += len(keep)
+            if drop and n_spare < wanted:  # kept in case the rounds run out
+                dropped.append(select_rows(out, [k * g + j for k in drop for j in range(g)]))
+                n_spare += len(drop)
+            # as many prompts as the groups still missing need at this step's keep rate
+            # (the most any process needs: every process generates the same number)
+            keep_rate = max(n_generated - n_dropped, 1) / n_generated
+            need = math.ceil(max(wanted - n_kept, 0) / keep_rate)
+            need = torch.tensor([min(need, wanted)], device=self.accelerator.device)
+            need = int(self.accelerator.gather(need).max().item())
+            if need == 0 or rounds >= self.args.dynamic_sampling_max_rounds:
+                break
+            batch = self._refill_inputs(need)
+        masked = 0
+        if n_kept < wanted:  # complete the batch with dropped groups, out of the loss
+            filler = select_rows(
+                concat_batches(dropped, self._tokenizer.pad_token_id),
+                list(range((wanted - n_kept) * g)),
+            )
+            filler["completion_mask"] = torch.zeros_like(filler["completion_mask"])
+            if filler.get("tool_mask") is not None:
+                filler["tool_mask"] = torch.zeros_like(filler["tool_mask"])
+            kept.append(filler)
+            masked = wanted - n_kept
+        merged = concat_batches(kept, self._tokenizer.pad_token_id)
+        loss_mask = merged["completion_mask"]
+        if merged.get("tool_mask") is not None:
+            loss_mask = loss_mask * merged["tool_mask"]
+        merged["num_items_in_batch"] = self.accelerator.gather(loss_mask.sum()).sum()
+        metrics = self._metrics["train"]
+        metrics["dynamic_sampling/dropped_frac"].append(n_dropped / n_generated)
+        metrics["dynamic_sampling/rounds"].append(float(rounds))
+        metrics["dynamic_sampling/extra_completions"].append(float((n_generated - wanted) * g))
+        metrics["dynamic_sampling/masked_frac"].append(masked / wanted)
+        return unsplit_pixel_values_by_grid(merged)
