@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 TORCH_PINS := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: demo test test-all test-min lint bench venv
+.PHONY: demo test test-all test-min lint bench venv deepspeed
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,21 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml
 	touch $@
 
 venv: $(VENV)/.installed
+
+# DeepSpeed, the extra the ZeRO-2/3 tests need (tests/test_scale_accelerate.py; CI installs it,
+# .ci/run). On a machine without CUDA it builds from its source release with no op compiled
+# ahead (DS_BUILD_OPS=0: the CPU accelerator builds the one op it uses on first use) and needs
+# torch at build time, hence --no-build-isolation (docs/scaling.md). Same range as the
+# pyproject extra.
+DEEPSPEED := deepspeed>=0.15
+# (setuptools 70.1 and later build wheels without the separate wheel package.)
+$(VENV)/.deepspeed: $(VENV)/.installed
+	$(BIN)/python -c "import deepspeed" 2>/dev/null || ( \
+	  $(BIN)/python -m pip install --quiet 'setuptools>=70.1' && \
+	  DS_BUILD_OPS=0 $(BIN)/python -m pip install --quiet --no-build-isolation '$(DEEPSPEED)')
+	touch $@
+
+deepspeed: $(VENV)/.deepspeed
 
 demo: venv
 	$(BIN)/mirg demo

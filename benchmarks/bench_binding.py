@@ -77,9 +77,9 @@ def score(model: str, job: dict, out: Path) -> dict:
 
     result = {}
     fresh = Path(job["fresh_dir"]) / "train.jsonl"
+    decoding = {"max_new_tokens": job["max_new_tokens"], "device": "cpu", "batch_size": 16}
     config = EvalConfig(model=model, data=str(fresh), out=str(out / "eval-fresh"),
-                        tasks=["group_grounding"], limit=job["items"],
-                        max_new_tokens=job["max_new_tokens"], device="cpu", batch_size=16)  # fmt: skip
+                        tasks=["group_grounding"], limit=job["items"], **decoding)  # fmt: skip
     every = evaluate(config, progress=False)["average"]
     items = _fresh_items(job)
     same = set(job["same_place"])
@@ -91,8 +91,7 @@ def score(model: str, job: dict, out: Path) -> dict:
     )
     demo_test = Path(job["demo"]) / "data" / "test.jsonl"
     config = EvalConfig(model=model, data=str(demo_test), out=str(out / "eval-demo"),
-                        limit=job["demo_per_task"], max_new_tokens=job["max_new_tokens"],
-                        device="cpu", batch_size=16)  # fmt: skip
+                        limit=job["demo_per_task"], **decoding)  # fmt: skip
     demo = evaluate(config, progress=False)
     result["demo_all"] = {"n": job["demo_per_task"] * 3, **demo["average"]}
     result["demo_binding"] = {"n": job["demo_per_task"], **demo["tasks"]["group_grounding"]}
@@ -165,6 +164,8 @@ def run_job(job: dict) -> dict:
     t0 = time.perf_counter()
     if job["arm"] == "sft-start":
         model, log = job["sft"], {}
+    elif (out / "model" / "model.safetensors").is_file():  # trained, then stopped: score it
+        model, log = str(out / "model"), {}
     else:
         model, log = train(job, out)
     result = {"arm": job["arm"], "seed": job["seed"], "scores": score(model, job, out), **log}
@@ -223,7 +224,10 @@ def summarise(results: list[dict], chance: dict) -> dict:
             round(arms[arm][s]["fresh"]["image_acc"] - start["fresh"]["image_acc"], 2)
             for s in sorted(arms[arm])
         ]
-        paired[f"{arm} - SFT start, fresh image_acc"] = {"per_seed": diffs, "mean_sd": _mean_sd(diffs)}
+        paired[f"{arm} - SFT start, fresh image_acc"] = {
+            "per_seed": diffs,
+            "mean_sd": _mean_sd(diffs),
+        }
     out["paired"] = paired
     return out
 
@@ -237,10 +241,18 @@ def main() -> int:
     parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument("--steps", type=int, help="optimizer steps (default: the demo's GRPO)")
     parser.add_argument("--items", type=int, default=1000, help="fresh binding items")
-    parser.add_argument("--control", action="store_true",
-                        help="the control world (same_place_look_alike 0); runs its demo first")  # fmt: skip
-    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
-                        help="GRPO recipe overrides, e.g. learning_rate=3e-5 temperature=0.7")  # fmt: skip
+    parser.add_argument(
+        "--control",
+        action="store_true",
+        help="the control world (same_place_look_alike 0); runs its demo first",
+    )
+    parser.add_argument(
+        "--set",
+        nargs="*",
+        default=[],
+        metavar="KEY=VALUE",
+        help="GRPO recipe overrides, e.g. learning_rate=3e-5 temperature=0.7",
+    )
     parser.add_argument("--jobs", type=int, default=2, help="runs at a time, one thread each")
     parser.add_argument("--fresh", action="store_true", help="rerun jobs already done")
     args = parser.parse_args()

@@ -190,8 +190,12 @@ def summarise(per_item: list[dict], temperatures: list[float], g: int) -> dict:
                 "mean_p_acc@0.5": _mean(accs),
                 "signal_image": _mean([0 < p < 1 for p in ps]),
                 "signal_acc@0.5": _mean([0 < p < 1 for p in accs]),
-                "useful_variance_image": round(statistics.mean(p * (1 - p) * (g - 1) / g for p in ps), 3),
-                "greedy_wrong_sampled_right": f"{sum(r['temperatures'][t]['p_image'] > 0 for r in wrong)}/{len(wrong)}",
+                "useful_variance_image": round(
+                    statistics.mean(p * (1 - p) * (g - 1) / g for p in ps), 3
+                ),
+                "greedy_wrong_sampled_right": (
+                    f"{sum(r['temperatures'][t]['p_image'] > 0 for r in wrong)}/{len(wrong)}"
+                ),
                 "wrong_image_box_on_target": _mean(
                     [r["temperatures"][t]["wrong_image_box_on_target"] for r in rows]
                 ),

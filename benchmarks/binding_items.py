@@ -52,7 +52,10 @@ def same_place_ids(split: Path) -> set[str]:
             continue
         target = s["objects"][s["target_image"] - 1][s["target"]["object"]]["box"]
         others = [
-            o["box"] for i, objs in enumerate(s["objects"], 1) if i != s["target_image"] for o in objs
+            o["box"]
+            for i, objs in enumerate(s["objects"], 1)
+            if i != s["target_image"]
+            for o in objs
         ]
         if target in others:
             ids.add(s["id"])

@@ -304,4 +304,3 @@ def test_dynamic_sampling_masks_a_batch_it_cannot_fill(models, toy, tmp_path, lo
     assert logged["dynamic_sampling/masked_frac"] == 1.0
     assert logged["dynamic_sampling/dropped_frac"] == 1.0
     assert logged["dynamic_sampling/rounds"] == 2.0
-

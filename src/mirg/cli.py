@@ -12,7 +12,11 @@ import errno
 import importlib
 import json
 import os
+import signal
 import sys
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from mirg.errors import MirgError
@@ -70,7 +74,7 @@ def int_range(text: str) -> tuple[int, int]:
     try:
         return (int(lo), int(hi or lo))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected N or MIN-MAX, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected N or MIN-MAX, got {text[:40]!r}") from None
 
 
 def config_from_args(cls: type[C], args: argparse.Namespace, **given: Any) -> C:
@@ -152,7 +156,72 @@ def user_error(exc: BaseException) -> str | None:
         message = f"a file is not valid JSON (line {exc.lineno}, column {exc.colno}): {exc.msg}"
     else:
         return None
-    return None if message is None else " ".join(str(message).splitlines())
+    return None if message is None else _one_line(str(message))
+
+
+#: The longest error line printed: a message echoing a huge value keeps its start (the
+#: file and field) and its end (what to do).
+MAX_MESSAGE = 1000
+
+
+def _one_line(message: str) -> str:
+    text = " ".join(message.splitlines())
+    if len(text) <= MAX_MESSAGE:
+        return text
+    head, tail = MAX_MESSAGE * 2 // 3, MAX_MESSAGE // 3
+    return f"{text[:head]} … {text[-tail:]}"
+
+
+#: Exit status after Ctrl-C, as shells report a process ended by SIGINT (128 + 2).
+INTERRUPTED = 130
+#: What Ctrl-C leaves, for commands whose module says nothing itself (``interrupted``).
+_KEPT: dict[str, Callable[[argparse.Namespace], str]] = {
+    "demo": lambda args: (
+        f"the stages finished so far are kept in {args.out}; rerun the same command: it "
+        "reuses the data and the finished evaluations, and trains again"
+    ),
+}
+_KEPT_DEFAULT = (
+    "each output is written whole or not at all, so a file being written was left as it "
+    "was; rerun the same command"
+)
+
+
+@contextmanager
+def _watch_ctrl_c() -> Iterator[list[int]]:
+    """Note a SIGINT (Ctrl-C) before it raises KeyboardInterrupt as Python's own handler
+    does, so that :func:`main` can tell the user's Ctrl-C (one line, exit 130) from a
+    KeyboardInterrupt raised by code (a bug: its traceback stays). Left alone where Python's
+    handler is not in place (another thread, an ignored signal, an application's own)."""
+    seen: list[int] = []
+    ours = (
+        threading.current_thread() is threading.main_thread()
+        and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    )
+
+    def noted(signum: int, frame: Any) -> None:
+        seen.append(signum)
+        signal.default_int_handler(signum, frame)
+
+    if ours:
+        signal.signal(signal.SIGINT, noted)
+    try:
+        yield seen
+    finally:
+        if ours:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def _kept(command: str, module: Any, args: argparse.Namespace) -> str | None:
+    """What an interrupted command kept, in words (None: say nothing, e.g. not the main
+    process of a distributed run)."""
+    note = getattr(module, "interrupted", None) or _KEPT.get(command)
+    if note is None:
+        return _KEPT_DEFAULT
+    try:
+        return note(args)
+    except Exception:  # the note must never hide the interruption itself
+        return _KEPT_DEFAULT
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -166,16 +235,25 @@ def main(argv: list[str] | None = None) -> int:
     sub = argparse.ArgumentParser(prog=f"mirg {argv[0]}", description=COMMANDS[argv[0]][1])
     module.add_arguments(sub)
     args = sub.parse_args(argv[1:])
-    try:
-        return int(module.run(args) or 0)
-    except Exception as exc:
-        # The one error boundary: a user error is one line naming the file and what to do,
-        # exit 2; anything else is a bug and keeps its traceback.
-        message = user_error(exc)
-        if message is None:
-            raise
-        print(f"mirg {argv[0]}: error: {message}", file=sys.stderr)
-        return 2
+    with _watch_ctrl_c() as ctrl_c:
+        try:
+            return int(module.run(args) or 0)
+        except KeyboardInterrupt:
+            # Ctrl-C: what was written is whole and a rerun resumes it; say so in one line.
+            if not ctrl_c:
+                raise  # raised by code, not by the user: a bug keeps its traceback
+            kept = _kept(argv[0], module, args)
+            if kept:
+                print(f"mirg {argv[0]}: interrupted; {kept}", file=sys.stderr)
+            return INTERRUPTED
+        except Exception as exc:
+            # The one error boundary: a user error is one line naming the file and what to
+            # do, exit 2; anything else is a bug and keeps its traceback.
+            message = user_error(exc)
+            if message is None:
+                raise
+            print(f"mirg {argv[0]}: error: {message}", file=sys.stderr)
+            return 2
 
 
 if __name__ == "__main__":

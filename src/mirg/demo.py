@@ -232,8 +232,48 @@ def subset_metrics(eval_dir: Path, items: list, keep: set[str], profile: str) ->
     return {"n": len(chosen), **metrics["average"], "tasks": metrics["tasks"]}
 
 
-def run_demo(out: str | Path, plan: DemoPlan, model: str | None = None, seed: int = 0) -> dict:
-    """Run every stage; returns the summary written to ``out/summary.json``."""
+#: The record a demo folder holds first: a folder without it is not the demo's to replace.
+DEMO_RECORD = "mirg_demo.json"
+#: What a demo run writes at the top of its folder.
+DEMO_WRITES = (
+    "summary.json",
+    "report.html",
+    "logs",
+    "data",
+    "data-grpo",
+    "model-base",
+    "sft",
+    "grpo",
+    *(f"eval-{stage}" for stage in STAGES),
+)
+
+
+def run_demo(
+    out: str | Path,
+    plan: DemoPlan,
+    model: str | None = None,
+    seed: int = 0,
+    overwrite: bool = False,
+) -> dict:
+    """Run every stage; returns the summary written to ``out/summary.json``.
+
+    ``out`` must be empty, new, or an earlier demo's folder (it holds ``mirg_demo.json``):
+    a folder holding files a demo would replace that no demo wrote is refused unless
+    ``overwrite``. One demo at a time writes a folder (its lock)."""
+    from mirg.data.outputs import claim_folder
+    from mirg.files import check_free, folder_lock, write_json
+
+    out = Path(out)
+    check_free(out)
+    ours = (out / DEMO_RECORD).is_file()
+    claim_folder(out, command="mirg demo", record=DEMO_RECORD, ours=ours, writes=DEMO_WRITES,
+                 overwrite=overwrite)  # fmt: skip
+    with folder_lock(out, "mirg demo"):
+        write_json(out / DEMO_RECORD, {"command": "mirg demo", "seed": seed})
+        return _run_stages(out, plan, model, seed)
+
+
+def _run_stages(out: Path, plan: DemoPlan, model: str | None, seed: int) -> dict:
     from mirg.data.synth import write_dataset
     from mirg.eval.chance import chance_metrics
     from mirg.eval.items import load_eval_items
@@ -428,6 +468,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="write into a folder holding files no demo wrote (summary.json, report.html …)",
+    )
+    parser.add_argument(
         "--device",
         default="cpu",
         help="cpu (default: the documented figures are CPU figures), cuda, cuda:N or auto "
@@ -461,5 +506,5 @@ def run(args: argparse.Namespace) -> int:
         plan.sft_lr = 3e-4  # measured best from random weights (docs/demo.md)
     else:
         model = args.model or str(BASE_MODEL)
-    run_demo(args.out, plan, model=model, seed=args.seed)
+    run_demo(args.out, plan, model=model, seed=args.seed, overwrite=args.overwrite)
     return 0

@@ -83,8 +83,8 @@ def sinusoidal_positions(model_dir: str | Path, image: str | Path, scale: float 
     import math
 
     import torch
-    from PIL import Image
 
+    from mirg.data.schema import open_image
     from mirg.models.loading import load_model_and_processor
 
     loaded = load_model_and_processor(model_dir)
@@ -99,10 +99,7 @@ def sinusoidal_positions(model_dir: str | Path, image: str | Path, scale: float 
         return torch.cat([torch.sin(p[:, None] * freqs), torch.cos(p[:, None] * freqs)], 1)
 
     table = torch.cat([waves(row), waves(col)], 1)
-    with Image.open(image) as picture:
-        pixels = loaded.processor.image_processor(
-            images=[picture.convert("RGB")], return_tensors="pt"
-        )
+    pixels = loaded.processor.image_processor(images=[open_image(image)], return_tensors="pt")
     with torch.no_grad():
         content = tower.patch_embed(pixels["pixel_values"].to(tower.pos_embed.weight.dtype))
         tower.pos_embed.weight.copy_(table / table.std() * content.std() * scale)

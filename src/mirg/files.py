@@ -27,6 +27,9 @@ from typing import IO, Any
 from mirg.errors import MirgError
 
 LOCK_FILE = ".mirg.lock"
+#: Files of a model folder that record the run that wrote it (who, when, with which
+#: arguments), not the model: a model retrained to the same weights is the same model.
+RUN_RECORDS = frozenset({LOCK_FILE, "mirg_run.json", "training_args.bin"})
 #: Bytes read from the start and the end of each weight file for a model fingerprint.
 SAMPLE_BYTES = 1 << 20
 
@@ -104,39 +107,74 @@ def _hash_file(digest: Any, path: Path, sample: bool) -> None:
 
 def fingerprint(path: str | Path) -> str | None:
     """A short content hash: every byte of a file; for a folder (a model), every small file
-    and the first and last MiB of each large one (weights change throughout when retrained).
-    None for a path that does not exist here (a hub model name)."""
+    and the first and last MiB of each large one (weights change throughout when retrained),
+    except the records of the run that wrote it (:data:`RUN_RECORDS`). None for a path that
+    does not exist here (a hub model name)."""
     p = Path(path)
     digest = hashlib.sha256()
     if p.is_file():
         _hash_file(digest, p, sample=False)
     elif p.is_dir():
-        for child in sorted(c for c in p.iterdir() if c.is_file()):
+        for child in sorted(c for c in p.iterdir() if c.is_file() and c.name not in RUN_RECORDS):
             _hash_file(digest, child, sample=True)
     else:
         return None
     return digest.hexdigest()[:16]
 
 
-@contextlib.contextmanager
-def folder_lock(folder: str | Path, what: str) -> Iterator[None]:
-    """Hold ``folder``'s lock while writing it; a second holder gets FolderBusyError naming
-    the first (process, host, start time)."""
+def _busy(folder: Path, holder: str) -> FolderBusyError:
+    return FolderBusyError(
+        f"{folder} is in use by {holder}; wait for it to finish, or write to another folder"
+    )
+
+
+def check_free(folder: str | Path) -> None:
+    """Refuse ``folder`` now, naming the holder, when another process holds its lock;
+    creates and changes nothing (a command checks this before it refuses the folder's
+    content, which a run in progress is still writing)."""
     import fcntl
 
     folder = Path(folder)
+    try:
+        handle = (folder / LOCK_FILE).open("r", encoding="utf-8", errors="replace")
+    except OSError:
+        return  # no lock file: nobody has held it
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise _busy(folder, " ".join(handle.read(500).split()) or "another process") from None
+        except OSError:
+            return
+        fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def folder_lock(folder: str | Path, what: str) -> Iterator[None]:
+    """Hold ``folder``'s lock while writing it; a second holder gets FolderBusyError naming
+    the first (process, host, start time).
+
+    The lock file stays (removing it would let two processes lock two different files),
+    but is emptied on release: a finished folder's content does not depend on who wrote it
+    or when, so a rerun, or another run refused by the lock, leaves it byte for byte the
+    same.
+    """
+    import fcntl
+
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise MirgError(f"{folder} is a file; give the path of a folder to write")
     folder.mkdir(parents=True, exist_ok=True)
     lock = folder / LOCK_FILE
     handle = lock.open("a+", encoding="utf-8")
+    held = False
     try:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             handle.seek(0)
-            holder = handle.read().strip() or "another process"
-            raise FolderBusyError(
-                f"{folder} is in use by {holder}; wait for it to finish, or write to another folder"
-            ) from None
+            raise _busy(folder, " ".join(handle.read(500).split()) or "another process") from None
+        held = True
         handle.seek(0)
         handle.truncate()
         started = time.strftime("%Y-%m-%d %H:%M:%S")
@@ -144,4 +182,7 @@ def folder_lock(folder: str | Path, what: str) -> Iterator[None]:
         handle.flush()
         yield
     finally:
+        if held:
+            with contextlib.suppress(OSError):
+                handle.truncate(0)
         handle.close()

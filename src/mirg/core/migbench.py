@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from mirg.core.answers import ORDINALS
+from mirg.core.prompts import reserved_tokens_problem
 from mirg.errors import MirgError
 
 TASKS: tuple[str, ...] = (
@@ -167,6 +168,8 @@ def _item(raw: object, index: int, where: str) -> MigBenchItem:
     question = raw["question"]
     if not isinstance(question, str):
         raise bad("question", "expected text")
+    if (problem := reserved_tokens_problem(question)) is not None:
+        raise bad("question", problem)
     answer = raw["answer"]
     if (
         not isinstance(answer, list)
@@ -200,10 +203,11 @@ def _item(raw: object, index: int, where: str) -> MigBenchItem:
 
 
 def read_bench_json(path: Path, what: str) -> Any:
-    """A benchmark file's parsed JSON; a missing file, a byte that is not UTF-8 or bad JSON
-    raises naming the file (``what`` says which file it should have been)."""
+    """A benchmark file's parsed JSON (a leading UTF-8 byte order mark skipped, as every
+    mirg reader does); a missing file, a byte that is not UTF-8 or bad JSON raises naming
+    the file (``what`` says which file it should have been)."""
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(path.read_text(encoding="utf-8-sig"))
     except FileNotFoundError:
         raise FileNotFoundError(f"{path}: {what} not found") from None
     except UnicodeDecodeError as exc:

@@ -8,6 +8,7 @@ question's words "Image-2" refer to something the model can see labelled.
 from __future__ import annotations
 
 from mirg.core.profiles import CoordinateProfile, get_profile
+from mirg.errors import MirgError
 
 #: How each coordinate scale reads in a prompt (MIG-Bench's and MC-Bench's system prompts).
 COORDINATE_WORDS = {
@@ -22,6 +23,52 @@ THINK_THEN_ANSWER = (
     "You are given several images, labelled Image-1, Image-2, and so on. First reason about "
     "the images inside <think> </think>, then give the answer inside <answer> </answer> as "
 )
+
+
+#: Qwen-VL's control tokens that a question may not hold. The processor expands
+#: ``<|image_pad|>`` and ``<|video_pad|>`` into an image's or a video's tokens and fails when
+#: their count is not the images' (``<|vision_start|><|image_pad|><|vision_end|>`` in a
+#: question stops predict, eval and SFT inside the processor); ``<|vision_start|>``,
+#: ``<|vision_end|>`` and ``<|vision_pad|>`` frame an image that is not there; ``<|im_start|>``
+#: and ``<|im_end|>`` end the user's turn and forge another, and ``<|endoftext|>`` is the pad
+#: and end token that generation and the trainers stop or pad at. The grounding markup
+#: (``<|box_start|>``, ``<|object_ref_start|>``, ``<|quad_start|>`` and their ends) is
+#: allowed: Qwen reads it in prompts, MIG-Bench quotes reference boxes with it and its
+#: official format instruction is written in it.
+RESERVED_TOKENS = (
+    "<|image_pad|>",
+    "<|video_pad|>",
+    "<|vision_start|>",
+    "<|vision_end|>",
+    "<|vision_pad|>",
+    "<|im_start|>",
+    "<|im_end|>",
+    "<|endoftext|>",
+)
+
+
+class PromptError(MirgError):
+    """Text that cannot go into a prompt as it is."""
+
+
+def reserved_tokens_problem(text: str) -> str | None:
+    """Why ``text`` cannot go into a prompt (it holds :data:`RESERVED_TOKENS`), or None. The
+    readers put it after the file, record and field; the prompt builder raises it alone."""
+    found = [token for token in RESERVED_TOKENS if token in text]
+    if not found:
+        return None
+    return (
+        f"contains Qwen-VL's reserved token{'s' if len(found) > 1 else ''} {', '.join(found)} "
+        "(they mark images and turns: the processor and chat template would take them for "
+        "structure); remove them"
+    )
+
+
+def check_prompt_text(text: str, what: str = "question") -> None:
+    """PromptError unless ``text`` may go into a prompt (see :data:`RESERVED_TOKENS`)."""
+    problem = reserved_tokens_problem(text)
+    if problem is not None:
+        raise PromptError(f"{what}: {problem}")
 
 
 def system_prompt(profile: str | CoordinateProfile) -> str:
@@ -52,7 +99,10 @@ def user_content(question: str, n_images: int) -> list[dict]:
 def build_messages(
     question: str, n_images: int, profile: str | CoordinateProfile, *, system: bool = True
 ) -> list[dict]:
-    """The prompt messages for one sample (no assistant turn)."""
+    """The prompt messages for one sample (no assistant turn). A question holding Qwen-VL's
+    reserved tokens is refused here too, the last place before the processor; the readers
+    refuse it first, naming the file, record and field."""
+    check_prompt_text(question)
     messages: list[dict] = []
     if system:
         messages.append(

@@ -278,6 +278,8 @@ def read_predictions(path: str | Path) -> dict[int | str, Prediction]:
         # Decoded line by line: a text-mode reader decodes ahead, so a byte that is not
         # UTF-8 would be reported on an earlier line than its own.
         for lineno, raw in enumerate(fh, 1):
+            if lineno == 1:
+                raw = raw.removeprefix(b"\xef\xbb\xbf")  # a byte order mark, as every reader
             try:
                 line = raw.decode("utf-8")
             except UnicodeDecodeError as exc:

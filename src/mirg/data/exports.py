@@ -22,7 +22,6 @@ back for TRL through :mod:`mirg.train.data`, the trainers' own reader.
 
 from __future__ import annotations
 
-import io
 import json
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -36,7 +35,15 @@ from mirg.core.prompts import (
     system_prompt,
 )
 from mirg.data.outputs import GRPO, SFT, SHAREGPT, VERL
-from mirg.data.schema import DataError, Sample, read_json, resolve_image_path, write_jsonl
+from mirg.data.schema import (
+    DataError,
+    Sample,
+    image_bytes_as_shown,
+    open_image,
+    read_json,
+    resolve_image_path,
+    write_jsonl,
+)
 from mirg.data.trajectories import build_trajectory
 from mirg.errors import MirgError
 from mirg.files import atomic_write, write_text
@@ -126,10 +133,10 @@ class Exporter:
 
     def verl(self, sample: Sample, index: int, split: str = "train") -> dict[str, Any]:
         text = self.user_text(sample)
-        images = [
-            {"bytes": Path(path).read_bytes(), "path": None}
-            for path in image_paths(sample, self.root)
-        ]
+        images = []  # the image as shown, whether or not verl's loader applies EXIF tags
+        for k, path in enumerate(image_paths(sample, self.root)):
+            where = f"sample {sample.id!r}: field 'images[{k}]'"
+            images.append({"bytes": image_bytes_as_shown(path, where), "path": None})
         return {
             "data_source": "mirg",
             "prompt": [
@@ -218,7 +225,5 @@ def _register_llamafactory(out: Path) -> None:
 
 
 def read_image_bytes(record_image: dict[str, Any]):
-    """A verl ``images`` entry back to a PIL image (for round-trip checks)."""
-    from PIL import Image
-
-    return Image.open(io.BytesIO(record_image["bytes"]))
+    """A verl ``images`` entry back to a PIL image as shown (for round-trip checks)."""
+    return open_image(record_image["bytes"], "verl record image")

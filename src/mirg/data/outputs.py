@@ -9,6 +9,13 @@ needs no flag. (Files themselves are written by :func:`mirg.files.atomic_write`.
 Kinds are read from the content, not the name: the first record of a JSONL file, the keys
 of a JSON file, a parquet file's columns, the EXIF ``Software`` tag of a picture, the marker
 files of a folder.
+
+:func:`claim_folder`: the same rule for an output *folder* (``mirg eval --out``, a training
+``output_dir``, ``mirg synth --out``): a folder proves it is the command's own by the
+record the command writes first (eval's ``run.json``, training's ``mirg_run.json``,
+synth's manifest). Without that record, a folder holding any file a run would write over
+(for training: anything at all, since the libraries choose the names: README.md,
+config.json, tokenizer files …) is refused unless told to overwrite.
 """
 
 from __future__ import annotations
@@ -16,10 +23,11 @@ from __future__ import annotations
 import json
 import os
 import stat
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from pathlib import Path
 
 from mirg.errors import MirgError
+from mirg.files import LOCK_FILE
 
 #: Kinds of output, as the messages name them.
 SAMPLES = "samples"
@@ -124,7 +132,7 @@ def _file_kind(path: Path) -> str | None:
 
 def _folder_kind(path: Path) -> str | None:
     """What a folder holds; None when it is empty."""
-    names = {child.name for child in path.iterdir()}
+    names = {child.name for child in path.iterdir()} - {LOCK_FILE}
     if not names:
         return None
     if any(n in names for n in _TRAINING_MARKERS) or any(
@@ -191,3 +199,49 @@ def check_output(
                 f"Choose another {flag}, or pass --overwrite to replace it"
             )
     return out
+
+
+#: How many of a folder's entries a message names.
+_NAMED = 3
+
+
+def _named(entries: list[str]) -> str:
+    more = f" and {len(entries) - _NAMED} more" if len(entries) > _NAMED else ""
+    return ", ".join(entries[:_NAMED]) + more
+
+
+def claim_folder(
+    out: str | Path,
+    *,
+    command: str,
+    record: str,
+    ours: bool,
+    writes: Collection[str] | None = None,
+    overwrite: bool = False,
+    flag: str = "--out",
+    overwrite_hint: str = "pass --overwrite to replace them",
+) -> list[str]:
+    """Refuse output folder ``out`` when a run of ``command`` would replace files it did not
+    write; returns those files (empty when there are none, or when ``ours``).
+
+    ``ours``: the folder holds ``record``, the file ``command`` writes first, so it is this
+    command's earlier output (a rerun resumes it; the caller checks it is the same run).
+    ``writes``: the names a run writes at the top of the folder; None when the names are
+    not known beforehand (the Trainer's and processors' files), and then any entry counts.
+    The folder's lock file never counts. ``overwrite`` lets the caller replace them.
+    """
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"{out}: {flag} is a file; give the path of a folder to write")
+    if not out.is_dir() or ours:
+        return []
+    names = sorted(child.name for child in out.iterdir() if child.name != LOCK_FILE)
+    found = [n for n in names if writes is None or n in writes]
+    if found and not overwrite:
+        what = "files" if writes is None else "files a run would replace"
+        raise OutputError(
+            f"{out} holds {what} ({_named(found)}) that {command} did not write (it holds no "
+            f"{record} of {command}'s); refusing to replace them. Choose another {flag}, or "
+            f"{overwrite_hint}"
+        )
+    return found

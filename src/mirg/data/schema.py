@@ -10,25 +10,34 @@ typed ``reference`` (:mod:`mirg.data.references`), the answer object ``target``,
 ``image_sizes`` (``[w, h]`` of each file) and ``meta``.
 
 Everything that reads samples validates them (images exist and decode within Pillow's
-pixel limit, counts agree, boxes valid, paths stay inside the root) and raises
-:class:`DataError` naming the file, line, sample and field; or, given a :class:`SkipLog`,
-records the reason and skips the sample. Nothing is dropped silently.
+pixel limit, counts agree, boxes valid, paths stay inside the root, questions hold none of
+Qwen-VL's reserved tokens) and raises :class:`DataError` naming the file, line, sample and
+field; or, given a :class:`SkipLog`, records the reason and skips the sample. Nothing is
+dropped silently.
+
+Images are opened and sized here only (:func:`open_image`, :func:`image_size`), as a viewer
+shows them: a photo's EXIF orientation is applied everywhere (the policy and why: the
+Images section below). JSON and JSONL readers skip a leading UTF-8 byte order mark.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import re
+import struct
 import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from PIL import Image
+from PIL import ExifTags, Image, ImageOps
 
 from mirg.core.boxes import Box, BoxError, validate_box
+from mirg.core.prompts import reserved_tokens_problem
 from mirg.data.references import Reference, reference_from_json, reference_to_json
 from mirg.errors import MirgError
 from mirg.files import atomic_write, write_text
@@ -36,6 +45,10 @@ from mirg.files import atomic_write, write_text
 #: Image decoding guard: more pixels than this is treated as a decompression bomb.
 #: Pillow's own default (about 89 M pixels, where it starts warning); we make it an error.
 MAX_IMAGE_PIXELS = 89_478_485
+
+#: The byte order mark some editors (Notepad, Excel) put before UTF-8 text: every JSON and
+#: JSONL reader skips one at the start of a file, as ``mirg convert`` always has.
+UTF8_BOM = b"\xef\xbb\xbf"
 
 #: How thoroughly to check image files on load: decode every pixel, check existence
 #: only, or not at all (annotation-only data such as MIG-Bench without its images).
@@ -163,48 +176,170 @@ def resolve_image_path(root: Path, relative: str, where: str) -> Path:
     return path
 
 
-def image_size(
-    path: Path, where: str, max_pixels: int = MAX_IMAGE_PIXELS, *, decode: bool = False
-) -> tuple[int, int]:
-    """(width, height) of an image file from its header; with ``decode`` every pixel is
-    decoded too, which catches truncated files. The pixel count is checked before decoding,
-    so a decompression bomb is refused without allocating its pixels. DataError naming
-    ``where`` when the file is missing, unreadable or over the limit."""
+# ---------------------------------------------------------------------------------------
+# Images: one way to open them, one orientation policy.
+#
+# A photo's pixels may be stored turned, with an EXIF tag (Orientation 2-8) saying how to
+# show them. mirg uses every image as a viewer shows it, the tag applied, everywhere: the
+# frames and ``input_sizes`` of exports and training, the pixels training, evaluation and
+# predict feed the model, and the report's thumbnails. Boxes are drawn on what a viewer
+# shows (browser-based annotation tools draw on the turned image), and Hugging Face
+# ``datasets``, which TRL trains from, decodes images turned (``ImageOps.exif_transpose``);
+# any other choice would let one ``target_box`` cover different pixels in training and
+# evaluation. :func:`open_image` and :func:`image_size` are the only readers.
+
+#: EXIF orientations that turn an image a quarter (its width and height swap).
+_QUARTER_TURNS = frozenset({5, 6, 7, 8})
+#: Where Pillow finds an orientation besides a PNG's eXIf chunk (``Image.getexif``).
+_PNG_ORIENTATION_KEYS = ("Raw profile type exif", "XML:com.adobe.xmp", "xmp")
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _png_metadata_after_pixels(source: Path | bytes) -> bool:
+    """Whether a PNG holds an EXIF or text chunk after its pixel data, where Pillow reads
+    it only once the pixels are decoded (chunk headers only; the pixels are skipped)."""
+    with io.BytesIO(source) if isinstance(source, bytes) else open(source, "rb") as handle:
+        if handle.read(8) != _PNG_SIGNATURE:
+            return False
+        seen_pixels = False
+        while len(head := handle.read(8)) == 8:
+            length, kind = struct.unpack(">I4s", head)
+            if kind == b"IEND":
+                return False
+            if kind == b"IDAT":
+                seen_pixels = True
+            elif seen_pixels and kind in (b"eXIf", b"tEXt", b"zTXt", b"iTXt"):
+                return True
+            handle.seek(length + 4, os.SEEK_CUR)  # the data and its CRC
+    return False
+
+
+def _orientation(image: Image.Image, source: Path | bytes) -> int:
+    """The EXIF orientation of an opened image (1: shown as stored), read as Pillow's
+    ``exif_transpose`` and ``datasets`` read it, without decoding the pixels where the
+    format allows (a PNG decodes only when its metadata follows the pixels)."""
+    if (
+        image.format == "PNG"
+        and "exif" not in image.info
+        and not any(key in image.info for key in _PNG_ORIENTATION_KEYS)
+        and not _png_metadata_after_pixels(source)
+    ):
+        return 1
+    value = image.getexif().get(ExifTags.Base.Orientation, 1)
+    return value if isinstance(value, int) else 1
+
+
+def _not_a_file(path: Path, where: str) -> DataError | None:
+    """Why ``path`` cannot be an image file (missing, a folder, a broken link, a device or
+    pipe), or None when it is a regular file."""
+    if path.is_file():
+        return None
+    link = f" (a symbolic link to {os.readlink(path)})" if path.is_symlink() else ""
+    if path.is_dir():
+        return DataError(f"{where}: image path {path}{link} is a folder, not an image file")
+    if path.exists():
+        return DataError(f"{where}: image path {path}{link} is not a regular file")
+    if link:
+        return DataError(f"{where}: image file {path} does not exist{link[:-1]}, which is missing)")
+    return DataError(f"{where}: image file {path} does not exist")
+
+
+@contextlib.contextmanager
+def _image(source: Path | bytes, where: str, max_pixels: int) -> Iterator[Image.Image]:
+    """The opened (not decoded) image of a file or of its bytes, its pixel count checked
+    from the header; anything wrong with it, there or in what the caller reads of it, is a
+    DataError naming ``where`` and the file."""
+    if isinstance(source, bytes):
+        name, stream = "image", io.BytesIO(source)
+    else:
+        if (problem := _not_a_file(source, where)) is not None:
+            raise problem
+        name, stream = f"image {source}", source
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as image:
+            with Image.open(stream) as image:
                 width, height = image.size
                 if width * height > max_pixels:
                     raise DataError(
-                        f"{where}: image {path} is {width}x{height} pixels, over the limit of "
+                        f"{where}: {name} is {width}x{height} pixels, over the limit of "
                         f"{max_pixels} (decompression bomb guard)"
                     )
-                if decode:
-                    image.load()
+                yield image
     except DataError:
         raise
     except FileNotFoundError:
-        raise DataError(f"{where}: image file {path} does not exist") from None
+        raise DataError(f"{where}: image file {source} does not exist") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise DataError(f"{where}: image {path} refused as a decompression bomb: {exc}") from None
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise DataError(f"{where}: image {path} cannot be read: {exc}") from None
+        raise DataError(f"{where}: {name} refused as a decompression bomb: {exc}") from None
+    except (OSError, SyntaxError, ValueError, struct.error) as exc:
+        raise DataError(f"{where}: {name} cannot be read: {exc}") from None
+
+
+def image_size(
+    path: str | Path, where: str, max_pixels: int = MAX_IMAGE_PIXELS, *, decode: bool = False
+) -> tuple[int, int]:
+    """(width, height) of an image file as it is shown (EXIF orientation applied: a photo
+    stored 120x60 and tagged to turn a quarter is 60x120), from its header; with ``decode``
+    every pixel is decoded too, which catches truncated files. The pixel count is checked
+    before decoding, so a decompression bomb is refused without allocating its pixels.
+    DataError naming ``where`` when the file is missing, not a file, unreadable or over the
+    limit."""
+    path = Path(path)
+    with _image(path, where, max_pixels) as image:
+        width, height = image.size
+        if decode:
+            image.load()
+        if _orientation(image, path) in _QUARTER_TURNS:
+            width, height = height, width
     return width, height
+
+
+def open_image(
+    source: str | Path | bytes, where: str | None = None, max_pixels: int = MAX_IMAGE_PIXELS
+) -> Image.Image:
+    """The one way mirg opens a sample's image (a file, or a file's bytes): decoded, RGB,
+    turned as its EXIF orientation says (see the policy above; the same pixels ``datasets``
+    decodes for training), the pixel count checked from the header first. DataError naming
+    ``where`` (default: the path) when it cannot be used."""
+    source = source if isinstance(source, bytes) else Path(source)
+    where = where or ("image bytes" if isinstance(source, bytes) else str(source))
+    with _image(source, where, max_pixels) as image:
+        image.load()
+        if _orientation(image, source) != 1:
+            return ImageOps.exif_transpose(image).convert("RGB")
+        return image.convert("RGB")
+
+
+def image_bytes_as_shown(path: str | Path, where: str, max_pixels: int = MAX_IMAGE_PIXELS) -> bytes:
+    """The file's bytes, for records that embed images (verl): as they are where the image
+    is shown as stored (exports stay byte-identical), else the turned pixels as PNG without
+    the tag, so the record holds the image as shown whether or not its reader applies EXIF
+    orientations."""
+    path = Path(path)
+    with _image(path, where, max_pixels) as image:
+        turned = _orientation(image, path) in range(2, 9)
+    if not turned:
+        return path.read_bytes()
+    buffer = io.BytesIO()
+    open_image(path, where, max_pixels).save(buffer, format="PNG")
+    return buffer.getvalue()
 
 
 def check_image(
     path: Path, where: str, check: str = "decode", max_pixels: int = MAX_IMAGE_PIXELS
 ) -> tuple[int, int] | None:
     """Check an image file as ``check`` says (one of :data:`IMAGE_CHECKS`); ``decode``
-    returns its (width, height). Raises DataError naming ``where``."""
+    returns its (width, height) as shown (:func:`image_size`). Raises DataError naming
+    ``where``: a folder or a link to one is named as such, not as missing."""
     if check not in IMAGE_CHECKS:
         raise MirgError(f"check_images must be one of {IMAGE_CHECKS}, got {check!r}")
     if check == "none":
         return None
-    if not path.is_file():
-        raise DataError(f"{where}: image file {path} does not exist")
     if check == "exists":
+        problem = _not_a_file(Path(path), where)
+        if problem is not None:
+            raise problem
         return None
     return image_size(path, where, max_pixels, decode=True)
 
@@ -247,6 +382,9 @@ def sample_from_json(
         raise _bad(
             where, "question", "contains an '<image>' placeholder (more placeholders than images)"
         )
+    problem = reserved_tokens_problem(question)
+    if problem is not None:
+        raise _bad(where, "question", problem)
     images = raw["images"]
     if not isinstance(images, list) or not images:
         raise _bad(where, "images", "expected a non-empty list of relative paths")
@@ -336,7 +474,12 @@ def sample_from_json(
     for k, path in enumerate(paths):
         size = check_image(path, f"{where}: field 'images[{k}]'", check_images, max_pixels)
         if size is not None and sizes is not None and list(size) != sizes[k]:
-            raise _bad(where, f"image_sizes[{k}]", f"says {sizes[k]}, the file is {list(size)}")
+            turned = (
+                " as shown (its EXIF orientation turns it)" if size[::-1] == tuple(sizes[k]) else ""
+            )
+            raise _bad(
+                where, f"image_sizes[{k}]", f"says {sizes[k]}, the file is {list(size)}{turned}"
+            )
 
     return Sample(
         id=str(sample_id),
@@ -356,7 +499,8 @@ def sample_from_json(
 
 
 def iter_jsonl(path: str | Path) -> Iterator[tuple[int, object | DataError]]:
-    """(line number, decoded object) for each non-blank line.
+    """(line number, decoded object) for each non-blank line (a leading UTF-8 byte order
+    mark is skipped).
 
     A line that is not valid JSON, or not UTF-8, yields a :class:`DataError` naming it
     instead of an object, so callers can skip it and go on reading (``--skip-bad``) or
@@ -371,6 +515,8 @@ def iter_jsonl(path: str | Path) -> Iterator[tuple[int, object | DataError]]:
         raise DataError(f"{path}: file not found") from None
     with handle:
         for number, raw in enumerate(handle, 1):
+            if number == 1:
+                raw = raw.removeprefix(UTF8_BOM)
             try:
                 line = raw.decode("utf-8")
             except UnicodeDecodeError as exc:
@@ -391,8 +537,8 @@ def iter_jsonl(path: str | Path) -> Iterator[tuple[int, object | DataError]]:
 
 
 def read_json(path: str | Path, what: str = "file") -> Any:
-    """A whole JSON file; DataError naming the file (and line) when it is missing, a
-    folder, not UTF-8 or not JSON."""
+    """A whole JSON file (a leading UTF-8 byte order mark skipped); DataError naming the file
+    (and line) when it is missing, a folder, not UTF-8 or not JSON."""
     path = Path(path)
     if path.is_dir():
         raise DataError(f"{path}: is a folder; expected a JSON {what}")
@@ -401,11 +547,12 @@ def read_json(path: str | Path, what: str = "file") -> Any:
     except FileNotFoundError:
         raise DataError(f"{path}: {what} not found") from None
     try:
-        text = data.decode("utf-8")
+        text = data.removeprefix(UTF8_BOM).decode("utf-8")
     except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
+        start = exc.start + (len(UTF8_BOM) if data.startswith(UTF8_BOM) else 0)
+        line = data.count(b"\n", 0, start) + 1
         raise DataError(
-            f"{path}:{line}: not UTF-8 text (byte {data[exc.start]:#04x}); save it as UTF-8"
+            f"{path}:{line}: not UTF-8 text (byte {data[start]:#04x}); save it as UTF-8"
         ) from None
     try:
         return json.loads(text)

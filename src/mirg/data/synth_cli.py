@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import time
 from dataclasses import replace
+from pathlib import Path
 
 from mirg.cli import add_output_arguments, int_range
+from mirg.core.scoring import shown
 from mirg.data.synth import PRESETS, TASK_FAMILIES, write_dataset
 from mirg.errors import MirgError
 
@@ -19,14 +21,14 @@ def _families(values: list[str]) -> tuple[tuple[str, ...], tuple[float, ...] | N
             name, _, weight = entry.partition(":")
             if name not in TASK_FAMILIES:
                 raise MirgError(
-                    f"--families: unknown family {name!r}; known: {', '.join(TASK_FAMILIES)}"
+                    f"--families: unknown family {shown(name)}; known: {', '.join(TASK_FAMILIES)}"
                 )
             names.append(name)
             try:
                 weights.append(float(weight) if weight else 1.0)
             except ValueError:
                 raise MirgError(
-                    f"--families: weight of {name!r} is not a number: {weight!r}"
+                    f"--families: weight of {shown(name)} is not a number: {shown(weight)}"
                 ) from None
             weighted |= bool(weight)
     return tuple(names), (tuple(weights) if weighted else None)
@@ -94,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
         fractions = tuple(float(v) for v in args.split.split(","))
     except ValueError:
         raise MirgError(
-            f"--split: expected three numbers like 0.8,0.1,0.1, got {args.split!r}"
+            f"--split: expected three numbers like 0.8,0.1,0.1, got {shown(args.split)}"
         ) from None
     start = time.perf_counter()
     manifest = write_dataset(
@@ -120,3 +122,17 @@ def run(args: argparse.Namespace) -> int:
             "sample's question and layout (small worlds repeat)"
         )
     return 0
+
+
+def interrupted(args: argparse.Namespace) -> str:
+    """What Ctrl-C left in ``--out``: a dataset being written, which the same command
+    finishes in place (the files written so far are whole; the marker names the dataset)."""
+    from mirg.data.synth.world import IN_PROGRESS
+
+    out = Path(args.out)
+    if (out / IN_PROGRESS).is_file():
+        return (
+            f"{out} holds a partly written dataset (marked by {IN_PROGRESS}); rerun the same "
+            "command to finish it in place"
+        )
+    return f"no dataset was started in {out}"

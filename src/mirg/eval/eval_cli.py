@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import argparse
 
-from mirg.cli import config_from_args
+from mirg.cli import add_output_arguments, config_from_args
 from mirg.core import mcbench
 from mirg.core.scoring import PROTOCOLS, format_table
 from mirg.eval.generation import PROMPTS
-from mirg.eval.run import BACKENDS, EvalConfig, evaluate
+from mirg.eval.run import BACKENDS, EvalConfig, evaluate, kept
 from mirg.models.placement import add_placement_arguments
 
 
@@ -46,6 +46,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--max-model-len", type=int, help="default: the longest prompt plus --max-new-tokens"
     )
     parser.add_argument("--out", required=True, help="output folder (a rerun resumes)")
+    add_output_arguments(
+        parser,
+        overwrite_help="start afresh in --out when it holds another run's predictions or "
+        "files mirg eval did not write (they are replaced); without it such a folder is refused",
+    )
     parser.add_argument("--no-progress", action="store_true")
 
 
@@ -60,3 +65,8 @@ def run(args: argparse.Namespace) -> int:
         print(format_table(metrics))
         print(f"wrote {args.out}/predictions.jsonl, metrics.json, report.html")
     return 0
+
+
+def interrupted(args: argparse.Namespace) -> str:
+    """What Ctrl-C left: the predictions written so far, which a rerun resumes."""
+    return kept(args.out)

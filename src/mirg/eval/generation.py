@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mirg.core.profiles import CoordinateProfile
-from mirg.core.prompts import build_messages
+from mirg.core.prompts import build_messages, check_prompt_text
 from mirg.errors import MirgError
 
 #: The published MIG-Bench evaluation instruction, verbatim (its repeated ``box_start``
@@ -38,6 +38,7 @@ def eval_messages(
     if prompt == "official":
         text = question + OFFICIAL_FORMAT if need_format else question
         content = [{"type": "image"} for _ in range(n_images)] + [{"type": "text", "text": text}]
+        check_prompt_text(question)
         return [{"role": "user", "content": content}]
     if prompt == "reasoning":
         return build_messages(question, n_images, profile)
@@ -45,13 +46,11 @@ def eval_messages(
 
 
 def load_images(paths: Sequence[str]) -> list[Any]:
-    from PIL import Image
+    """The images as the model is shown them: decoded, RGB, turned as their EXIF orientation
+    says (:func:`mirg.data.schema.open_image`, the pixels training decodes too)."""
+    from mirg.data.schema import open_image
 
-    images = []
-    for path in paths:
-        with Image.open(path) as image:
-            images.append(image.convert("RGB"))
-    return images
+    return [open_image(path) for path in paths]
 
 
 def batches_by_shape(
@@ -84,14 +83,11 @@ def prompt_tokens(
 
 
 def image_sizes(paths: Sequence[str]) -> list[tuple[int, int]]:
-    """(width, height) of each image from its header, without decoding the pixels."""
-    from PIL import Image
+    """(width, height) of each image as shown (EXIF orientation applied), from its header,
+    without decoding the pixels (:func:`mirg.data.schema.image_size`)."""
+    from mirg.data.schema import image_size
 
-    sizes = []
-    for path in paths:
-        with Image.open(path) as image:
-            sizes.append(image.size)
-    return sizes
+    return [image_size(path, str(path)) for path in paths]
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from mirg.core.mcbench import McSample, load_mcbench
 from mirg.core.migbench import BenchError, load_migbench
+from mirg.core.prompts import reserved_tokens_problem
 from mirg.errors import MirgError
 
 #: Folders an MC-Bench image root may hold its images under (its archive unpacks to one).
@@ -85,6 +86,8 @@ def _mcbench_items(data: Path, images_root: str | Path | None) -> list[EvalItem]
     root = Path(images_root)
     items = []
     for sample in load_mcbench(data):
+        if (problem := reserved_tokens_problem(sample.text)) is not None:
+            raise BenchError(f"{data}: description {sample.id}: field 'text': {problem}")
         first = sample.targets[0] if sample.targets else None
         items.append(
             EvalItem(
@@ -211,13 +214,15 @@ def preflight(items: Sequence[EvalItem], show: int = 5) -> dict[str, tuple[int, 
     sizes: dict[str, tuple[int, int]] = {}
     bad: list[str] = []
     for path in sorted({p for it in items for p in it.images}):
-        if not Path(path).is_file():
+        if not Path(path).exists() and not Path(path).is_symlink():
             bad.append(f"{path} (missing)")
             continue
         try:
             size = check_image(Path(path), path, "decode")
         except DataError as exc:
-            reason = str(exc).removeprefix(f"{path}: ").removeprefix(f"image {path} ")
+            reason = str(exc).removeprefix(f"{path}: ")
+            for prefix in ("image", "image path", "image file"):
+                reason = reason.removeprefix(f"{prefix} {path} ")
             bad.append(f"{path} ({reason})")
             continue
         assert size is not None  # "decode" always measures

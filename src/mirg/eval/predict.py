@@ -1,7 +1,8 @@
 """``mirg predict``: ask a model about your own images, see the box it draws.
 
-Prints the parsed answer (the image and the box in pixels of the original image) and the
-reasoning, and saves a picture: the images side by side, the box on the chosen image.
+Prints the parsed answer (the image and the box in pixels of the image as shown: a photo's
+EXIF orientation applied, as everywhere in mirg) and the reasoning, and saves a picture: the
+images side by side, the box on the chosen image.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from mirg.cli import add_output_arguments
 from mirg.core.answers import ParsedAnswer, parse_answer
 from mirg.core.judge import answer_box, resolved_image
 from mirg.core.profiles import ProfileError
+from mirg.core.prompts import check_prompt_text
 from mirg.data.outputs import PICTURE, PICTURE_TAG, SOFTWARE_TAG, check_output
 from mirg.data.schema import check_image
 from mirg.eval.generation import (
@@ -33,7 +35,7 @@ class PredictResult:
     response: str
     parsed: ParsedAnswer
     image: int | None
-    box_pixels: tuple[int, int, int, int] | None  # in the original image's pixels
+    box_pixels: tuple[int, int, int, int] | None  # in pixels of the image as shown
     picture: Path | None
 
 
@@ -70,7 +72,9 @@ def predict(
 def draw_answer(
     images: list[Any], k: int | None, box: tuple[int, int, int, int] | None, path: str | Path
 ) -> Path:
-    """Images side by side (labelled), the box drawn on image ``k``."""
+    """Images side by side (labelled), the box drawn on image ``k``: the images as
+    :func:`~mirg.eval.generation.load_images` opened them (turned as shown), so the box
+    lands where the model saw the object."""
     from PIL import Image, ImageDraw
 
     height = max(im.height for im in images)
@@ -114,8 +118,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    # Every image decodes within the data pipeline's pixel limit, and the picture can be
-    # saved, before the model loads.
+    # The question can go into a prompt, every image decodes within the data pipeline's
+    # pixel limit, and the picture can be saved, before the model loads. The --image paths
+    # are the user's own choice, so they are not confined to a root.
+    check_prompt_text(args.question)
     for k, path in enumerate(args.image, 1):
         check_image(Path(path), f"--image (Image-{k})", "decode")
     if args.save:
@@ -138,7 +144,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(
             f"answer: Image-{result.image}, box {list(result.box_pixels)} "
-            "(pixels of the original image)"
+            "(pixels of the image as shown)"
         )
     if result.picture:
         print(f"saved {result.picture}")

@@ -306,24 +306,20 @@ def published_table(metrics: Mapping) -> str:
 
 
 def thumbnail(path: str) -> tuple[str, tuple[int, int]]:
-    """A data URI of a small JPEG of the image, and the original (width, height). An image
-    over the data pipeline's pixel limit raises OSError (drawn as unavailable)."""
-    from PIL import Image
-
-    from mirg.data.schema import MAX_IMAGE_PIXELS
+    """A data URI of a small JPEG of the image as shown (EXIF orientation applied, the
+    pixels the boxes were scored on: :func:`mirg.data.schema.open_image`), and its
+    (width, height) as shown. An image that cannot be used (missing, unreadable, over the
+    data pipeline's pixel limit) raises OSError (drawn as unavailable)."""
+    from mirg.data.schema import DataError, open_image
 
     try:
-        image = Image.open(path)
-    except Image.DecompressionBombError as exc:
-        raise OSError(f"{path}: {exc}") from None
-    with image:
-        size = image.size
-        if size[0] * size[1] > MAX_IMAGE_PIXELS:
-            raise OSError(f"{path}: {size[0]}x{size[1]} pixels, over the limit")
-        small = image.convert("RGB")
-        small.thumbnail((THUMB_SIDE, THUMB_SIDE))
-        buf = io.BytesIO()
-        small.save(buf, format="JPEG", quality=80)
+        image = open_image(path)
+    except DataError as exc:
+        raise OSError(str(exc)) from None
+    size = image.size
+    image.thumbnail((THUMB_SIDE, THUMB_SIDE))
+    buf = io.BytesIO()
+    image.save(buf, format="JPEG", quality=80)
     return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii"), size
 
 

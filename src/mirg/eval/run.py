@@ -7,6 +7,10 @@ run also writes ``mcbench_results.json``, its answers in MC-Bench's published re
 format, which its own evaluation script reads. Rerunning over the same folder resumes: items
 already predicted are skipped, and a line cut short by a killed run is discarded and
 predicted again, so every item ends with exactly one line.
+
+``run.json`` is also what makes a folder mirg eval's own: a folder without it that holds
+any file a run writes (a ``report.html`` or ``metrics.json`` of the user's) is refused
+unless ``--overwrite`` (:func:`mirg.data.outputs.claim_folder`).
 """
 
 from __future__ import annotations
@@ -22,7 +26,8 @@ from typing import IO, Any
 
 from mirg.core import mcbench
 from mirg.core.migbench import BenchError
-from mirg.core.scoring import PROTOCOLS, aggregate, read_predictions, score_items
+from mirg.core.scoring import PROTOCOLS, aggregate, read_predictions, score_items, shown
+from mirg.data.outputs import claim_folder
 from mirg.data.schema import read_json
 from mirg.errors import MirgError
 from mirg.eval.generation import (
@@ -39,10 +44,12 @@ from mirg.eval.generation import (
     vllm_engine_args,
 )
 from mirg.eval.items import EvalItem, load_eval_items, preflight
-from mirg.files import fingerprint, folder_lock, write_json
+from mirg.files import check_free, fingerprint, folder_lock, write_json
 
 PREDICTIONS, METRICS, RUN, REPORT = "predictions.jsonl", "metrics.json", "run.json", "report.html"
 MCBENCH_RESULTS = "mcbench_results.json"
+#: Every file a run writes at the top of its folder (besides the lock).
+WRITES = (RUN, PREDICTIONS, METRICS, REPORT, MCBENCH_RESULTS)
 BACKENDS = ("hf", "vllm")
 
 
@@ -68,6 +75,7 @@ class EvalConfig:
     tensor_parallel_size: int = 1  # vllm
     gpu_memory_utilization: float = 0.9  # vllm
     max_model_len: int | None = None  # vllm; None: the longest prompt plus max_new_tokens
+    overwrite: bool = False  # start afresh in a folder holding another run or other files
     extra: dict[str, Any] = field(default_factory=dict)  # recorded in run.json only
 
     def __post_init__(self) -> None:
@@ -77,7 +85,7 @@ class EvalConfig:
             ("backend", self.backend, BACKENDS),
         ):
             if value not in allowed:
-                raise MirgError(f"unknown {name} {value!r}; known: {', '.join(allowed)}")
+                raise MirgError(f"unknown {name} {shown(value)}; known: {', '.join(allowed)}")
         if self.batch_size < 1:
             raise MirgError(f"batch size must be at least 1, got {self.batch_size}")
         if self.max_new_tokens is None:
@@ -103,25 +111,71 @@ class EvalConfig:
         }
 
 
+def eval_record(out: Path) -> dict | None:
+    """``out/run.json`` when it is a record mirg eval wrote (a mapping with an
+    ``identity``), else None: the folder is not, or not yet, mirg eval's."""
+    try:
+        record = json.loads((out / RUN).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    ok = isinstance(record, dict) and isinstance(record.get("identity"), dict)
+    return record if ok else None
+
+
+def _clear_run(out: Path) -> None:
+    """Remove what a run writes in ``out`` (``--overwrite``: start afresh), nothing else."""
+    for name in WRITES:
+        (out / name).unlink(missing_ok=True)
+
+
+def claim_output(out: Path, cfg: EvalConfig) -> None:
+    """Refuse ``out`` when it holds files mirg eval did not write (no ``run.json`` of its
+    own) that a run would replace, unless ``--overwrite``, which removes them first so no
+    foreign predictions are resumed."""
+    record = eval_record(out)
+    if record is None and (out / PREDICTIONS).exists() and not cfg.overwrite:
+        raise MirgError(
+            f"{out} holds {PREDICTIONS} without a {RUN} of mirg eval: cannot tell which model "
+            "made them; use a new --out folder, or pass --overwrite to start afresh there"
+        )
+    ours = record is not None
+    found = claim_folder(
+        out, command="mirg eval", record=RUN, ours=ours, writes=WRITES, overwrite=cfg.overwrite
+    )
+    if found:
+        _clear_run(out)
+
+
 def _check_same_run(out: Path, cfg: EvalConfig) -> None:
-    """Refuse to mix predictions of another model, benchmark or prompt into ``out``."""
+    """Refuse to mix predictions of another model, benchmark or prompt into ``out``
+    (``--overwrite``: remove them and start afresh)."""
     run_file = out / RUN
     if not run_file.is_file():
-        if (out / PREDICTIONS).exists():
-            raise MirgError(
-                f"{out} holds {PREDICTIONS} without {RUN}: cannot tell which model made them; "
-                "use a new --out folder or delete the old one"
-            )
         return
     before = read_json(run_file, "evaluation record").get("identity", {})
     now = cfg.identity()
     diff = {k: (before.get(k), now[k]) for k in now if before.get(k) != now[k]}
-    if diff:
-        detail = "; ".join(f"{k}: {a!r} before, {b!r} now" for k, (a, b) in diff.items())
+    if diff and cfg.overwrite:
+        _clear_run(out)
+    elif diff:
+        detail = "; ".join(f"{k}: {shown(a)} before, {shown(b)} now" for k, (a, b) in diff.items())
         raise MirgError(
             f"{out} holds predictions from another run ({detail}); refusing to mix them. "
-            "Use a new --out folder, or delete it to start fresh"
+            "Use a new --out folder, or pass --overwrite to start afresh there"
         )
+
+
+def kept(out: str | Path) -> str:
+    """What an interrupted run left in ``out``, in words (for the line Ctrl-C prints)."""
+    path = Path(out) / PREDICTIONS
+    try:
+        with path.open("rb") as handle:
+            n = sum(1 for line in handle if line.endswith(b"\n") and line.strip())
+    except OSError:
+        n = 0
+    if not n:
+        return f"no predictions written yet in {out}; rerun the same command to start"
+    return f"{n} prediction(s) kept in {path}; rerun the same command to resume"
 
 
 def repair_predictions(path: Path) -> int:
@@ -203,7 +257,11 @@ def evaluate(cfg: EvalConfig, loaded: Any = None, progress: bool = True) -> dict
     ``loaded`` (a ``mirg.models.loading.LoadedModel``) reuses a model already in memory,
     as the demo does between stages. One run at a time writes an output folder.
     """
-    with folder_lock(cfg.out, f"mirg eval of {cfg.model}"):
+    out = Path(cfg.out)
+    check_free(out)  # a run in progress is named first
+    if not cfg.overwrite:  # refuse before the lock file is made in a folder not ours
+        claim_output(out, cfg)
+    with folder_lock(out, f"mirg eval of {cfg.model}"):
         return _evaluate(cfg, loaded, progress)
 
 
@@ -219,6 +277,7 @@ def _evaluate(cfg: EvalConfig, loaded: Any, progress: bool) -> dict:
     )
 
     out = Path(cfg.out)
+    claim_output(out, cfg)
     items = load_eval_items(cfg.data, cfg.images, cfg.tasks, cfg.limit)
     if not items:
         raise MirgError(f"{cfg.data}: no items to evaluate")

@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+from pathlib import Path
 
 from mirg.cli import add_output_arguments, config_from_args
 from mirg.data.outputs import TINY_MODEL, check_output
 from mirg.errors import MirgError
+from mirg.files import check_free, folder_lock, write_json
 from mirg.models.tiny import FAMILIES, TinySpec, corpus_from_files, load_spec, save_tiny_model
 
 #: TinySpec fields that are command-line options (``hidden_size`` -> ``--hidden-size``).
@@ -59,6 +61,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     # A trained model (or anything but a tiny model) in --out is refused before any work.
     corpus_files = [("--corpus", p) for p in args.corpus or ()]
+    check_free(args.out)  # a run in progress is named first
     check_output(args.out, TINY_MODEL, inputs=corpus_files, overwrite=args.overwrite, folder=True)
     family = args.family or "qwen3-vl"
     spec = config_from_args(TinySpec, args)
@@ -70,7 +73,15 @@ def run(args: argparse.Namespace) -> int:
             )
         spec = dataclasses.replace(spec, seed=args.seed)
     corpus = corpus_from_files(args.corpus) if args.corpus else None
-    out = save_tiny_model(args.out, family, spec, corpus, dtype=args.dtype)
+    with folder_lock(args.out, f"mirg tiny-model (seed {args.seed})"):
+        # checked again under the lock: another run may have written the folder meanwhile
+        check_output(
+            args.out, TINY_MODEL, inputs=corpus_files, overwrite=args.overwrite, folder=True
+        )
+        # the record first (save_tiny_model completes it last), so a rerun after a kill
+        # knows the folder for its own
+        write_json(Path(args.out) / "mirg_tiny_model.json", {"family": family, "complete": False})
+        out = save_tiny_model(args.out, family, spec, corpus, dtype=args.dtype)
     info = json.loads((out / "mirg_tiny_model.json").read_text())
     print(
         f"wrote {family} tiny model ({info['parameters']:,} parameters, "

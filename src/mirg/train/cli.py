@@ -15,6 +15,8 @@ import sys
 from typing import Any
 
 STAGES = ("sft", "grpo")
+#: The config of the run in progress, for the line Ctrl-C prints (:func:`interrupted`).
+_running: dict[str, Any] = {}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -75,6 +77,7 @@ def train(stage: str, options: list[str], callbacks: list[Any] | None = None) ->
 
     show_progress_log()
     config = load_config(config_class(stage), None, options)
+    _running["config"] = config
     if stage == "sft":
         from mirg.train.sft import run_sft as run_stage
     else:
@@ -103,3 +106,16 @@ def run(args: argparse.Namespace) -> int:
         print(list_keys(args.stage))
         return 0
     return train(args.stage, options)
+
+
+def interrupted(args: argparse.Namespace) -> str | None:
+    """What Ctrl-C left: the newest complete checkpoint, which a rerun resumes (said once,
+    by the main process, under torchrun or accelerate)."""
+    from mirg.train.runs import is_main_process, kept
+
+    if not is_main_process():
+        return None
+    config = _running.get("config")
+    if config is None:
+        return "nothing was written"
+    return kept(config)

@@ -30,9 +30,12 @@ class PreparedRun:
 
 def prepare_run(config: Any, stage: str, records: Callable[..., list[dict]]) -> PreparedRun:
     """Every input check that needs no model first (required keys, the output folder,
-    which must not hold another run, the held-out grounding split), then the model (its
-    vision tower frozen when asked) and the training rows ``records`` builds for it."""
+    which must not hold another run, the held-out grounding split, the images and prompt
+    texts of the training and evaluation data), then the model (its vision tower frozen
+    when asked) and the training rows ``records`` builds for it. A missing or oversized
+    image is named (file, line, sample, field) before minutes go into loading a model."""
     from mirg.train.callbacks import grounding_items
+    from mirg.train.data import check_record_images
     from mirg.train.runs import check_output_dir
 
     for name in ("model_name_or_path", "dataset_path", "output_dir"):
@@ -40,8 +43,14 @@ def prepare_run(config: Any, stage: str, records: Callable[..., list[dict]]) -> 
             raise ConfigError(f"config key {name!r} is required (in the recipe or --{name} …)")
     identity = check_output_dir(config, stage)
     held_out = grounding_items(config) if config.grounding_eval_path else None
+    options: dict[str, Any] = {"image_root": config.image_root, "check_images": config.check_images}
+    sizes = check_record_images(
+        config.dataset_path, max_samples=config.max_train_samples, **options
+    )
+    if config.eval_dataset_path:
+        sizes |= check_record_images(config.eval_dataset_path, **options)
     loaded = load_for_training(config)
-    options = {"image_root": config.image_root, "check_images": config.check_images}
+    options["sizes"] = sizes
     train = records(
         config.dataset_path,
         loaded.profile,

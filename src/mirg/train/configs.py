@@ -18,7 +18,9 @@ import difflib
 import enum
 import importlib
 import os
+import reprlib
 import sys
+import traceback
 import types
 import typing
 from collections.abc import Callable, Mapping, Sequence
@@ -46,25 +48,60 @@ class ConfigError(MirgError):
     """A recipe or override that cannot be applied (unknown key, bad value)."""
 
 
+#: The longest stretch of a user's value an error message repeats.
+SHOWN_CHARS = 80
+_SHOWN = reprlib.Repr()
+_SHOWN.maxlevel = 3
+_SHOWN.maxlist = _SHOWN.maxtuple = _SHOWN.maxdict = _SHOWN.maxset = 8
+_SHOWN.maxstring = _SHOWN.maxother = SHOWN_CHARS
+_SHOWN.maxlong = 40
+
+
+def shown(value: object) -> str:
+    """A value as an error message echoes it: ``repr``-like, at most ``SHOWN_CHARS``
+    characters, and computed in bounded time (a recipe value may be a huge nested list)."""
+    text = _SHOWN.repr(value)
+    return text if len(text) <= SHOWN_CHARS else text[: SHOWN_CHARS - 1] + "…"
+
+
+def where_raised(exc: BaseException) -> str:
+    """``file:line`` of the innermost frame an exception passed through (a user's reward)."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    return f"{frames[-1].filename}:{frames[-1].lineno}" if frames else "?"
+
+
 def reward_function(name: str) -> Callable[..., list[float]]:
     """A core reward by short name (``object``) or any function by dotted path.
 
     ``pkg.module.function`` is imported as TRL's GRPO script does, with the folder the run
-    starts from importable.
+    starts from importable. What it names must be callable: a constant or a module
+    would only fail inside TRL, mid-training.
     """
     path = f"mirg.core.rewards.{name}_reward" if name in CORE_REWARDS else name
     module, _, attribute = path.rpartition(".")
     if not module:
         raise ConfigError(
             f"rewards must be core reward names ({', '.join(CORE_REWARDS)}) or dotted paths "
-            f"(my_pkg.rewards.my_reward); {name!r} is neither"
+            f"(my_pkg.rewards.my_reward); {shown(name)} is neither"
         )
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
     try:
-        return getattr(importlib.import_module(module), attribute)
+        found = getattr(importlib.import_module(module), attribute)
     except (ImportError, AttributeError) as exc:
-        raise ConfigError(f"reward {name!r} cannot be imported: {exc}") from None
+        raise ConfigError(f"reward {shown(name)} cannot be imported: {exc}") from None
+    except Exception as exc:  # the user's module fails as it is imported
+        raise ConfigError(
+            f"reward {shown(name)} cannot be imported: importing {module} raised "
+            f"{type(exc).__name__}: {exc} (at {where_raised(exc)})"
+        ) from None
+    if not callable(found):
+        raise ConfigError(
+            f"reward {shown(name)} is {type(found).__name__} {shown(found)}, not a function; "
+            "name a function that takes completions (and the dataset columns) and returns "
+            "one number per completion"
+        )
+    return found
 
 
 def _env_flag(name: str) -> bool:
@@ -112,7 +149,11 @@ class MirgArguments:
     )
     image_root: str | None = field(
         default=None,
-        metadata={"help": "Folder relative image paths point into (default: the JSONL's folder)."},
+        metadata={
+            "help": "The one folder training reads images from: relative paths point into "
+            "it, and a path leading outside it is refused (default: the folder above the "
+            "JSONL's folder; relative paths are looked up in the JSONL's folder, then its parent)."
+        },
     )
     profile: str | None = field(
         default=None,
@@ -208,14 +249,14 @@ class MirgArguments:
             config.lora_target_modules = DEFAULT_LORA_TARGETS
         if self.check_images not in ("decode", "exists", "none"):
             raise ConfigError(
-                f"check_images must be decode, exists or none, got {self.check_images!r}"
+                f"check_images must be decode, exists or none, got {shown(self.check_images)}"
             )
         from mirg.models.placement import ATTENTIONS
 
         if (self.attn_implementation or "auto") not in ATTENTIONS:
             raise ConfigError(
                 f"attn_implementation must be one of {', '.join(ATTENTIONS)}, "
-                f"got {self.attn_implementation!r}"
+                f"got {shown(self.attn_implementation)}"
             )
         if str(self.grounding_eval_path).lower() in ("", "none"):
             self.grounding_eval_path = None  # --grounding_eval_path none: a recipe's, switched off
@@ -341,7 +382,7 @@ def _reject_unknown(keys: Sequence[str], cls: type, where: str) -> None:
         if key not in known:
             close = difflib.get_close_matches(key, known, n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise ConfigError(f"unknown config key {key!r} {where} for {cls.__name__}{hint}")
+            raise ConfigError(f"unknown config key {shown(key)} {where} for {cls.__name__}{hint}")
 
 
 def _describe(hint: Any) -> str:
@@ -406,23 +447,102 @@ def _check_values(values: Mapping[str, Any], cls: type, where: str) -> None:
     for key, value in values.items():
         hint = hints.get(key, Any)
         if not _fits(hint, value):
-            raise ConfigError(f"{where}: key {key!r}: expected {_describe(hint)}, got {value!r}")
+            raise ConfigError(
+                f"{where}: key {key!r}: expected {_describe(hint)}, got {shown(value)}"
+            )
+
+
+#: What a recipe may hold: its size on disk, and its values as nodes (scalars, lists,
+#: mappings) counted with every alias expanded, and how deeply they nest. A recipe is a
+#: few dozen keys; nested aliases ("billion laughs") expand exponentially and must fail
+#: before anything walks, copies or prints them.
+MAX_RECIPE_BYTES = 1 << 20
+MAX_RECIPE_NODES = 10_000
+MAX_RECIPE_DEPTH = 32
+
+
+def _recipe_extent(root: Any) -> tuple[int, int]:
+    """(nodes, depth) of a composed YAML document with aliases expanded, each shared node
+    measured once; stops counting past the limits. A node that contains itself (a
+    recursive alias) counts as too large."""
+    import yaml
+
+    measured: dict[int, tuple[int, int]] = {}
+    open_nodes: set[int] = set()
+    too_big = (MAX_RECIPE_NODES + 1, MAX_RECIPE_DEPTH + 1)
+
+    def measure(node: Any, depth: int) -> tuple[int, int]:
+        key = id(node)
+        if key in measured:
+            return measured[key]
+        if key in open_nodes or depth > MAX_RECIPE_DEPTH:
+            return too_big
+        if isinstance(node, yaml.SequenceNode):
+            children = list(node.value)
+        elif isinstance(node, yaml.MappingNode):
+            children = [part for pair in node.value for part in pair]
+        else:
+            children = []
+        open_nodes.add(key)
+        nodes, deepest = 1, 0
+        for child in children:
+            n, d = measure(child, depth + 1)
+            nodes, deepest = nodes + n, max(deepest, d)
+            if nodes > MAX_RECIPE_NODES or deepest > MAX_RECIPE_DEPTH:
+                break
+        open_nodes.discard(key)
+        measured[key] = (nodes, deepest + 1)
+        return measured[key]
+
+    return measure(root, 1)
 
 
 def read_recipe(recipe: str | Path) -> dict[str, Any]:
-    """The keys and values of a YAML recipe; malformed YAML fails naming the file and line."""
+    """The keys and values of a YAML recipe; malformed YAML fails naming the file and line,
+    and so does a recipe that would expand past :data:`MAX_RECIPE_NODES` values (nested
+    aliases) or nest deeper than :data:`MAX_RECIPE_DEPTH`."""
     import yaml
 
     path = Path(recipe)
     if not path.is_file():
         raise FileNotFoundError(f"config file {recipe} does not exist")
+    size = path.stat().st_size
+    if size > MAX_RECIPE_BYTES:
+        raise ConfigError(
+            f"config file {recipe}: {size:,} bytes; a recipe holds at most "
+            f"{MAX_RECIPE_BYTES:,} (is this the right file?)"
+        )
+    text = path.read_text(encoding="utf-8")
+    too_deep = ConfigError(
+        f"config file {recipe}: its values nest deeper than {MAX_RECIPE_DEPTH} levels; "
+        "a recipe is a mapping of keys to plain values"
+    )
     try:
-        values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        if node is None:
+            return {}
+        nodes, depth = _recipe_extent(node)
+        if nodes > MAX_RECIPE_NODES:
+            raise ConfigError(
+                f"config file {recipe}: its values expand to more than {MAX_RECIPE_NODES:,} "
+                "entries (nested YAML aliases?); write the values out plainly"
+            )
+        if depth > MAX_RECIPE_DEPTH:
+            raise too_deep
+        loader = yaml.SafeLoader("")
+        try:
+            values = loader.construct_document(node)
+        finally:
+            loader.dispose()
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc)
         raise ConfigError(f"config file {recipe}: malformed YAML{at}: {problem}") from None
+    except RecursionError:  # the YAML parser's own recursion, before any node is measured
+        raise too_deep from None
+    if not values:
+        return {}
     if not isinstance(values, dict):
         raise ConfigError(f"config file {recipe} must hold a mapping of keys to values")
     return values

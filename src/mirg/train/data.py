@@ -9,12 +9,18 @@ evaluation prompt the model identically.
 
 Records are checked by the data layer's rules (JSONL lines, image files and reward targets
 as :mod:`mirg.data.schema` checks samples; placeholders as :mod:`mirg.data.exports` checks
-its records), so every problem is a :class:`~mirg.data.schema.DataError` found before a
-model is loaded: an unreadable line, a missing image, placeholders and images that
-disagree in number, a missing reward column, data written for another coordinate profile
-or for other frames. Frames come from the processor that will see the images
-(:func:`~mirg.models.loading.frame_rule`); without a processor, from the records' own
-``input_sizes``.
+its records), so every problem is a :class:`~mirg.data.schema.DataError` naming file, line,
+sample and field, found before training starts: an unreadable line, a missing image,
+placeholders and images that disagree in number, a missing reward column, data written
+for another coordinate profile or for other frames. The images (found and confined under
+the root, checked, sized within the pixel limit) and the prompt texts are checked before
+the model even loads (:func:`check_record_images`). Frames come from the processor that
+will see the images (:func:`~mirg.models.loading.frame_rule`), at each image's size as
+shown (EXIF orientation applied, as ``datasets`` decodes it for the trainers); without a
+processor, from the records' own ``input_sizes``.
+
+Images are read only under one root (:func:`image_root_of`): ``image_root`` when set, else
+the folder above the JSONL's folder.
 """
 
 from __future__ import annotations
@@ -25,46 +31,76 @@ from pathlib import Path
 from typing import Any
 
 from mirg.core.profiles import CoordinateProfile
-from mirg.core.prompts import assistant_message, build_messages, count_image_placeholders
+from mirg.core.prompts import (
+    assistant_message,
+    build_messages,
+    count_image_placeholders,
+    reserved_tokens_problem,
+)
 from mirg.data.exports import check_placeholders
 from mirg.data.readers.records import json_object
-from mirg.data.schema import DataError, check_image, check_targets, iter_jsonl
+from mirg.data.schema import DataError, check_image, check_targets, image_size, iter_jsonl
 
 #: The columns GRPO's rewards read from every row (with ``profile`` and ``input_sizes``).
 REWARD_COLUMNS = ("target_image", "target_box")
 
 
 def image_bases(path: str | Path, image_root: str | Path | None) -> list[Path]:
-    """Where relative image paths may point: image_root, then the JSONL's folder and parent.
+    """Where relative image paths may point: image_root alone when it is set, else the
+    JSONL's folder, then its parent.
 
     ``mirg synth`` writes paths relative to its folder; trajectories written next to the
     split (or one folder down) therefore resolve without configuration.
     """
-    folder = Path(path).resolve().parent
-    bases = [folder, folder.parent]
     if image_root is not None:
-        bases.insert(0, Path(image_root).expanduser())
-    return bases
+        return [Path(image_root).expanduser()]
+    folder = Path(path).resolve().parent
+    return [folder, folder.parent]
 
 
-def _find_images(images: object, bases: Sequence[Path], where: str, check: str) -> list[str]:
-    """Absolute image paths of a record; relative ones are looked up under ``bases``."""
+def image_root_of(path: str | Path, image_root: str | Path | None) -> Path:
+    """The folder a training file's images must lie under (symbolic links followed):
+    ``image_root`` when set, else the folder above the JSONL's folder, which holds every
+    lookup base of :func:`image_bases`. An image elsewhere, by an absolute path, ``..`` or
+    a link, is refused, as ``mirg trajectories`` refuses it: a samples file cannot make
+    training read another file of the machine."""
+    if image_root is not None:
+        return Path(image_root).expanduser().resolve()
+    return Path(path).resolve().parent.parent
+
+
+def _find_images(
+    images: object, bases: Sequence[Path], root: Path, where: str, check: str
+) -> list[str]:
+    """Absolute image paths of a record, each confined to ``root``; relative ones are
+    looked up under ``bases``. Checked as ``check`` says (a path that is a folder, or a
+    link to one, is named as such)."""
     if not isinstance(images, list) or not all(isinstance(i, str) and i for i in images):
         raise DataError(f"{where}: field 'images': expected a list of image paths")
     out = []
     for k, image in enumerate(images):
+        field = f"{where}: field 'images[{k}]'"
         p = Path(image).expanduser()
         candidates = [p] if p.is_absolute() else [base / p for base in bases]
         found = next((c for c in candidates if c.is_file()), None)
+        found = found or next((c for c in candidates if c.exists() or c.is_symlink()), None)
+        inside = [c for c in candidates if c.resolve().is_relative_to(root)]
+        if (found is not None and found not in inside) or not inside:
+            leads = (found or candidates[0]).resolve()
+            raise DataError(
+                f"{field}: image path {image!r} leads to {leads}, outside the image root {root} "
+                "(training reads images only under image_root, by default the folder above "
+                "the JSONL's folder); set image_root to the folder that holds the images"
+            )
         if check == "none":
-            found = found or candidates[0]
+            found = found or inside[0]
         elif found is None:
             tried = ", ".join(str(c) for c in candidates)
             raise DataError(
-                f"{where}: field 'images[{k}]': image file {image!r} not found (tried {tried}); "
+                f"{field}: image file {image!r} not found (tried {tried}); "
                 "set image_root to the folder the paths are relative to"
             )
-        check_image(found, f"{where}: field 'images[{k}]'", check)
+        check_image(found, field, check)
         out.append(str(found.resolve()))
     return out
 
@@ -77,6 +113,7 @@ def _records(
 ) -> Iterator[tuple[str, dict[str, Any], list[str]]]:
     """(``file:line: sample 'id'``, record, absolute image paths) per JSONL record."""
     bases = image_bases(path, image_root)
+    root = image_root_of(path, image_root)
     for count, (number, record) in enumerate(iter_jsonl(path)):
         if max_samples is not None and count >= max_samples:
             return
@@ -84,7 +121,57 @@ def _records(
         record = json_object(where, record)
         if "id" in record:
             where = f"{where}: sample {str(record['id'])!r}"
-        yield where, record, _find_images(record.get("images"), bases, where, check_images)
+        yield where, record, _find_images(record.get("images"), bases, root, where, check_images)
+
+
+#: Sizes (as shown) of image files already read, by absolute path: what
+#: :func:`check_record_images` hands on to the rows, so no header is read twice.
+Sizes = dict[str, tuple[int, int]]
+
+
+def check_record_images(
+    path: str | Path,
+    *,
+    image_root: str | Path | None = None,
+    check_images: str = "exists",
+    max_samples: int | None = None,
+) -> Sizes:
+    """Check a training file's images before a model loads: every record's images found
+    under the root, checked as ``check_images`` says and, unless it says ``none``, sized
+    from their headers (as shown, within the pixel limit); the texts that go into the
+    prompt hold none of Qwen-VL's reserved tokens. A missing, misplaced or oversized image
+    is then a DataError naming file, line, sample and field in seconds, not after the model
+    has loaded. Returns the sizes for the rows (``sizes`` option of the record builders)."""
+    sizes: Sizes = {}
+    for where, record, images in _records(path, image_root, check_images, max_samples):
+        for name in ("prompt", "question", "completion"):
+            _check_text(record.get(name), where, name)
+        if check_images == "none":
+            continue
+        for k, image in enumerate(images):
+            if image not in sizes:
+                sizes[image] = image_size(image, f"{where}: field 'images[{k}]'")
+    return sizes
+
+
+def _check_text(value: object, where: str, name: str) -> None:
+    """DataError when the text of a prompt or completion (a string, or the text parts of
+    messages) holds Qwen-VL's reserved tokens (:data:`mirg.core.prompts.RESERVED_TOKENS`)."""
+    texts: list[object] = [value]
+    if isinstance(value, list):
+        texts = [
+            part.get("text") if isinstance(part, dict) else part
+            for message in value
+            if isinstance(message, dict)
+            for part in (
+                message.get("content")
+                if isinstance(message.get("content"), list)
+                else [message.get("content")]
+            )
+        ]
+    for text in texts:
+        if isinstance(text, str) and (problem := reserved_tokens_problem(text)) is not None:
+            raise DataError(f"{where}: field {name!r}: {problem}")
 
 
 def _clean_messages(messages: object, where: str, name: str) -> list[dict]:
@@ -136,9 +223,11 @@ def prompt_messages(
             f"{where}: field 'profile': the data is written for {given!r} but the model answers "
             f"in {profile.name!r}; rebuild it with --profile {profile.name} (or set profile)"
         )
-    prompt = record.get("prompt", record.get("question"))
+    name = "prompt" if "prompt" in record else "question"
+    prompt = record.get(name)
     if prompt is None:
         raise DataError(f"{where}: needs a 'prompt' or 'question' field")
+    _check_text(prompt, where, name)
     if isinstance(prompt, str):
         if "<image>" in prompt:
             raise DataError(
@@ -163,28 +252,25 @@ def _frames(
     processor: Any,
     check_images: str,
     where: str,
+    known: Sizes | None = None,
 ) -> list[list[int]] | None:
     """The frame each image is shown at: from the processor (and then the record's
-    ``input_sizes`` must agree where the profile writes pixels), else the record's own."""
+    ``input_sizes`` must agree where the profile writes pixels), else the record's own.
+    Image sizes are as shown (EXIF orientation applied), read from the headers unless
+    ``known`` holds them already."""
     given = record.get("input_sizes")
     pairs = isinstance(given, list) and len(given) == len(images)
     if given is not None and not (pairs and all(_frame_like(s) for s in given)):
         raise DataError(f"{where}: field 'input_sizes': expected one [w, h] per image")
     if processor is None or check_images == "none":
         return given
-    from PIL import Image
-
     from mirg.models.loading import frame_rule
 
-    sizes = []
-    for k, p in enumerate(images):
-        try:
-            with Image.open(p) as image:  # the header only
-                sizes.append(image.size)
-        except (OSError, SyntaxError, ValueError) as exc:
-            raise DataError(
-                f"{where}: field 'images[{k}]': image {p} cannot be read: {exc}"
-            ) from None
+    known = known or {}
+    sizes = [
+        known.get(p) or image_size(p, f"{where}: field 'images[{k}]'")  # as shown, header only
+        for k, p in enumerate(images)
+    ]
     frames = frame_rule(processor).frames(sizes)
     if given is not None and profile.needs_frame and given != frames:
         raise DataError(
@@ -204,6 +290,7 @@ def _sft_row(
 ) -> dict:
     prompt = prompt_messages(record, images, profile, where)
     completion = record.get("completion")
+    _check_text(completion, where, "completion")
     if isinstance(completion, str):
         completion = assistant_message(completion)
     completion = _clean_messages(completion, where, "completion")
@@ -248,12 +335,14 @@ def _rows(
     image_root: str | Path | None = None,
     check_images: str = "exists",
     max_samples: int | None = None,
+    sizes: Sizes | None = None,
 ) -> list[dict]:
     """Rows of a JSONL file made by ``make_row``; images are found relative to
-    ``image_root`` or the file, and checked per ``check_images``."""
+    ``image_root`` or the file (and confined to :func:`image_root_of`), and checked per
+    ``check_images``; ``sizes``: image sizes already read (:func:`check_record_images`)."""
     rows = []
     for where, record, images in _records(path, image_root, check_images, max_samples):
-        frames = partial(_frames, record, images, profile, processor, check_images, where)
+        frames = partial(_frames, record, images, profile, processor, check_images, where, sizes)
         rows.append(make_row(where, record, images, profile, frames))
     if not rows:
         raise DataError(f"{path}: no training records")
@@ -266,7 +355,7 @@ def sft_records(
     """Prompt/completion rows for TRL's SFTTrainer (images as absolute paths).
 
     Options: ``processor`` (the frames' source; None: the records' ``input_sizes``),
-    ``image_root``, ``check_images`` (``exists``), ``max_samples``.
+    ``image_root``, ``check_images`` (``exists``), ``max_samples``, ``sizes``.
     """
     return _rows(_sft_row, path, profile, *args, **options)
 

@@ -120,16 +120,12 @@ def concat_batches(batches: list[dict[str, Any]], pad_token_id: int) -> dict[str
             if key == "importance_sampling_ratio" and value.shape[1] == 1:
                 width = 1  # sequence-level ratios
             out[key] = torch.cat([_pad(v, width, fill, left) for v in values])
-        elif key in SPANNING:
+        elif key in SPANNING:  # prompt part left-padded, completion part right-padded
             parts = []
             for b, v in zip(batches, values, strict=True):
                 p = _width(b, "prompt_ids")
-                parts.append(
-                    torch.cat(
-                        [_pad(v[:, :p], prompt_width, 0, True), _pad(v[:, p:], completion_width, 0, False)],
-                        dim=1,
-                    )
-                )  # fmt: skip
+                prompt = _pad(v[:, :p], prompt_width, 0, True)
+                parts.append(torch.cat([prompt, _pad(v[:, p:], completion_width, 0, False)], 1))
             out[key] = torch.cat(parts)
         elif len({v.shape[1:] for v in values}) == 1:
             out[key] = torch.cat(values)
@@ -153,7 +149,7 @@ class DynamicSamplingGRPOTrainer(GRPOTrainer):
         )
         self._rewards_per_func: Any = None
 
-    def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):  # noqa: ANN001, ANN202
+    def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
         rewards = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
         self._rewards_per_func = rewards  # gathered over processes: every process sees all
         return rewards
@@ -171,7 +167,7 @@ class DynamicSamplingGRPOTrainer(GRPOTrainer):
         start = self.accelerator.process_index * per_process
         return varies[start : start + per_process].tolist()
 
-    def _generate_and_score_completions(self, inputs):  # noqa: ANN001, ANN202
+    def _generate_and_score_completions(self, inputs):
         if not self.model.training:
             return super()._generate_and_score_completions(inputs)
         import torch

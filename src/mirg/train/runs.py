@@ -5,7 +5,9 @@ from and the training data, each with a content fingerprint (:func:`mirg.files.f
 so a path that now holds other weights or other data counts as other. On start:
 
 * a folder that holds *another* run (other stage, model or data), or checkpoints and
-  models no mirg run recorded, is refused before any model loads, unless
+  models no mirg run recorded, or any file a run would write over (:func:`would_replace`:
+  the Trainer's model card README.md, the model's and processor's files …) without a
+  record saying the folder is mirg's, is refused before any model loads, unless
   ``overwrite_output_dir`` (start afresh: its checkpoints are removed) or
   ``resume_from_checkpoint`` names a checkpoint explicitly (resume it on purpose). The
   recipes' ``resume_from_checkpoint: auto`` therefore only ever resumes the same run;
@@ -21,6 +23,7 @@ appended to the record's ``starts`` list.
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import os
 import re
@@ -30,15 +33,57 @@ import time
 from pathlib import Path
 from typing import Any
 
-from mirg.files import fingerprint, write_json
+from mirg.files import LOCK_FILE, fingerprint, write_json
 from mirg.train.common import logger
-from mirg.train.configs import ConfigError
+from mirg.train.configs import ConfigError, shown
 
 RUN_FILE = "mirg_run.json"
 CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
 #: What ``resume_from_checkpoint`` may say instead of a path.
 RESUME_AUTO = ("auto", "true", "last")
 RESUME_NEVER = ("", "false", "none")
+#: What transformers, TRL, PEFT, DeepSpeed and mirg write at the top of output_dir: the
+#: model card, the weights, the model's and processor's files, the Trainer's own files,
+#: checkpoints, TensorBoard logs and LoRA's adapter folder. The model's own file names
+#: are added per run (:func:`would_replace`): its processor decides its tokenizer files.
+TRAINING_WRITES = frozenset(
+    {
+        RUN_FILE,
+        "README.md",
+        "config.json",
+        "generation_config.json",
+        "model.safetensors.index.json",
+        "pytorch_model.bin.index.json",
+        "training_args.bin",
+        "trainer_state.json",
+        "tokenizer.json",
+        "vocab.json",
+        "vocab.txt",
+        "merges.txt",
+        "added_tokens.json",
+        "special_tokens_map.json",
+        "chat_template.json",
+        "additional_chat_templates",
+        "runs",
+        "adapter",
+        "latest",
+        "zero_to_fp32.py",
+        "completions",
+    }
+)
+TRAINING_PATTERNS = (
+    "checkpoint-*",
+    "global_step*",
+    "*.safetensors",
+    "*.bin",
+    "*.pt",
+    "*.pth",
+    "*.model",
+    "*.jinja",
+    "*.tiktoken",
+    "*_config.json",
+    "*_results.json",
+)
 
 
 def is_main_process() -> bool:
@@ -61,11 +106,17 @@ def run_identity(config: Any, stage: str) -> dict[str, Any]:
     }
 
 
+def _cut(value: object, limit: int = 300) -> str:
+    """A recorded path as a message shows it: a record is a file anyone may have edited."""
+    text = str(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def identity_differences(recorded: dict[str, Any], current: dict[str, Any]) -> list[str]:
     """What makes ``recorded`` another run than ``current`` (empty: the same run)."""
     out = []
     if recorded.get("stage") != current["stage"]:
-        out.append(f"stage {recorded.get('stage')!r} (this run: {current['stage']!r})")
+        out.append(f"stage {shown(recorded.get('stage'))} (this run: {current['stage']!r})")
     same_model = (
         recorded.get("model_fingerprint") == current["model_fingerprint"]
         if current["model_fingerprint"] is not None
@@ -74,10 +125,12 @@ def identity_differences(recorded: dict[str, Any], current: dict[str, Any]) -> l
     )
     if not same_model:
         what = "other weights" if recorded.get("model") == current["model"] else "another model"
-        out.append(f"model {recorded.get('model')} (this run: {current['model']}, {what})")
+        out.append(f"model {_cut(recorded.get('model'))} (this run: {current['model']}, {what})")
     if recorded.get("dataset_fingerprint") != current["dataset_fingerprint"]:
         what = "changed since" if recorded.get("dataset") == current["dataset"] else "other data"
-        out.append(f"dataset {recorded.get('dataset')} (this run: {current['dataset']}, {what})")
+        out.append(
+            f"dataset {_cut(recorded.get('dataset'))} (this run: {current['dataset']}, {what})"
+        )
     return out
 
 
@@ -109,16 +162,37 @@ def explicit_checkpoint(config: Any) -> str | None:
     return None if value.lower() in RESUME_AUTO + RESUME_NEVER else value
 
 
+def would_replace(out: Path, model: str | None = None) -> list[str]:
+    """The entries of ``out`` a training run may write over (:data:`TRAINING_WRITES`,
+    :data:`TRAINING_PATTERNS`, and the names of the local ``model`` folder's files, which
+    its saved copy repeats), sorted."""
+    if not out.is_dir():
+        return []
+    names = set(TRAINING_WRITES)
+    local = Path(model).expanduser() if model else None
+    if local is not None and local.is_dir():
+        names |= {child.name for child in local.iterdir()}
+    return sorted(
+        child.name
+        for child in out.iterdir()
+        if child.name != LOCK_FILE
+        and (child.name in names or any(fnmatch.fnmatch(child.name, p) for p in TRAINING_PATTERNS))
+    )
+
+
 def check_output_dir(config: Any, stage: str) -> dict[str, Any]:
-    """Refuse an output_dir that holds another run, before any model loads; returns this
-    run's identity (for :func:`start_run`)."""
+    """Refuse an output_dir that holds another run, or files a run would write over that no
+    mirg run wrote, before any model loads; returns this run's identity (for
+    :func:`start_run`)."""
     identity = run_identity(config, stage)
     out = Path(config.output_dir)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"output_dir {out} is a file; give the path of a folder to write")
+    if config.overwrite_output_dir:
+        return identity
     record = read_record(out)
     found = checkpoints(out)
     has_model = any((out / f).is_file() for f in ("config.json", "adapter_config.json"))
-    if config.overwrite_output_dir or not (record or found or has_model):
-        return identity
     if record is not None:
         differences = identity_differences(record, identity)
         if not differences:
@@ -126,8 +200,19 @@ def check_output_dir(config: Any, stage: str) -> dict[str, Any]:
         holds = f"another run: {'; '.join(differences)}"
     elif found:
         holds = f"checkpoints no mirg run recorded ({', '.join(p.name for p in found[:3])})"
-    else:
+    elif has_model:
         holds = "a model no mirg training run wrote (config.json)"
+    else:
+        replaced = would_replace(out, str(config.model_name_or_path))
+        if not replaced:
+            return identity
+        more = f" and {len(replaced) - 3} more" if len(replaced) > 3 else ""
+        raise ConfigError(
+            f"output_dir {out} holds files a training run would replace "
+            f"({', '.join(replaced[:3])}{more}) and no {RUN_FILE}: no mirg training run wrote "
+            "them. Write to another output_dir, or set overwrite_output_dir: true to replace "
+            "them"
+        )
     if checkpoint := explicit_checkpoint(config):  # asked for by path: resume it on purpose
         logger.warning("%s holds %s; resuming %s as asked", out, holds, checkpoint)
         return identity
@@ -137,6 +222,21 @@ def check_output_dir(config: Any, stage: str) -> dict[str, Any]:
         "name a checkpoint to resume it anyway (resume_from_checkpoint: "
         f"{found[0] if found else out / 'checkpoint-N'})"
     )
+
+
+def kept(config: Any) -> str:
+    """What an interrupted training run left in its output_dir, in words (for the line
+    Ctrl-C prints)."""
+    out = Path(config.output_dir)
+    chosen, _ = newest_complete_checkpoint(out)
+    if chosen is None:
+        return (
+            f"no complete checkpoint in {out} yet (save_steps sets how often one is written); "
+            "rerunning the same command starts afresh"
+        )
+    if _resume_value(config).lower() in RESUME_AUTO:
+        return f"{chosen} kept; rerun the same command to resume from it"
+    return f"{chosen} kept; rerun with --resume_from_checkpoint auto to resume from it"
 
 
 def _safetensors_problem(path: Path) -> str | None:

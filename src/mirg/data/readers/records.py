@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from mirg.core.prompts import reserved_tokens_problem
 from mirg.data.schema import (
     _IMAGE_NAME_RE,
     IMAGE_CHECKS,
@@ -267,7 +268,8 @@ class Tally:
 
 def check_sample(sample: Sample, where: str, *, paths: bool = True) -> Sample:
     """Check what a reader takes from its source, as :func:`~mirg.data.schema.read_samples`
-    will: a non-empty id and question that names no image the sample lacks, and image paths
+    will: a non-empty id and question that names no image the sample lacks and holds none of
+    Qwen-VL's reserved tokens, and image paths
     that stay inside the root by their text (``paths=False`` where the reader confined them
     already; every later load also follows symbolic links). Boxes were checked when
     converted. Cheaper than :func:`~mirg.data.schema.sample_from_json`, whose link
@@ -276,6 +278,8 @@ def check_sample(sample: Sample, where: str, *, paths: bool = True) -> Sample:
         raise DataError(f"{where}: field 'id': empty")
     if not sample.question.strip():
         raise DataError(f"{where}: field 'question': expected non-empty text")
+    if (problem := reserved_tokens_problem(sample.question)) is not None:
+        raise DataError(f"{where}: field 'question': {problem}")
     n = sample.n_images
     for found in _IMAGE_NAME_RE.findall(sample.question):
         if not 1 <= int(found) <= n:

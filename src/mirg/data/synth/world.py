@@ -18,7 +18,7 @@ from mirg.data.synth.canvas import Canvas, NoRoom, render
 from mirg.data.synth.config import WorldConfig
 from mirg.data.synth.families import TASK_FAMILIES, Ctx
 from mirg.errors import MirgError
-from mirg.files import write_json
+from mirg.files import LOCK_FILE, check_free, folder_lock, write_json
 
 #: Words for ``filler_words``: unrelated text between the images and the question.
 FILLER_WORDS: tuple[str, ...] = tuple(
@@ -147,17 +147,19 @@ _IDENTITY = ("generator", "seed", "n", "knobs", "splits")
 
 
 def _previous_dataset(out: Path) -> dict[str, Any] | None:
-    """The identity recorded in ``out`` (finished or in progress), or None."""
+    """The identity recorded in ``out`` (finished or in progress), or None. A manifest
+    that mirg synth did not write (unreadable, or of another generator) is reported as
+    ``{"foreign": path}``: the user's file, never a dataset to replace."""
     for name in ("manifest.json", IN_PROGRESS):
         path = out / name
         if path.is_file():
             try:
                 recorded = json.loads(path.read_text(encoding="utf-8"))
-            except ValueError:
+            except (ValueError, OSError):
                 recorded = None
-            if isinstance(recorded, dict):
+            if isinstance(recorded, dict) and recorded.get("generator") == "mirg synth":
                 return {k: recorded.get(k) for k in _IDENTITY}
-            return {"unreadable": str(path)}
+            return {"foreign": str(path)}
     return None
 
 
@@ -172,13 +174,14 @@ def _clear_dataset(out: Path) -> None:
 
 def _claim_folder(out: Path, identity: dict[str, Any], overwrite: bool) -> None:
     """Refuse ``out`` when it holds another dataset or other files, unless ``overwrite``;
-    a rerun of the same dataset (finished or interrupted) rewrites the same bytes."""
+    a rerun of the same dataset (finished or interrupted) rewrites the same bytes. The
+    folder's lock file is no file of the user's."""
     if out.exists() and not out.is_dir():
         raise MirgError(f"{out}: --out is a file; give the path of a folder to write")
     previous = _previous_dataset(out) if out.is_dir() else None
     if previous == identity:
         return
-    if previous is not None:
+    if previous is not None and "foreign" not in previous:
         if not overwrite:
             differ = sorted(k for k in identity if previous.get(k) != identity[k])
             raise MirgError(
@@ -186,11 +189,14 @@ def _claim_folder(out: Path, identity: dict[str, Any], overwrite: bool) -> None:
                 "refusing to replace it. Choose another --out, or pass --overwrite to replace it"
             )
         _clear_dataset(out)
-    elif out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise MirgError(
-            f"{out} holds files that are not a mirg synth dataset; choose an empty or new "
-            "--out folder (or pass --overwrite to write beside them)"
-        )
+    elif out.is_dir() and not overwrite:
+        others = sorted(child.name for child in out.iterdir() if child.name != LOCK_FILE)
+        if others:
+            raise MirgError(
+                f"{out} holds files that are not a mirg synth dataset ({', '.join(others[:3])}"
+                f"{' …' if len(others) > 3 else ''}); choose an empty or new --out folder (or "
+                "pass --overwrite to write beside them, replacing those of the same names)"
+            )
 
 
 def write_dataset(
@@ -223,8 +229,25 @@ def write_dataset(
         "knobs": json.loads(json.dumps(asdict(config))),
         "splits": sizes,
     }
-    _claim_folder(out, identity, overwrite)
-    out.mkdir(parents=True, exist_ok=True)
+    check_free(out)  # a run in progress is named, not mistaken for another dataset
+    if not overwrite:  # refuse before the lock file is made in a folder not ours
+        _claim_folder(out, identity, overwrite)
+    # One writer per folder: a second run (another seed) is refused, naming this one.
+    with folder_lock(out, f"mirg synth (seed {seed}, n {n})"):
+        _claim_folder(out, identity, overwrite)
+        return _write(out, n, seed, config, sizes, identity, preset)
+
+
+def _write(
+    out: Path,
+    n: int,
+    seed: int,
+    config: WorldConfig,
+    sizes: dict[str, int],
+    identity: dict[str, Any],
+    preset: str | None,
+) -> dict[str, Any]:
+    """The dataset's files, the in-progress marker first and the manifest last."""
     write_json(out / IN_PROGRESS, identity)
     counts: dict[str, dict[str, int]] = {}
     layouts: dict[str, set[str]] = {}
