@@ -516,7 +516,7 @@ def test_check_reward_columns_passes_rewards_that_do_not_apply(user_rewards):
     """None is TRL's "does not apply": allowed, before training and during it."""
     import importlib
 
-    from mirg.train.grpo import check_reward_columns, checked_reward
+    from mirg.train.reward_checks import check_reward_columns, checked_reward
 
     module = importlib.import_module(user_rewards)
     rows = [{"prompt": [{"role": "user", "content": "q"}], "target_box": [0, 0, 1, 1]}] * 2
