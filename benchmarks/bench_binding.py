@@ -54,7 +54,15 @@ ARMS: dict[str, list[str] | None] = {
     "image": ["iou", "image", "format"],
     "sft": None,  # continued SFT
 }
-PARTS = ("fresh", "fresh_same_place", "fresh_different_place", "demo_binding", "demo_all")
+PARTS = (
+    "fresh",
+    "fresh_same_place",
+    "fresh_different_place",
+    "fresh_target_1",
+    "fresh_target_2",
+    "demo_binding",
+    "demo_all",
+)
 
 
 def _plan(demo: Path) -> Any:
@@ -89,6 +97,11 @@ def score(model: str, job: dict, out: Path) -> dict:
     result["fresh_different_place"] = subset_metrics(
         out / "eval-fresh", items, keys - same, job["profile"]
     )
+    for k in (1, 2):  # a policy that leans to one image shows here, not in the mean
+        chosen = {it.key for it in items if it.target_image == k}
+        result[f"fresh_target_{k}"] = subset_metrics(
+            out / "eval-fresh", items, chosen, job["profile"]
+        )
     demo_test = Path(job["demo"]) / "data" / "test.jsonl"
     config = EvalConfig(model=model, data=str(demo_test), out=str(out / "eval-demo"),
                         limit=job["demo_per_task"], **decoding)  # fmt: skip
@@ -292,7 +305,10 @@ def main() -> int:
     }
     for pair in args.set:
         key, _, value = pair.partition("=")
-        grpo[key] = json.loads(value) if value[:1] in "[{0123456789-tfn" else value
+        try:
+            grpo[key] = json.loads(value)  # numbers, true/false, lists
+        except ValueError:
+            grpo[key] = value  # text: scale_rewards=none
     base_job = {
         "demo": str(demo),
         "sft": str(demo / "sft"),
@@ -350,7 +366,7 @@ def print_table(report: dict) -> None:
           f"demo binding {start['demo_binding']['image_acc']:.1f}")  # fmt: skip
     for arm, entry in report["arms"].items():
         cells = []
-        for part in ("fresh", "fresh_same_place", "fresh_different_place", "demo_binding"):
+        for part in PARTS[:-1]:
             mean, sd = entry[f"{part} image_acc"]["mean_sd"]
             cells.append(f"{part} {mean:.1f} ± {sd:.1f}")
         seeds = ", ".join(f"{v:.1f}" for v in entry["fresh image_acc"]["per_seed"])

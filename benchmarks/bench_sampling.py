@@ -121,6 +121,7 @@ def probe(args: argparse.Namespace) -> dict:
             record = {
                 "id": it.key,
                 "same_place": it.key in same,
+                "target_image": it.target_image,
                 "greedy_image": ok_image,
                 "greedy_acc": ok_box,
                 **_decision(logits, tokens[:end], image_ids),
@@ -178,6 +179,11 @@ def summarise(per_item: list[dict], temperatures: list[float], g: int) -> dict:
             "items": len(rows),
             "greedy_image_acc": _mean([r["greedy_image"] for r in rows]),
             "greedy_acc@0.5": _mean([r["greedy_acc"] for r in rows]),
+            # a policy leaning to one image shows here, not in the mean
+            "greedy_image_acc_by_target": {
+                k: _mean([r["greedy_image"] for r in rows if r["target_image"] == k])
+                for k in (1, 2)
+            },
             "decision_entropy": round(statistics.mean(r["entropy"] for r in rows), 3),
             "decision_p_other": _mean([r["p_other"] for r in rows]),
         }

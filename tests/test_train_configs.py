@@ -179,7 +179,9 @@ def test_demo_recipes_hold_the_demo_settings(tmp_path):
         assert config.gradient_checkpointing is False
     assert (sft.per_device_train_batch_size, sft.warmup_steps, sft.weight_decay) == (8, 0.05, 0)
     assert sft.logging_steps == 50 and sft.seed == 42  # TRL's default seed
-    assert (grpo.temperature, grpo.beta, grpo.logging_steps) == (1.0, 0.04, 1)
+    assert (grpo.temperature, grpo.beta, grpo.logging_steps) == (0.7, 0.0, 1)
+    assert (grpo.num_iterations, grpo.epsilon, grpo.epsilon_high) == (2, 0.2, 0.28)
+    assert grpo.dynamic_sampling
     assert grpo.rewards == ["object", "image", "format"]
 
 
