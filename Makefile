@@ -22,14 +22,12 @@ venv: $(VENV)/.installed
 # DeepSpeed, the extra the ZeRO-2/3 tests need (tests/test_scale_accelerate.py; CI installs it,
 # .ci/run). On a machine without CUDA it builds from its source release with no op compiled
 # ahead (DS_BUILD_OPS=0: the CPU accelerator builds the one op it uses on first use) and needs
-# torch at build time, hence --no-build-isolation (docs/scaling.md). Same range as the
-# pyproject extra.
-DEEPSPEED := deepspeed>=0.15
-# (setuptools 70.1 and later build wheels without the separate wheel package.)
+# torch at build time, hence --no-build-isolation (docs/scaling.md). The range is the
+# pyproject extra's. (setuptools 70.1 and later build wheels without the wheel package.)
 $(VENV)/.deepspeed: $(VENV)/.installed
 	$(BIN)/python -c "import deepspeed" 2>/dev/null || ( \
 	  $(BIN)/python -m pip install --quiet 'setuptools>=70.1' && \
-	  DS_BUILD_OPS=0 $(BIN)/python -m pip install --quiet --no-build-isolation '$(DEEPSPEED)')
+	  DS_BUILD_OPS=0 $(BIN)/python -m pip install --quiet --no-build-isolation -e '.[deepspeed]')
 	touch $@
 
 deepspeed: $(VENV)/.deepspeed

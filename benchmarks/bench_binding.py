@@ -39,6 +39,7 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
+import shutil
 import statistics
 import time
 from dataclasses import replace
@@ -66,15 +67,16 @@ PARTS = (
 
 
 def _plan(demo: Path) -> Any:
+    """The plan and world a demo run recorded in its summary."""
+    from mirg.data.synth import WorldConfig
     from mirg.demo import DemoPlan
 
     summary = json.loads((demo / "summary.json").read_text(encoding="utf-8"))
-    plan = summary["plan"]
-    fields = {k: v for k, v in plan.items() if k in DemoPlan.__dataclass_fields__}
-    for key in ("grpo_family_weights",):
-        if key in fields:
-            fields[key] = tuple(fields[key])
-    return DemoPlan(**fields), summary
+    fields = {k: v for k, v in summary["plan"].items() if k in DemoPlan.__dataclass_fields__}
+    if "grpo_family_weights" in fields:
+        fields["grpo_family_weights"] = tuple(fields["grpo_family_weights"])
+    world = {k: tuple(v) if isinstance(v, list) else v for k, v in summary["world"].items()}
+    return DemoPlan(**fields, world=WorldConfig(**world)), summary
 
 
 def score(model: str, job: dict, out: Path) -> dict:
@@ -287,7 +289,7 @@ def main() -> int:
                  model=str(BASE_MODEL))  # fmt: skip
     plan, summary = _plan(demo)
     out.mkdir(parents=True, exist_ok=True)
-    grpo_prompts = write_grpo_prompts(demo, plan, seed=0)
+    grpo_prompts = write_grpo_prompts(demo, plan, seed=summary.get("seed", 0))
     trajectories = grpo_prompts.with_name(f"trajectories-{summary['profile']}.jsonl")
     if not trajectories.is_file():
         write_trajectories(grpo_prompts, trajectories, summary["profile"], plan.trajectory_detail)
@@ -331,20 +333,28 @@ def main() -> int:
     for seed in range(args.first_seed, args.first_seed + args.seeds):
         for arm in args.arms:
             jobs.append({**base_job, "arm": arm, "seed": seed, "rewards": ARMS[arm]})
+    settings = {**base_job, "same_place": len(same)}
+    recorded = out / "settings.json"
+    if recorded.is_file() and not args.fresh and json.loads(recorded.read_text()) != settings:
+        raise SystemExit(f"{out} holds runs made with other settings ({recorded}); use another "
+                         "--out, or --fresh to start over")  # fmt: skip
     todo = []
     for job in jobs:
         job["folder"] = str(out / f"{job['arm']}-{job['seed']}")
         job["result"] = str(runs / f"{job['arm']}-{job['seed']}.json")
-        if args.fresh or not Path(job["result"]).is_file():
+        if args.fresh:
+            shutil.rmtree(job["folder"], ignore_errors=True)
+            Path(job["result"]).unlink(missing_ok=True)
+        if not Path(job["result"]).is_file():
             todo.append(job)
-    (out / "settings.json").write_text(json.dumps({**base_job, "same_place": len(same)}, indent=1))
+    recorded.write_text(json.dumps(settings, indent=1))
     print(f"{len(items)} fresh binding items ({len(same)} same-place); {len(todo)} runs to do, "
           f"{args.jobs} at a time", flush=True)  # fmt: skip
     t0 = time.perf_counter()
     if todo:
         with multiprocessing.get_context("spawn").Pool(args.jobs, maxtasksperchild=1) as pool:
             list(pool.imap_unordered(run_job, todo))
-    results = [json.loads(p.read_text()) for p in sorted(runs.glob("*.json"))]
+    results = [json.loads(Path(job["result"]).read_text()) for job in jobs]  # this run's only
     report = {
         "demo": str(demo),
         "control": args.control,

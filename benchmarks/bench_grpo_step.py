@@ -7,10 +7,11 @@ own methods by wrapping them (nothing in TRL changes):
 
     .venv/bin/python benchmarks/bench_grpo_step.py --demo runs/demo --steps 20
 
-Variants: the demo's settings (β 0.04, one pass per generation batch) and the levers that
-change the cost of a step: β 0 (no reference forward), two passes per generation batch
-(``num_iterations`` 2: generation every other step, one old-log-prob forward), and
-dynamic sampling (more generation where groups carry no signal). Figures:
+Variants, each lever spelled out: the 2026-12-01 demo's settings (β 0.04, one pass per
+generation batch) and the levers that change the cost of a step: β 0 (no reference
+forward), two passes per generation batch (``num_iterations`` 2: generation every other
+step, one old-log-prob forward), and dynamic sampling (more generation where groups carry
+no signal; today's demo). The other settings are the demo recipe's (temperature 0.7). Figures:
 docs/benchmarks.md ("Where a GRPO step goes").
 """
 
@@ -22,11 +23,13 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
+#: Every lever spelled out, so a variant means the same whatever the demo's recipe says.
+_OLD_DEMO = {"beta": 0.04, "num_iterations": 1, "dynamic_sampling": False}
 VARIANTS = {
-    "demo (beta 0.04, 1 iteration)": {},
-    "beta 0": {"beta": 0.0},
-    "beta 0, 2 iterations": {"beta": 0.0, "num_iterations": 2},
-    "beta 0, 2 iterations, dynamic sampling": {
+    "the 2026-12-01 demo (beta 0.04, 1 pass)": _OLD_DEMO,
+    "beta 0": {**_OLD_DEMO, "beta": 0.0},
+    "beta 0, 2 passes": {**_OLD_DEMO, "beta": 0.0, "num_iterations": 2},
+    "beta 0, 2 passes, dynamic sampling": {
         "beta": 0.0,
         "num_iterations": 2,
         "dynamic_sampling": True,
@@ -95,7 +98,7 @@ def time_variant(demo: Path, data: Path, out: Path, steps: int, values: dict) ->
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--demo", default="runs/demo", help="a demo run folder (its sft/, data/)")
-    parser.add_argument("--data", help="GRPO prompts (default: the demo's train split)")
+    parser.add_argument("--data", help="GRPO prompts (default: the demo's, data-grpo/)")
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--out", default="runs/bench-grpo-step")
     parser.add_argument("--variants", nargs="*", help="names of VARIANTS (default: all)")
@@ -105,7 +108,7 @@ def main() -> int:
 
     torch.set_num_threads(1)
     demo, out = Path(args.demo), Path(args.out)
-    data = Path(args.data) if args.data else demo / "data" / "train.jsonl"
+    data = Path(args.data) if args.data else demo / "data-grpo" / "train.jsonl"
     results = {}
     for name in args.variants or VARIANTS:
         results[name] = time_variant(demo, data, out / "run", args.steps, VARIANTS[name])

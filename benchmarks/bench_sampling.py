@@ -184,7 +184,7 @@ def summarise(per_item: list[dict], temperatures: list[float], g: int) -> dict:
                 k: _mean([r["greedy_image"] for r in rows if r["target_image"] == k])
                 for k in (1, 2)
             },
-            "decision_entropy": round(statistics.mean(r["entropy"] for r in rows), 3),
+            "decision_entropy": round(_mean([r["entropy"] for r in rows]) / 100, 3),
             "decision_p_other": _mean([r["p_other"] for r in rows]),
         }
         wrong = [r for r in rows if not r["greedy_image"]]

@@ -370,7 +370,7 @@ def test_a_huge_value_of_the_wrong_type_is_echoed_capped(tmp_path, capsys):
 
 
 def test_echoed_values_are_bounded_whatever_their_size():
-    from mirg.train.configs import SHOWN_CHARS, shown
+    from mirg.errors import SHOWN_CHARS, shown
 
     nested: list = ["lol"] * 9
     for _ in range(30):  # 9**30 leaves if walked: shown must not walk them

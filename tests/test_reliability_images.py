@@ -32,7 +32,7 @@ from data_fixtures import sample_line, write_bomb_png, write_coco, write_png
 from mirg.cli import main
 from mirg.core.profiles import get_profile
 from mirg.core.prompts import RESERVED_TOKENS, PromptError, build_messages
-from mirg.data.schema import image_size, open_image
+from mirg.data.schema import DataError, image_size, open_image
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
@@ -375,6 +375,22 @@ def test_training_reads_no_image_outside_its_root(
     root = escaping.data / "images"
     refused(train_argv(stage, tiny_model_dir, data, tmp_path / "o", "--image_root", root),
             capsys, escaping.ws, f"{data}:1", "field 'images[0]'")  # fmt: skip
+
+
+def test_a_jsonl_in_a_home_folder_confines_to_that_folder(tmp_path, monkeypatch):
+    from mirg.train.data import check_record_images, image_root_of
+
+    home = tmp_path / "home" / "me"
+    monkeypatch.setattr(Path, "home", classmethod(lambda cls: home))
+    write_png(tmp_path / "home" / "you" / "private.png")
+    write_png(home / "images" / "a.png")
+    # the folder above ~ holds every user's home: not a root that confines anything
+    assert image_root_of(home / "train.jsonl", None) == home.resolve()
+    ok = jsonl(home / "train.jsonl", [sample_line(id="mine", images=["images/a.png"])])
+    assert list(check_record_images(ok)) == [str((home / "images" / "a.png").resolve())]
+    bad = jsonl(home / "bad.jsonl", [sample_line(id="yours", images=["../you/private.png"])])
+    with pytest.raises(DataError, match="outside the image root"):
+        check_record_images(bad)
 
 
 def test_training_keeps_reading_paths_under_its_root(

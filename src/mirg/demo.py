@@ -159,12 +159,19 @@ def write_trajectories(
 def write_grpo_prompts(out: Path, plan: DemoPlan, seed: int) -> Path:
     """GRPO's prompts: fresh samples (world seed ``seed + 1``), not the ones SFT already
     learned from, drawn from ``plan.grpo_world``; written once into ``out/data-grpo``."""
-    from mirg.data.synth import write_dataset
-
     folder = Path(out) / "data-grpo"
-    if not (folder / "manifest.json").is_file():
-        write_dataset(folder, plan.grpo_samples, seed + 1, plan.grpo_world)
+    write_world(folder, plan.grpo_samples, seed + 1, plan.grpo_world)
     return folder / "train.jsonl"
+
+
+def write_world(folder: Path, n: int, seed: int, world: WorldConfig) -> None:
+    """A synthetic dataset, written unless ``folder`` already holds this very one (another
+    one there is refused, as ``mirg synth`` refuses it)."""
+    from mirg.data.synth import write_dataset
+    from mirg.data.synth.world import dataset_identity, holds_dataset
+
+    if not holds_dataset(folder, dataset_identity(n, seed, world)):
+        write_dataset(folder, n, seed, world)
 
 
 @contextmanager
@@ -209,13 +216,16 @@ def _bar_callback(bar: Any) -> Any:
     return BarCallback()
 
 
-def unseen_layout_ids(data: Path) -> set[str]:
+def unseen_layout_ids(data: Path, *trained_on: Path) -> set[str]:
     """Test sample ids whose question and object layout never occur in the training split
-    (small worlds repeat layouts; these items measure more than recall)."""
+    (or in the ``trained_on`` splits): small worlds repeat layouts; these items measure
+    more than recall."""
     from mirg.data.schema import read_samples
     from mirg.data.synth import layout_key
 
-    seen = {layout_key(s) for s in read_samples(data / "train.jsonl", check_images="none")}
+    seen = set()
+    for split in trained_on or (data / "train.jsonl",):
+        seen |= {layout_key(s) for s in read_samples(split, check_images="none")}
     test = read_samples(data / "test.jsonl", check_images="none")
     return {s.id for s in test if layout_key(s) not in seen}
 
@@ -275,7 +285,6 @@ def run_demo(
 
 
 def _run_stages(out: Path, plan: DemoPlan, model: str | None, seed: int) -> dict:
-    from mirg.data.synth import write_dataset
     from mirg.eval.chance import chance_metrics
     from mirg.eval.items import load_eval_items
     from mirg.eval.run import EvalConfig, evaluate
@@ -295,8 +304,7 @@ def _run_stages(out: Path, plan: DemoPlan, model: str | None, seed: int) -> dict
     # 1. data and trajectories
     t0 = time.perf_counter()
     data = out / "data"
-    if not (data / "manifest.json").is_file():
-        write_dataset(data, plan.samples, seed, plan.world)
+    write_world(data, plan.samples, seed, plan.world)
     timed("data", t0)
 
     # 2. model: the given one, or (None) a tiny Qwen3-VL from random weights
@@ -327,6 +335,7 @@ def _run_stages(out: Path, plan: DemoPlan, model: str | None, seed: int) -> dict
     train_boxes = [it.target_box for it in load_eval_items(data / "train.jsonl")]
     chance = chance_metrics(items, train_boxes, seed=seed)
     unseen = unseen_layout_ids(data)
+    unseen_by_grpo = unseen_layout_ids(data, grpo_prompts)
 
     def evaluate_stage(stage: str, model_path: str) -> dict[str, Any]:
         t0 = time.perf_counter()
@@ -405,8 +414,11 @@ def _run_stages(out: Path, plan: DemoPlan, model: str | None, seed: int) -> dict
         "test_layouts_seen_in_train": json.loads((data / "manifest.json").read_text())[
             "test_layouts_seen_in_train"
         ],
+        # GRPO's prompts come from another seed, but the small world repeats layouts too
+        "test_items_layout_in_grpo_prompts": sum(it.key not in unseen_by_grpo for it in items),
         "profile": profile,
         "model": model,
+        "seed": seed,
         "plan": {k: v for k, v in asdict(plan).items() if k != "world"},
         "world": asdict(plan.world),
         "seconds": {**timings, "total": round(time.perf_counter() - t_start, 1)},

@@ -28,24 +28,16 @@ from mirg.core.boxes import Box, iou
 from mirg.core.judge import judge, resolved_image
 from mirg.core.migbench import TASKS
 from mirg.core.profiles import ProfileError, get_profile
-from mirg.errors import MirgError
+from mirg.errors import MirgError, shown
 
 THRESHOLDS: tuple[float, ...] = (0.3, 0.5, 0.7)
 #: Largest frame side accepted in ``input_sizes`` (far above any model's frame).
 MAX_FRAME_SIDE = 1 << 20
-#: Longest stretch of a bad value an error message repeats.
-SHOWN_CHARS = 80
 
 
 class PredictionError(MirgError):
     """A predictions file or request that cannot be scored; the message names the file,
     line and field."""
-
-
-def shown(value: object) -> str:
-    """``repr`` of a value for an error message, cut to ``SHOWN_CHARS`` characters."""
-    text = repr(value)
-    return text if len(text) <= SHOWN_CHARS else text[: SHOWN_CHARS - 1] + "…"
 
 
 PROTOCOLS: tuple[str, ...] = ("official", "strict")

@@ -10,12 +10,14 @@ Kinds are read from the content, not the name: the first record of a JSONL file,
 of a JSON file, a parquet file's columns, the EXIF ``Software`` tag of a picture, the marker
 files of a folder.
 
-:func:`claim_folder`: the same rule for an output *folder* (``mirg eval --out``, a training
-``output_dir``, ``mirg synth --out``): a folder proves it is the command's own by the
-record the command writes first (eval's ``run.json``, training's ``mirg_run.json``,
-synth's manifest). Without that record, a folder holding any file a run would write over
-(for training: anything at all, since the libraries choose the names: README.md,
-config.json, tokenizer files …) is refused unless told to overwrite.
+:func:`claim_folder`: the same rule for an output *folder* (``mirg eval --out``, ``mirg
+tiny-model --out``, ``mirg demo --out``): a folder proves it is the command's own by the
+record the command writes first (eval's ``run.json``, the demo's ``mirg_demo.json`` …).
+Without that record, a folder holding any file a run would write over is refused unless
+told to overwrite. Training (``mirg.train.runs.check_output_dir``: the names the libraries
+write, README.md, config.json, tokenizer files …, against ``mirg_run.json``) and ``mirg
+synth`` (``mirg.data.synth.world``: its manifest) apply the same rule with their own
+records.
 """
 
 from __future__ import annotations

@@ -214,15 +214,16 @@ def _png_metadata_after_pixels(source: Path | bytes) -> bool:
     return False
 
 
-def _orientation(image: Image.Image, source: Path | bytes) -> int:
+def _orientation(image: Image.Image, source: Path | bytes, loaded: bool = False) -> int:
     """The EXIF orientation of an opened image (1: shown as stored), read as Pillow's
     ``exif_transpose`` and ``datasets`` read it, without decoding the pixels where the
-    format allows (a PNG decodes only when its metadata follows the pixels)."""
+    format allows (a PNG decodes only when its metadata follows the pixels). ``loaded``:
+    the pixels are decoded, so Pillow has read every chunk into ``image.info`` already."""
     if (
         image.format == "PNG"
         and "exif" not in image.info
         and not any(key in image.info for key in _PNG_ORIENTATION_KEYS)
-        and not _png_metadata_after_pixels(source)
+        and (loaded or not _png_metadata_after_pixels(source))
     ):
         return 1
     value = image.getexif().get(ExifTags.Base.Orientation, 1)
@@ -290,7 +291,7 @@ def image_size(
         width, height = image.size
         if decode:
             image.load()
-        if _orientation(image, path) in _QUARTER_TURNS:
+        if _orientation(image, path, loaded=decode) in _QUARTER_TURNS:
             width, height = height, width
     return width, height
 
@@ -306,7 +307,7 @@ def open_image(
     where = where or ("image bytes" if isinstance(source, bytes) else str(source))
     with _image(source, where, max_pixels) as image:
         image.load()
-        if _orientation(image, source) != 1:
+        if _orientation(image, source, loaded=True) != 1:
             return ImageOps.exif_transpose(image).convert("RGB")
         return image.convert("RGB")
 

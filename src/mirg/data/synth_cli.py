@@ -8,9 +8,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from mirg.cli import add_output_arguments, int_range
-from mirg.core.scoring import shown
 from mirg.data.synth import PRESETS, TASK_FAMILIES, write_dataset
-from mirg.errors import MirgError
+from mirg.errors import MirgError, shown
 
 
 def _families(values: list[str]) -> tuple[tuple[str, ...], tuple[float, ...] | None]:

@@ -26,10 +26,10 @@ from typing import IO, Any
 
 from mirg.core import mcbench
 from mirg.core.migbench import BenchError
-from mirg.core.scoring import PROTOCOLS, aggregate, read_predictions, score_items, shown
+from mirg.core.scoring import PROTOCOLS, aggregate, read_predictions, score_items
 from mirg.data.outputs import claim_folder
 from mirg.data.schema import read_json
-from mirg.errors import MirgError
+from mirg.errors import MirgError, shown
 from mirg.eval.generation import (
     OFFICIAL_MAX_NEW_TOKENS,
     PROMPTS,

@@ -18,7 +18,6 @@ import difflib
 import enum
 import importlib
 import os
-import reprlib
 import sys
 import traceback
 import types
@@ -31,7 +30,7 @@ from typing import Any, TypeVar
 from trl import GRPOConfig, ModelConfig, SFTConfig, TrlParser
 
 from mirg.core.rewards import DEFAULT_WEIGHTS
-from mirg.errors import MirgError
+from mirg.errors import MirgError, shown
 
 # LoRA targets: the language model's linear layers only (the vision tower has its own
 # q/k/v and MLP names in some families, hence the explicit language-model prefix).
@@ -46,22 +45,6 @@ CORE_REWARDS = ("object", "image", "format", "iou")
 
 class ConfigError(MirgError):
     """A recipe or override that cannot be applied (unknown key, bad value)."""
-
-
-#: The longest stretch of a user's value an error message repeats.
-SHOWN_CHARS = 80
-_SHOWN = reprlib.Repr()
-_SHOWN.maxlevel = 3
-_SHOWN.maxlist = _SHOWN.maxtuple = _SHOWN.maxdict = _SHOWN.maxset = 8
-_SHOWN.maxstring = _SHOWN.maxother = SHOWN_CHARS
-_SHOWN.maxlong = 40
-
-
-def shown(value: object) -> str:
-    """A value as an error message echoes it: ``repr``-like, at most ``SHOWN_CHARS``
-    characters, and computed in bounded time (a recipe value may be a huge nested list)."""
-    text = _SHOWN.repr(value)
-    return text if len(text) <= SHOWN_CHARS else text[: SHOWN_CHARS - 1] + "…"
 
 
 def where_raised(exc: BaseException) -> str:
@@ -365,6 +348,16 @@ class GRPOTrainConfig(MirgArguments, ModelConfig, GRPOConfig):
             )
         super().__post_init__()
         per_process = self.per_device_train_batch_size * self.steps_per_generation
+        if self.dynamic_sampling and (
+            self.scale_rewards == "batch"
+            or self.multi_objective_aggregation != "sum_then_normalize"
+        ):
+            raise ConfigError(
+                "dynamic_sampling keeps groups from several generation rounds in one batch, so "
+                "each group's advantages must depend on that group only: use scale_rewards "
+                "group or none with multi_objective_aggregation sum_then_normalize (got "
+                f"{self.scale_rewards}, {self.multi_objective_aggregation})"
+            )
         if self.dynamic_sampling and per_process % self.num_generations:
             raise ConfigError(
                 "dynamic_sampling keeps whole groups on each process: per_device_train_batch_size"

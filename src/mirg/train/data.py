@@ -63,10 +63,14 @@ def image_root_of(path: str | Path, image_root: str | Path | None) -> Path:
     ``image_root`` when set, else the folder above the JSONL's folder, which holds every
     lookup base of :func:`image_bases`. An image elsewhere, by an absolute path, ``..`` or
     a link, is refused, as ``mirg trajectories`` refuses it: a samples file cannot make
-    training read another file of the machine."""
+    training read another file of the machine. Where the folder above would be the file
+    system's root or the folder of every user's home (a JSONL in ``/tmp`` or ``~``), the
+    JSONL's own folder is the root instead: confining to ``/`` would confine nothing."""
     if image_root is not None:
         return Path(image_root).expanduser().resolve()
-    return Path(path).resolve().parent.parent
+    folder = Path(path).resolve().parent
+    too_wide = {Path(folder.anchor), Path.home().resolve().parent}
+    return folder if folder.parent in too_wide else folder.parent
 
 
 def _find_images(
@@ -341,7 +345,9 @@ def _rows(
     ``image_root`` or the file (and confined to :func:`image_root_of`), and checked per
     ``check_images``; ``sizes``: image sizes already read (:func:`check_record_images`)."""
     rows = []
-    for where, record, images in _records(path, image_root, check_images, max_samples):
+    # images check_record_images already decoded are not decoded a second time
+    check = "exists" if sizes is not None and check_images == "decode" else check_images
+    for where, record, images in _records(path, image_root, check, max_samples):
         frames = partial(_frames, record, images, profile, processor, check_images, where, sizes)
         rows.append(make_row(where, record, images, profile, frames))
     if not rows:

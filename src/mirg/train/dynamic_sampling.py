@@ -8,18 +8,27 @@ step learns from as many informative groups as the batch holds. TRL 1.16 lacks i
 issue #3708), so mirg adds it by overriding one method, ``_generate_and_score_completions``:
 the batch it returns has the shape TRL expects and goes to TRL's own loss.
 
-- A group is dropped when its weighted total reward does not vary (TRL's
-  ``frac_reward_zero_std``, per group).
+- A group is dropped when its weighted total reward does not vary (what TRL counts in
+  ``frac_reward_zero_std`` under group scaling).
 - Refill prompts are drawn at random from the training set (a generator seeded from the
   run's seed and the process), ``num_generations`` completions each: as many prompts as the
   missing groups need at the step's keep rate so far (at most a batch's worth), for at most
   ``dynamic_sampling_max_rounds`` rounds (the first included).
 - A batch still short after the last round is completed with dropped groups whose loss
-  mask is zeroed: they reach neither the loss nor its token count.
-- Logged per optimizer step: ``dynamic_sampling/dropped_frac`` (share of the generated
+  mask is zeroed: they add nothing to the loss, nor to its token count under the
+  token-level losses (``dapo``, TRL's default, ``bnpo``, ``cispo``); the per-sequence
+  ``grpo`` loss still averages over them, so a short batch steps less far, by
+  ``masked_frac``.
+- Logged at each generation (every ``steps_per_generation × num_iterations`` optimizer
+  steps), over all processes: ``dynamic_sampling/dropped_frac`` (share of the generated
   groups dropped), ``dynamic_sampling/rounds``, ``dynamic_sampling/extra_completions``
   (generated beyond the batch) and ``dynamic_sampling/masked_frac`` (share of the batch
-  completed with masked groups).
+  completed with masked groups). TRL's own metrics (``reward``, ``rewards/*``,
+  ``completions/*``) average over every round's generations, dropped groups included.
+- Advantages are TRL's, computed per round: with ``scale_rewards`` ``group`` or ``none``
+  and ``sum_then_normalize`` (TRL's defaults) a group's advantages depend on that group
+  only, so groups from different rounds mix safely; the other settings normalise over a
+  round's batch and are refused with dynamic sampling.
 
 Each process keeps whole groups of its own (its generation batch must hold a multiple of
 ``num_generations``); every process runs the same number of rounds, as collective
@@ -157,8 +166,9 @@ class DynamicSamplingGRPOTrainer(GRPOTrainer):
     def _refill_inputs(self, prompts: int) -> list[dict[str, Any]]:
         import torch
 
-        picks = torch.randint(len(self.train_dataset), (prompts,), generator=self._refill_generator)
-        rows = [self.train_dataset[int(i)] for i in picks]
+        # distinct prompts within a round (a repeated prompt would be a correlated group)
+        picks = torch.randperm(len(self.train_dataset), generator=self._refill_generator)
+        rows = [self.train_dataset[int(i)] for i in picks[:prompts]]
         return [dict(row) for row in rows for _ in range(self.num_generations)]
 
     def _local_groups(self, local_rows: int) -> list[bool]:
@@ -218,9 +228,13 @@ class DynamicSamplingGRPOTrainer(GRPOTrainer):
         if merged.get("tool_mask") is not None:
             loss_mask = loss_mask * merged["tool_mask"]
         merged["num_items_in_batch"] = self.accelerator.gather(loss_mask.sum()).sum()
-        metrics = self._metrics["train"]
-        metrics["dynamic_sampling/dropped_frac"].append(n_dropped / n_generated)
+        counts = torch.tensor(
+            [n_dropped, n_generated, masked, wanted], device=self.accelerator.device
+        )
+        n_dropped, n_generated, masked, wanted = self.accelerator.gather(counts).view(-1, 4).sum(0)
+        metrics = self._metrics["train"]  # over every process
+        metrics["dynamic_sampling/dropped_frac"].append(float(n_dropped / n_generated))
         metrics["dynamic_sampling/rounds"].append(float(rounds))
         metrics["dynamic_sampling/extra_completions"].append(float((n_generated - wanted) * g))
-        metrics["dynamic_sampling/masked_frac"].append(masked / wanted)
+        metrics["dynamic_sampling/masked_frac"].append(float(masked / wanted))
         return unsplit_pixel_values_by_grid(merged)

@@ -19,7 +19,8 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-from mirg.train.configs import ConfigError, shown, where_raised
+from mirg.errors import shown
+from mirg.train.configs import ConfigError, where_raised
 
 #: Before training, each reward scores this many training rows, each with these
 #: completions (a well-formed empty answer, nothing at all, free text), as TRL calls it.

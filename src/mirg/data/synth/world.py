@@ -199,6 +199,26 @@ def _claim_folder(out: Path, identity: dict[str, Any], overwrite: bool) -> None:
             )
 
 
+def dataset_identity(
+    n: int, seed: int, config: WorldConfig, fractions: Sequence[float] = (0.8, 0.1, 0.1)
+) -> dict[str, Any]:
+    """What a dataset's manifest records of how it was made: two datasets with the same
+    identity hold the same bytes."""
+    return {
+        "generator": "mirg synth",
+        "seed": seed,
+        "n": n,
+        "knobs": json.loads(json.dumps(asdict(config))),
+        "splits": split_sizes(n, fractions),
+    }
+
+
+def holds_dataset(out: str | Path, identity: dict[str, Any]) -> bool:
+    """Whether ``out`` holds a finished dataset of this identity (nothing to write again)."""
+    out = Path(out)
+    return (out / "manifest.json").is_file() and _previous_dataset(out) == identity
+
+
 def write_dataset(
     out: str | Path,
     n: int,
@@ -221,14 +241,8 @@ def write_dataset(
     if n < 1:
         raise MirgError(f"--n must be at least 1, got {n}")
     out = Path(out)
-    sizes = split_sizes(n, fractions)
-    identity = {
-        "generator": "mirg synth",
-        "seed": seed,
-        "n": n,
-        "knobs": json.loads(json.dumps(asdict(config))),
-        "splits": sizes,
-    }
+    identity = dataset_identity(n, seed, config, fractions)
+    sizes = identity["splits"]
     check_free(out)  # a run in progress is named, not mistaken for another dataset
     if not overwrite:  # refuse before the lock file is made in a folder not ours
         _claim_folder(out, identity, overwrite)
