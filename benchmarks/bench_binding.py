@@ -335,9 +335,14 @@ def main() -> int:
             jobs.append({**base_job, "arm": arm, "seed": seed, "rewards": ARMS[arm]})
     settings = {**base_job, "same_place": len(same)}
     recorded = out / "settings.json"
-    if recorded.is_file() and not args.fresh and json.loads(recorded.read_text()) != settings:
-        raise SystemExit(f"{out} holds runs made with other settings ({recorded}); use another "
-                         "--out, or --fresh to start over")  # fmt: skip
+    if recorded.is_file() and not args.fresh:
+        before = json.loads(recorded.read_text())
+        differ = sorted(k for k in before.keys() | settings.keys()
+                        if before.get(k) != settings.get(k))  # fmt: skip
+        if differ:
+            raise SystemExit(f"{out} holds runs made with other settings ({recorded}: "
+                             f"{', '.join(differ)} differ); use another --out, or --fresh to "
+                             "start over")  # fmt: skip
     todo = []
     for job in jobs:
         job["folder"] = str(out / f"{job['arm']}-{job['seed']}")
