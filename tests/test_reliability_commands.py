@@ -530,6 +530,15 @@ def test_check_reward_columns_passes_rewards_that_do_not_apply(user_rewards):
 # 5. Ctrl-C: one line saying what was kept, exit 130, and the rerun resumes.
 
 
+@pytest.fixture(autouse=True)
+def _sigint_interrupts():
+    """Python's own SIGINT handler during each test: a shell starts a background job with
+    SIGINT ignored, and a suite run that way would otherwise never see the Ctrl-C."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 def _ctrl_c() -> None:
     """The user's Ctrl-C: a real SIGINT to this process."""
     os.kill(os.getpid(), signal.SIGINT)
