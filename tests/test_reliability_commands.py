@@ -530,10 +530,10 @@ def test_check_reward_columns_passes_rewards_that_do_not_apply(user_rewards):
 # 5. Ctrl-C: one line saying what was kept, exit 130, and the rerun resumes.
 
 
-@pytest.fixture(autouse=True)
-def _sigint_interrupts():
-    """Python's own SIGINT handler during each test: a shell starts a background job with
-    SIGINT ignored, and a suite run that way would otherwise never see the Ctrl-C."""
+@pytest.fixture
+def sigint_interrupts():
+    """Python's own SIGINT handler during a Ctrl-C test: a shell starts a background job
+    with SIGINT ignored, and a suite run that way would otherwise never see the Ctrl-C."""
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     yield
     signal.signal(signal.SIGINT, previous)
@@ -545,6 +545,7 @@ def _ctrl_c() -> None:
     time.sleep(1)  # the handler runs at once; this never completes
 
 
+@pytest.mark.usefixtures("sigint_interrupts")
 def test_ctrl_c_during_synth_says_what_was_kept_and_the_rerun_completes(
     tmp_path, monkeypatch, capsys
 ):
@@ -575,6 +576,7 @@ def test_ctrl_c_during_synth_says_what_was_kept_and_the_rerun_completes(
     assert checksums(out) == checksums(fresh)
 
 
+@pytest.mark.usefixtures("sigint_interrupts")
 def test_ctrl_c_during_eval_says_how_many_predictions_were_kept(
     tiny_model_dir, eval_data, tmp_path, monkeypatch, capsys
 ):
@@ -605,6 +607,7 @@ def test_ctrl_c_during_eval_says_how_many_predictions_were_kept(
     assert run["last_run"]["resumed_from"] == 2 and run["last_run"]["predicted"] == 2
 
 
+@pytest.mark.usefixtures("sigint_interrupts")
 def test_ctrl_c_during_training_names_the_checkpoint_a_rerun_resumes(
     tiny_model_dir, toy, tmp_path, monkeypatch, capsys
 ):
@@ -639,6 +642,7 @@ def test_ctrl_c_during_training_names_the_checkpoint_a_rerun_resumes(
     assert record["starts"][-1]["resumed_from"] == str(out / "checkpoint-2")
 
 
+@pytest.mark.usefixtures("sigint_interrupts")
 def test_ctrl_c_during_a_one_file_command_keeps_the_previous_output(tmp_path, monkeypatch, capsys):
     from mirg.data import exports
 
