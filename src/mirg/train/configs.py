@@ -16,10 +16,7 @@ import argparse
 import dataclasses
 import difflib
 import enum
-import importlib
 import os
-import sys
-import traceback
 import types
 import typing
 from collections.abc import Callable, Mapping, Sequence
@@ -31,6 +28,7 @@ from trl import GRPOConfig, ModelConfig, SFTConfig, TrlParser
 
 from mirg.core.rewards import DEFAULT_WEIGHTS
 from mirg.errors import MirgError, shown
+from mirg.registry import resolve_function
 
 # LoRA targets: the language model's linear layers only (the vision tower has its own
 # q/k/v and MLP names in some families, hence the explicit language-model prefix).
@@ -47,44 +45,16 @@ class ConfigError(MirgError):
     """A recipe or override that cannot be applied (unknown key, bad value)."""
 
 
-def where_raised(exc: BaseException) -> str:
-    """``file:line`` of the innermost frame an exception passed through (a user's reward)."""
-    frames = traceback.extract_tb(exc.__traceback__)
-    return f"{frames[-1].filename}:{frames[-1].lineno}" if frames else "?"
-
-
 def reward_function(name: str) -> Callable[..., list[float]]:
-    """A core reward by short name (``object``) or any function by dotted path.
-
-    ``pkg.module.function`` is imported as TRL's GRPO script does, with the folder the run
-    starts from importable. What it names must be callable: a constant or a module
-    would only fail inside TRL, mid-training.
-    """
-    path = f"mirg.core.rewards.{name}_reward" if name in CORE_REWARDS else name
-    module, _, attribute = path.rpartition(".")
-    if not module:
-        raise ConfigError(
-            f"rewards must be core reward names ({', '.join(CORE_REWARDS)}) or dotted paths "
-            f"(my_pkg.rewards.my_reward); {shown(name)} is neither"
-        )
-    if os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())
-    try:
-        found = getattr(importlib.import_module(module), attribute)
-    except (ImportError, AttributeError) as exc:
-        raise ConfigError(f"reward {shown(name)} cannot be imported: {exc}") from None
-    except Exception as exc:  # the user's module fails as it is imported
-        raise ConfigError(
-            f"reward {shown(name)} cannot be imported: importing {module} raised "
-            f"{type(exc).__name__}: {exc} (at {where_raised(exc)})"
-        ) from None
-    if not callable(found):
-        raise ConfigError(
-            f"reward {shown(name)} is {type(found).__name__} {shown(found)}, not a function; "
-            "name a function that takes completions (and the dataset columns) and returns "
-            "one number per completion"
-        )
-    return found
+    """A core reward by short name (``object``) or any function by dotted path."""
+    table = {short: f"mirg.core.rewards:{short}_reward" for short in CORE_REWARDS}
+    return resolve_function(
+        name,
+        table,
+        "reward",
+        ConfigError,
+        "takes completions (and the dataset columns) and returns one number per completion",
+    )
 
 
 def _env_flag(name: str) -> bool:

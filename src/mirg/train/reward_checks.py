@@ -20,7 +20,8 @@ from collections.abc import Callable
 from typing import Any
 
 from mirg.errors import shown
-from mirg.train.configs import ConfigError, where_raised
+from mirg.registry import where_raised
+from mirg.train.configs import ConfigError
 
 #: Before training, each reward scores this many training rows, each with these
 #: completions (a well-formed empty answer, nothing at all, free text), as TRL calls it.
