@@ -59,12 +59,6 @@ def clip_box(box: Sequence[float]) -> Box:
     return (x1, y1, x2, y2)
 
 
-def box_area(box: Sequence[float]) -> float:
-    """Area of a box; 0 for an inverted or degenerate box."""
-    x1, y1, x2, y2 = box
-    return max(0.0, x2 - x1) * max(0.0, y2 - y1)
-
-
 def iou(a: Sequence[float], b: Sequence[float]) -> float:
     """Continuous intersection over union of two boxes in the same coordinates.
 
@@ -86,8 +80,3 @@ def iou(a: Sequence[float], b: Sequence[float]) -> float:
         return 0.0
     value = inter / union
     return value if 0.0 <= value <= 1.0 else (1.0 if value > 1.0 else 0.0)
-
-
-def box_center(box: Sequence[float]) -> tuple[float, float]:
-    x1, y1, x2, y2 = box
-    return ((x1 + x2) / 2.0, (y1 + y2) / 2.0)
