@@ -7,9 +7,8 @@
 * :mod:`~mirg.data.readers.refcoco`: RefCOCO / RefCOCO+ / RefCOCOg referring expressions
   composed into multi-image samples;
 * :mod:`~mirg.data.readers.captions`: COCO caption files joined into samples' captions;
+* :mod:`~mirg.data.readers.coco`: COCO-style instance files (``mirg coco``);
+* :mod:`~mirg.data.readers.migbench`: MIG-Bench items as samples;
 * :mod:`~mirg.data.readers.records`: what they share (streaming JSON lists, JSONL and
   parquet, image sizes from headers, the tally of what was kept and left out).
-
-COCO-style instance files (:mod:`mirg.data.coco`) and MIG-Bench
-(:mod:`mirg.data.migbench_samples`) are read by the older modules beside this package.
 """

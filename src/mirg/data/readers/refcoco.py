@@ -12,7 +12,7 @@ Inputs (``mirg convert --format refcoco``):
   dicts, strings and numbers, which is all a refs file holds, can be read; no code runs.
 * instances, COCO style (refer's ``instances.json`` or COCO's
   ``instances_train2014.json``): every object of every image, with its category and
-  supercategory, and the images' sizes. Read by :func:`mirg.data.coco.coco_images`.
+  supercategory, and the images' sizes. Read by :func:`mirg.data.readers.coco.coco_images`.
 
 Each expression becomes one sample, families in turn:
 
@@ -52,7 +52,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mirg.data.coco import CocoImage, _public, coco_images
+from mirg.data.readers.coco import CocoImage, _public, coco_images
 from mirg.data.readers.captions import CaptionIndex, add_captions
 from mirg.data.readers.records import Tally, check_sample, iter_parquet, iter_records
 from mirg.data.references import Expression
