@@ -77,6 +77,14 @@ def int_range(text: str) -> tuple[int, int]:
         raise argparse.ArgumentTypeError(f"expected N or MIN-MAX, got {text[:40]!r}") from None
 
 
+def key_value(text: str) -> tuple[str, str]:
+    """An argument type: 'KEY=VALUE' -> (KEY, VALUE), for an extension's own options."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text[:40]!r}")
+    return key.strip(), value
+
+
 def config_from_args(cls: type[C], args: argparse.Namespace, **given: Any) -> C:
     """A config dataclass from a command's parsed arguments: each field from the argument
     of the same name where the command has one, ``given`` for the rest, defaults beyond."""

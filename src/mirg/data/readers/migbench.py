@@ -1,4 +1,5 @@
-"""MIG-Bench items as samples, through the core reader (``mirg.core.migbench``).
+"""MIG-Bench items as samples, through the core reader (``mirg.core.migbench``):
+``mirg convert --format migbench --input MIG_data.json``.
 
 The benchmark annotates only the answer box (and reference boxes quoted in questions),
 so each sample carries the target as its one annotated object and is marked
@@ -7,46 +8,30 @@ rather than claim that other images hold nothing. The target image is the core's
 derivation from the task rules (null for ``diff``, whose two images are aligned).
 
 Items whose stored answer is not a valid box (a few ``common_object`` answers are
-inverted or exceed 1) raise a DataError naming the item, or are recorded and skipped with
-a :class:`~mirg.data.schema.SkipLog`.
+inverted or exceed 1) raise a DataError naming the item, or are recorded and skipped
+(``--skip-bad``; API: a :class:`~mirg.data.schema.SkipLog`).
 """
 
 from __future__ import annotations
 
+from argparse import Namespace
+from collections.abc import Iterator
 from pathlib import Path
 
 from mirg.core.migbench import MigBenchItem, load_migbench
+from mirg.data.readers import Reader
 from mirg.data.readers.conversations import OBJECT_REF_RE, target_only_sample
+from mirg.data.readers.records import ImageFiles, Tally, input_files
 from mirg.data.references import Description, QuotedBox, Reference
-from mirg.data.schema import (
-    MAX_IMAGE_PIXELS,
-    DataError,
-    Sample,
-    SkipLog,
-    check_image,
-    data_box,
-    resolve_image_path,
-)
+from mirg.data.schema import DataError, Sample, SkipLog, data_box
 
 
-def item_to_sample(
-    item: MigBenchItem,
-    where: str,
-    image_root: Path | None = None,
-    check_images: str = "none",
-    max_pixels: int = MAX_IMAGE_PIXELS,
-) -> Sample:
-    """One benchmark item as a sample; image files are checked only when asked."""
+def item_to_sample(item: MigBenchItem, where: str, images: ImageFiles, sizes: bool) -> Sample:
+    """One benchmark item as a sample; its image files checked (and sized) as ``images``
+    says."""
     here = f"{where}: item {item.index}"
     box = data_box(list(item.target_box), here, "answer")
-    images = [str(Path(p)) for p in item.images]  # "./MIG-Bench/x.jpg" -> "MIG-Bench/x.jpg"
-    base = image_root if image_root is not None else Path(".")
-    sizes = []
-    for k, rel in enumerate(images if check_images != "none" else []):
-        field = f"{here}: field 'images[{k}]'"
-        size = check_image(resolve_image_path(base, rel, field), field, check_images, max_pixels)
-        if size is not None:
-            sizes.append(list(size))
+    paths = [str(Path(p)) for p in item.images]  # "./MIG-Bench/x.jpg" -> "MIG-Bench/x.jpg"
     reference: Reference | None = None
     described = OBJECT_REF_RE.search(item.question)
     if item.reference_boxes:
@@ -58,15 +43,32 @@ def item_to_sample(
     return target_only_sample(
         sample_id=f"migbench-{item.index}",
         task=item.task,
-        images=images,
+        images=paths,
         question=item.question.strip(),
         target_image=item.target_image,
         box=box,
         reference=reference,
         relations=[],
-        sizes=sizes or None,
+        sizes=images.record(paths, here, sizes=sizes),
         meta={"source": "MIG-Bench", "index": item.index},
     )
+
+
+def read_items(
+    path: str | Path, tally: Tally, images: ImageFiles, sizes: bool = False
+) -> Iterator[Sample]:
+    """The items of one benchmark file as samples; a bad item raises, or is counted and
+    logged under ``tally.skip_bad``."""
+    for item in load_migbench(path):
+        tally.records += 1
+        tally.items += 1
+        try:
+            sample = item_to_sample(item, str(path), images, sizes)
+        except DataError as exc:
+            tally.bad(exc, f"{path}: item {item.index}")
+            continue
+        tally.written += 1
+        yield sample
 
 
 def migbench_samples(
@@ -82,13 +84,15 @@ def migbench_samples(
     ``image_root`` (the folder the items' ``./MIG-Bench/...`` paths start from) and
     ``check_images="decode"``, each file is checked and its size recorded.
     """
-    root = Path(image_root) if image_root is not None else None
-    samples = []
-    for item in load_migbench(path):
-        try:
-            samples.append(item_to_sample(item, str(path), root, check_images))
-        except DataError as exc:
-            if skips is None:
-                raise
-            skips.add(f"{path}: item {item.index}", str(exc))
-    return samples
+    tally = Tally(skip_bad=skips is not None, log=skips if skips is not None else SkipLog())
+    images = ImageFiles(image_root or ".", check_images)
+    return list(read_items(path, tally, images, sizes=check_images == "decode"))
+
+
+def _read(args: Namespace, tally: Tally) -> Iterator[Sample]:
+    for path, files in input_files(args):
+        yield from read_items(path, tally, files, args.image_sizes or args.check_images == "decode")
+
+
+#: ``mirg convert --format migbench``.
+READER = Reader("migbench", _read, unit="items")
