@@ -20,9 +20,8 @@ from pathlib import Path
 
 from mirg.core.migbench import MigBenchItem, load_migbench
 from mirg.data.readers import Reader
-from mirg.data.readers.conversations import OBJECT_REF_RE, target_only_sample
+from mirg.data.readers.conversations import question_reference, target_only_sample
 from mirg.data.readers.records import ImageFiles, Tally, input_files
-from mirg.data.references import Description, QuotedBox, Reference
 from mirg.data.schema import DataError, Sample, SkipLog, data_box
 
 
@@ -30,24 +29,15 @@ def item_to_sample(item: MigBenchItem, where: str, images: ImageFiles, sizes: bo
     """One benchmark item as a sample; its image files checked (and sized) as ``images``
     says."""
     here = f"{where}: item {item.index}"
-    box = data_box(list(item.target_box), here, "answer")
     paths = [str(Path(p)) for p in item.images]  # "./MIG-Bench/x.jpg" -> "MIG-Bench/x.jpg"
-    reference: Reference | None = None
-    described = OBJECT_REF_RE.search(item.question)
-    if item.reference_boxes:
-        reference = QuotedBox(
-            image=1, box=data_box(list(item.reference_boxes[0]), here, "reference.box")
-        )
-    elif described:
-        reference = Description(text=described.group(1).strip())
     return target_only_sample(
         sample_id=f"migbench-{item.index}",
         task=item.task,
         images=paths,
         question=item.question.strip(),
         target_image=item.target_image,
-        box=box,
-        reference=reference,
+        box=data_box(list(item.target_box), here, "answer"),
+        reference=question_reference(item.question, here),
         relations=[],
         sizes=images.record(paths, here, sizes=sizes),
         meta={"source": "MIG-Bench", "index": item.index},
