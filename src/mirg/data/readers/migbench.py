@@ -18,44 +18,39 @@ from argparse import Namespace
 from collections.abc import Iterator
 from pathlib import Path
 
-from mirg.core.migbench import MigBenchItem, load_migbench
+from mirg.core.migbench import load_migbench
 from mirg.data.readers import Reader
 from mirg.data.readers.conversations import question_reference, target_only_sample
 from mirg.data.readers.records import ImageFiles, Tally, input_files
 from mirg.data.schema import DataError, Sample, SkipLog, data_box
 
 
-def item_to_sample(item: MigBenchItem, where: str, images: ImageFiles, sizes: bool) -> Sample:
-    """One benchmark item as a sample; its image files checked (and sized) as ``images``
-    says."""
-    here = f"{where}: item {item.index}"
-    paths = [str(Path(p)) for p in item.images]  # "./MIG-Bench/x.jpg" -> "MIG-Bench/x.jpg"
-    return target_only_sample(
-        sample_id=f"migbench-{item.index}",
-        task=item.task,
-        images=paths,
-        question=item.question.strip(),
-        target_image=item.target_image,
-        box=data_box(list(item.target_box), here, "answer"),
-        reference=question_reference(item.question, here),
-        relations=[],
-        sizes=images.record(paths, here, sizes=sizes),
-        meta={"source": "MIG-Bench", "index": item.index},
-    )
-
-
 def read_items(
     path: str | Path, tally: Tally, images: ImageFiles, sizes: bool = False
 ) -> Iterator[Sample]:
-    """The items of one benchmark file as samples; a bad item raises, or is counted and
-    logged under ``tally.skip_bad``."""
+    """The items of one benchmark file as samples, their image files checked (and sized)
+    as ``images`` says; a bad item raises, or is counted and logged under
+    ``tally.skip_bad``."""
     for item in load_migbench(path):
         tally.records += 1
         tally.items += 1
+        here = f"{path}: item {item.index}"
+        paths = [str(Path(p)) for p in item.images]  # "./MIG-Bench/x.jpg" -> "MIG-Bench/x.jpg"
         try:
-            sample = item_to_sample(item, str(path), images, sizes)
+            sample = target_only_sample(
+                sample_id=f"migbench-{item.index}",
+                task=item.task,
+                images=paths,
+                question=item.question.strip(),
+                target_image=item.target_image,
+                box=data_box(list(item.target_box), here, "answer"),
+                reference=question_reference(item.question, here),
+                relations=[],
+                sizes=images.record(paths, here, sizes=sizes),
+                meta={"source": "MIG-Bench", "index": item.index},
+            )
         except DataError as exc:
-            tally.bad(exc, f"{path}: item {item.index}")
+            tally.bad(exc, here)
             continue
         tally.written += 1
         yield sample
