@@ -31,7 +31,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "coco": ("mirg.data.coco_cli", "build multi-image grounding samples from COCO-style boxes"),
     "convert": (
         "mirg.data.convert_cli",
-        "convert published data to samples: MGrounding-630k, LLaVA/VLM-R1, RefCOCO, COCO captions",
+        "convert data to samples: MGrounding-630k, LLaVA/VLM-R1, RefCOCO, COCO captions, "
+        "MIG-Bench, or a reader of your own (my_pkg.mod.READER)",
     ),
     "score": (
         "mirg.eval.score_cli",
