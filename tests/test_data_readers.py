@@ -14,8 +14,8 @@ from mirg.cli import main
 from mirg.core.boxes import iou
 from mirg.core.profiles import get_profile
 from mirg.core.rewards import score_completion
-from mirg.data.coco import coco_samples, read_coco
-from mirg.data.migbench_samples import migbench_samples
+from mirg.data.readers.coco import coco_samples, read_coco
+from mirg.data.readers.migbench import migbench_samples
 from mirg.data.references import Description
 from mirg.data.schema import DataError, SkipLog, read_samples
 from mirg.data.trajectories import build_trajectory

@@ -31,7 +31,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "coco": ("mirg.data.coco_cli", "build multi-image grounding samples from COCO-style boxes"),
     "convert": (
         "mirg.data.convert_cli",
-        "convert published data to samples: MGrounding-630k, LLaVA/VLM-R1, RefCOCO, COCO captions",
+        "convert data to samples: MGrounding-630k, LLaVA/VLM-R1, RefCOCO, COCO captions, "
+        "MIG-Bench, or a reader of your own (my_pkg.mod.READER)",
     ),
     "score": (
         "mirg.eval.score_cli",
@@ -75,6 +76,14 @@ def int_range(text: str) -> tuple[int, int]:
         return (int(lo), int(hi or lo))
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected N or MIN-MAX, got {text[:40]!r}") from None
+
+
+def key_value(text: str) -> tuple[str, str]:
+    """An argument type: 'KEY=VALUE' -> (KEY, VALUE), for an extension's own options."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text[:40]!r}")
+    return key.strip(), value
 
 
 def config_from_args(cls: type[C], args: argparse.Namespace, **given: Any) -> C:

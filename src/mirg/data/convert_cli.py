@@ -5,9 +5,13 @@
     mirg convert --format refcoco --refs refs.json --instances instances.json \
         --images train2014 --out ref.jsonl
     mirg convert --format coco-captions --data ref.jsonl --captions captions.json --out c.jsonl
+    mirg convert --format migbench --input MIG_data.json --out migbench.jsonl
+    mirg convert --format my_pkg.readers.READER --input rows.csv --option KEY=VALUE --out s.jsonl
 
-COCO-style instance files have their own command, ``mirg coco``. Images are not decoded
-unless ``--check-images decode``; sizes are read from headers where a profile needs them
+Every format is a :class:`~mirg.data.readers.Reader` record: the built-ins are named in
+``mirg.data.readers.READERS``, a user's own by dotted path. COCO-style instance files
+have their own command, ``mirg coco``. Images are not decoded unless
+``--check-images decode``; sizes are read from headers where a profile needs them
 (or ``--image-sizes`` asks). The summary line counts what was written and what was left
 out, by reason; each left-out record is in ``OUT.skipped.log`` with its reason.
 """
@@ -15,46 +19,42 @@ out, by reason; each left-out record is in ``OUT.skipped.log`` with its reason.
 from __future__ import annotations
 
 import argparse
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from mirg.cli import add_output_arguments, int_range
+from mirg.cli import add_output_arguments, int_range, key_value
 from mirg.data.outputs import SAMPLES, check_output
-from mirg.data.readers.captions import (
-    CaptionIndex,
-    caption_samples,
-    captioned,
-    read_captions,
-)
-from mirg.data.readers.conversations import SOURCE_PROFILES, SampleIds, read_conversations
-from mirg.data.readers.mgrounding import read_mgrounding
-from mirg.data.readers.records import ImageFiles, Tally
-from mirg.data.readers.refcoco import (
-    DISTRACTORS,
-    REFCOCO_FAMILIES,
-    RefCoco,
-    read_refs,
-    refcoco_samples,
-)
-from mirg.data.schema import IMAGE_CHECKS, Sample, write_jsonl, write_samples
+from mirg.data.readers import READERS, Reader, get_reader
+from mirg.data.readers.captions import CaptionIndex, add_captions, read_captions
+from mirg.data.readers.conversations import SOURCE_PROFILES
+from mirg.data.readers.records import Tally
+from mirg.data.readers.refcoco import DISTRACTORS, REFCOCO_FAMILIES
+from mirg.data.schema import IMAGE_CHECKS, Sample, write_jsonl
 from mirg.errors import MirgError
-from mirg.models.loading import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS, FrameRule
+from mirg.models.loading import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS
 
-FORMATS = ("mgrounding", "llava", "refcoco", "coco-captions")
-#: Options each format needs.
-_NEEDS = {
-    "mgrounding": ("input",),
-    "llava": ("input", "profile"),
-    "refcoco": ("refs", "instances"),
-    "coco-captions": ("data", "captions"),
-}
+#: Options naming a source file (beside --input): the output may not overwrite them.
+_SOURCES = ("refs", "instances", "captions", "data")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--format", required=True, choices=FORMATS, help="source format")
+    parser.add_argument(
+        "--format",
+        required=True,
+        help=f"source format: {', '.join(READERS)}, or a reader by dotted path (my_pkg.mod.READER)",
+    )
+    parser.add_argument(
+        "--option",
+        dest="options",
+        type=key_value,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="an option of the reader's own (repeatable), for readers named by dotted path",
+    )
     parser.add_argument("--out", required=True, help="samples JSONL to write")
     parser.add_argument(
-        "--input", nargs="+", help="mgrounding/llava: source files (JSON list or JSONL)"
+        "--input", nargs="+", help="mgrounding/llava/migbench: source files (JSON list or JSONL)"
     )
     parser.add_argument(
         "--images",
@@ -121,82 +121,45 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_output_arguments(parser, skipped="records")
 
 
-def _conversations(
-    args: argparse.Namespace, out: Path, captions: CaptionIndex | None
-) -> tuple[Tally, Path]:
-    """mgrounding and llava: every input file, one stream of samples."""
-    tally = Tally(unit="turns", skip_bad=args.skip_bad)
-    ids = SampleIds()
-
-    def samples() -> Iterator[Sample]:
-        for path in args.input:
-            files = ImageFiles(Path(args.images or Path(path).parent), args.check_images)
-            if args.format == "mgrounding":
-                yield from read_mgrounding(
-                    path, images=files, tally=tally, record_sizes=args.image_sizes, ids=ids
-                )
-            else:
-                yield from read_conversations(
-                    path,
-                    profile=args.profile,
-                    images=files,
-                    tally=tally,
-                    task=args.task,
-                    frame_rule=FrameRule(28, args.min_pixels, args.max_pixels),
-                    record_sizes=args.image_sizes,
-                    ids=ids,
-                )
-
-    write_samples(out, captioned(samples(), captions))
-    return tally, Path(args.images or Path(args.input[0]).parent)
+def _root(args: argparse.Namespace, reader: Reader) -> Path:
+    """Where the samples' image paths start: --images, else beside the reader's source."""
+    source = getattr(args, reader.images_beside, None)
+    source = source[0] if isinstance(source, list) else source
+    return Path(args.images or Path(source or ".").parent)
 
 
-def _refcoco(
-    args: argparse.Namespace, out: Path, captions: CaptionIndex | None
-) -> tuple[Tally, Path]:
-    tally = Tally(unit="expressions", skip_bad=args.skip_bad)
-    root = Path(args.images) if args.images else Path(args.instances).parent
-    dataset = RefCoco(args.instances, root, check_images=args.check_images)
-    split = None if args.split == "all" else args.split
-    refs = read_refs(args.refs, tally, split=split, allow_pickle=args.allow_pickle)
-    if tally.records and not refs:
-        raise MirgError(f"{args.refs}: no refs of split {args.split!r}; try --split all")
-    if len(refs) < tally.records:
-        tally.notes[f"refs of other splits than {args.split!r}"] = tally.records - len(refs)
-    samples = refcoco_samples(
-        dataset,
-        refs,
-        tally,
-        families=tuple(f for f in args.families.split(",") if f),
-        images_per_sample=args.images_per_sample,
-        distractors=args.distractors,
-        seed=args.seed,
-        name=args.name,
-        captions=captions,
-    )
-    write_samples(out, samples)
-    return tally, root
+def _records(samples: Iterable[Sample | dict], captions: CaptionIndex | None) -> Iterator[dict]:
+    """Sample lines to write; samples get the captions of ``--captions``."""
+    for sample in samples:
+        if isinstance(sample, Sample):
+            if captions is not None:
+                add_captions(sample, captions)
+            sample = sample.to_json()
+        yield sample
 
 
 def run(args: argparse.Namespace) -> int:
-    missing = [f"--{name}" for name in _NEEDS[args.format] if not getattr(args, name)]
+    reader = get_reader(args.format)
+    missing = [f"--{name}" for name in reader.needs if not getattr(args, name)]
     if missing:
         raise MirgError(f"--format {args.format} needs {' and '.join(missing)}")
+    args.options = dict(args.options)
+    unknown = sorted(set(args.options) - set(reader.options))
+    if unknown:
+        takes = ", ".join(reader.options) or "none"
+        raise MirgError(
+            f"--format {args.format} takes no --option {', '.join(unknown)} (its options: {takes})"
+        )
     inputs = [("--input", p) for p in args.input or []] + [
-        (f"--{name}", getattr(args, name))
-        for name in ("refs", "instances", "captions", "data")
-        if getattr(args, name)
+        (f"--{name}", getattr(args, name)) for name in _SOURCES if getattr(args, name)
     ]
     out = check_output(args.out, SAMPLES, inputs=inputs, overwrite=args.overwrite)
-    captions = read_captions(args.captions) if args.captions else None
-    if args.format in ("mgrounding", "llava"):
-        tally, root = _conversations(args, out, captions)
-    elif args.format == "refcoco":
-        tally, root = _refcoco(args, out, captions)
-    else:  # coco-captions: the sample lines pass through, captions joined
-        tally = Tally(unit="samples", skip_bad=args.skip_bad)
-        root = Path(args.images or Path(args.data).parent)
-        write_jsonl(out, caption_samples(args.data, captions, tally), compact=True)  # type: ignore[arg-type]
+    # A reader that needs the caption file (coco-captions) reads it itself.
+    joins = args.captions and "captions" not in reader.needs
+    captions = read_captions(args.captions) if joins else None
+    tally = Tally(unit=reader.unit, skip_bad=args.skip_bad)
+    write_jsonl(out, _records(reader.read(args, tally), captions), compact=True)
+    root = _root(args, reader)
     print(tally.summary(out, args.skip_log) + f" (image paths relative to {root})")
     print(f"next: mirg export --format sft --data {out} --root {root} --profile NAME --out F")
     return 0

@@ -17,10 +17,11 @@ trajectories write them as image-level facts before the object-level search
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
+from mirg.data.readers import Reader
 from mirg.data.readers.records import Tally
 from mirg.data.schema import DataError, Sample, iter_jsonl, read_json
 
@@ -148,9 +149,12 @@ def caption_samples(path: str | Path, index: CaptionIndex, tally: Tally) -> Iter
     tally.notes["images"] = images
 
 
-def captioned(samples: Iterable[Sample], index: CaptionIndex | None) -> Iterator[Sample]:
-    """``samples`` with captions joined (unchanged without an index)."""
-    for sample in samples:
-        if index is not None:
-            add_captions(sample, index)
-        yield sample
+#: ``mirg convert --format coco-captions``: the sample lines of ``--data`` pass through,
+#: the captions of ``--captions`` joined.
+READER = Reader(
+    "coco-captions",
+    lambda args, tally: caption_samples(args.data, read_captions(args.captions), tally),
+    needs=("data", "captions"),
+    unit="samples",
+    images_beside="data",
+)

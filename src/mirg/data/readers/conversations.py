@@ -26,6 +26,7 @@ at the image level.
 from __future__ import annotations
 
 import re
+from argparse import Namespace
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,11 +36,13 @@ from mirg.core.answers import parse_answer, parse_image_reference
 from mirg.core.boxes import BOX_TOLERANCE, Box, clip_box
 from mirg.core.migbench import reference_boxes
 from mirg.core.profiles import PROFILES, get_profile
+from mirg.data.readers import Reader
 from mirg.data.readers.records import (
     ImageFiles,
     Tally,
     check_sample,
     confined,
+    input_files,
     iter_records,
     json_object,
     source_where,
@@ -405,3 +408,22 @@ def _target_image(named: int | None, question: str, n_images: int, where: str) -
     if target is None or not 1 <= target <= n_images:
         raise LeftOut("no target image", "neither the answer nor the question names one")
     return target
+
+
+def _read_llava(args: Namespace, tally: Tally) -> Iterator[Sample]:
+    ids, rule = SampleIds(), FrameRule(28, args.min_pixels, args.max_pixels)
+    for path, files in input_files(args):
+        yield from read_conversations(
+            path,
+            profile=args.profile,
+            images=files,
+            tally=tally,
+            task=args.task,
+            frame_rule=rule,
+            record_sizes=args.image_sizes,
+            ids=ids,
+        )
+
+
+#: ``mirg convert --format llava``.
+READER = Reader("llava", _read_llava, needs=("input", "profile"), unit="turns")

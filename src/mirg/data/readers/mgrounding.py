@@ -42,11 +42,13 @@ from __future__ import annotations
 
 import functools
 import re
+from argparse import Namespace
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from mirg.core.answers import ORDINALS, parse_image_reference
+from mirg.data.readers import Reader
 from mirg.data.readers.conversations import (
     LeftOut,
     SampleIds,
@@ -59,7 +61,7 @@ from mirg.data.readers.conversations import (
     relative_box,
     target_only_sample,
 )
-from mirg.data.readers.records import ImageFiles, Tally, source_where
+from mirg.data.readers.records import ImageFiles, Tally, input_files, source_where
 from mirg.data.references import Region
 from mirg.data.schema import DataError, Sample
 
@@ -187,3 +189,15 @@ def read_mgrounding(
         )
 
     return read_turns(path, tally, open_record, turn_sample, ids)
+
+
+def _read(args: Namespace, tally: Tally) -> Iterator[Sample]:
+    ids = SampleIds()
+    for path, files in input_files(args):
+        yield from read_mgrounding(
+            path, images=files, tally=tally, record_sizes=args.image_sizes, ids=ids
+        )
+
+
+#: ``mirg convert --format mgrounding``.
+READER = Reader("mgrounding", _read, unit="turns")

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import re
+from argparse import Namespace
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -217,6 +218,13 @@ class ImageFiles:
             path = resolve_image_path(self.root, relative, where)
             size = self._sizes[relative] = image_size(path, where, self.max_pixels)
         return size
+
+
+def input_files(args: Namespace) -> Iterator[tuple[str, ImageFiles]]:
+    """Each ``--input`` file of ``mirg convert`` with its images: under ``--images``, else
+    beside the file."""
+    for path in args.input:
+        yield path, ImageFiles(args.images or Path(path).parent, args.check_images)
 
 
 @dataclass

@@ -12,7 +12,7 @@ Inputs (``mirg convert --format refcoco``):
   dicts, strings and numbers, which is all a refs file holds, can be read; no code runs.
 * instances, COCO style (refer's ``instances.json`` or COCO's
   ``instances_train2014.json``): every object of every image, with its category and
-  supercategory, and the images' sizes. Read by :func:`mirg.data.coco.coco_images`.
+  supercategory, and the images' sizes. Read by :func:`mirg.data.readers.coco.coco_images`.
 
 Each expression becomes one sample, families in turn:
 
@@ -36,24 +36,26 @@ An expression that cannot make a ``group_grounding`` sample becomes a ``referrin
 (counted by reason in the summary). Distractors come from the images referred to in the
 same split, so a test image never enters training data. Objects carry their category,
 COCO's size word and their annotation id; the reference is an
-:class:`~mirg.data.references.Expression`. Given a COCO caption index, the images'
-captions join as image-level facts.
+:class:`~mirg.data.references.Expression`. With ``--captions``, ``mirg convert`` joins
+the images' captions as image-level facts.
 """
 
 from __future__ import annotations
 
+import functools
 import pickle
 import random
 import re
 import zlib
+from argparse import Namespace
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mirg.data.coco import CocoImage, _public, coco_images
-from mirg.data.readers.captions import CaptionIndex, add_captions
+from mirg.data.readers import Reader
+from mirg.data.readers.coco import CocoImage, _public, coco_images
 from mirg.data.readers.records import Tally, check_sample, iter_parquet, iter_records
 from mirg.data.references import Expression
 from mirg.data.schema import MAX_IMAGE_PIXELS, DataError, Sample, _int, read_json
@@ -173,6 +175,7 @@ def _words(text: str) -> set[str]:
     return set(_WORD_RE.findall(text.lower()))
 
 
+@functools.cache
 def category_words(category: str) -> frozenset[str]:
     """The words that name a category: each word of its name, singular or plural; for
     people, :data:`PERSON_WORDS`."""
@@ -221,18 +224,10 @@ class RefCoco:
             self.objects[image_id] = [_public(o) for o in image.objects]
             for j, obj in enumerate(image.objects):
                 self.located[int(obj["id"][1:])] = (image_id, j)
-        # word -> the categories it names, to find every category an expression names
-        self.named_by: dict[str, set[str]] = defaultdict(set)
-        for category in self.supercategory:
-            for word in category_words(category):
-                self.named_by[word].add(category)
 
     def named(self, words: set[str]) -> set[str]:
         """The categories an expression's words name."""
-        out: set[str] = set()
-        for word in words:
-            out |= self.named_by.get(word, set())
-        return out
+        return {c for c in self.supercategory if names_category(words, c)}
 
 
 def refcoco_samples(
@@ -245,7 +240,6 @@ def refcoco_samples(
     distractors: str = "other-category",
     seed: int = 0,
     name: str = "refcoco",
-    captions: CaptionIndex | None = None,
 ) -> Iterator[Sample]:
     """One sample per expression of ``refs`` (already filtered to a split), families in
     turn, deterministic given ``seed``; see the module docstring for the rules."""
@@ -309,8 +303,6 @@ def refcoco_samples(
             sample = _sample(dataset, ref, j, text, category, family, chosen, rng, name)  # type: ignore[arg-type]
             if family == "group_grounding" and distractors == "same-category" and len(chosen) > 1:
                 sample.meta["unique"] = "unverified"
-            if captions is not None:
-                add_captions(sample, captions)
             try:
                 sample = check_sample(sample, where, paths=False)  # coco_images confined them
             except DataError as exc:
@@ -462,3 +454,30 @@ def read_refs(
         if split is None or ref.split == split:
             out.append(ref)
     return out
+
+
+def _read(args: Namespace, tally: Tally) -> Iterator[Sample]:
+    root = Path(args.images or Path(args.instances).parent)
+    dataset = RefCoco(args.instances, root, check_images=args.check_images)
+    split = None if args.split == "all" else args.split
+    refs = read_refs(args.refs, tally, split=split, allow_pickle=args.allow_pickle)
+    if tally.records and not refs:
+        raise MirgError(f"{args.refs}: no refs of split {args.split!r}; try --split all")
+    if len(refs) < tally.records:
+        tally.notes[f"refs of other splits than {args.split!r}"] = tally.records - len(refs)
+    return refcoco_samples(
+        dataset,
+        refs,
+        tally,
+        families=tuple(f for f in args.families.split(",") if f),
+        images_per_sample=args.images_per_sample,
+        distractors=args.distractors,
+        seed=args.seed,
+        name=args.name,
+    )
+
+
+#: ``mirg convert --format refcoco``.
+READER = Reader(
+    "refcoco", _read, needs=("refs", "instances"), unit="expressions", images_beside="instances"
+)
