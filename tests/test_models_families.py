@@ -11,10 +11,10 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("torchvision")
 
-from mirg.cli import main  # noqa: E402
-from mirg.models import ModelLoadError, detect_family, load_model_and_processor  # noqa: E402
-from mirg.models.families import FAMILIES, FamilyError, get_family  # noqa: E402
-from toy_data import write_toy_dataset  # noqa: E402
+from mirg.cli import main
+from mirg.models import ModelLoadError, detect_family, load_model_and_processor
+from mirg.models.families import FAMILIES, FamilyError, get_family
+from toy_data import write_toy_dataset
 
 PLUGINS = Path(__file__).resolve().parent / "plugins"
 TOY = "mirg_toys.family.FAMILY"
@@ -38,7 +38,7 @@ def test_families_resolve_by_name_or_dotted_path(monkeypatch):
     assert get_family("qwen3-vl") is FAMILIES["qwen3-vl"]
     toy = get_family(TOY)
     assert toy.name == "toy-qwen2.5" and toy.frame_factor == FAMILIES["qwen2.5-vl"].frame_factor
-    with pytest.raises(FamilyError, match="qwen2-vl, qwen2.5-vl, qwen3-vl"):
+    with pytest.raises(FamilyError, match=r"qwen2-vl, qwen2\.5-vl, qwen3-vl"):
         get_family("llava")
     with pytest.raises(FamilyError, match="not a ModelFamily"):
         get_family("mirg_toys.family.LORA_TARGETS")
@@ -79,7 +79,7 @@ def test_a_recorded_family_that_cannot_be_imported_is_named(toy_model, tmp_path,
     config = json.loads((broken / "config.json").read_text())
     config["mirg_family"] = "mirg_toys.nowhere.FAMILY"
     (broken / "config.json").write_text(json.dumps(config))
-    with pytest.raises(ModelLoadError, match="config.json field 'mirg_family'.*nowhere"):
+    with pytest.raises(ModelLoadError, match=r"config\.json field 'mirg_family'.*nowhere"):
         load_model_and_processor(broken)
     assert main(["tiny-model", "--family", "llava", "--out", str(tmp_path / "x")]) == 2
     assert "llava" in capsys.readouterr().err and not (tmp_path / "x").exists()

@@ -1,17 +1,13 @@
-"""Model families: one record per family, everything mirg must know about it in one place.
+"""Model families: one record each, all mirg must know about a family in one place.
 
-A family's record names its coordinate profile (the profiles themselves stay in
-``core/profiles.py``, pure, for verl), the side multiple of its frames, the default LoRA
-targets, its vision tower's module names and the builder of a tiny random-init model.
 Built-ins resolve by short name (``qwen2.5-vl``), a user's own by dotted path
-(``my_pkg.module.FAMILY``), as rewards do. A model is of a family by its ``model_type``,
-or, for a family mirg does not ship, by the ``mirg_family`` key of its ``config.json``
-(which ``mirg tiny-model --family`` writes and every ``save_pretrained`` carries on).
+(``my_pkg.module.FAMILY``). A model is of the built-in family of its ``model_type``, or of
+the family its ``config.json`` names under ``mirg_family`` (``mirg tiny-model --family``
+writes it and every ``save_pretrained`` carries it on), so the family follows the model.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -28,15 +24,12 @@ class FamilyError(MirgError):
 
 @dataclass(frozen=True)
 class ModelFamily:
-    """What mirg needs to know about one model family.
-
-    ``tiny`` builds a tiny model: a function ``(family, tokenizer, spec) -> (config,
-    processor)`` or its ``"module:function"`` path (imported only when a tiny model is built).
-    """
+    """One model family. ``tiny`` builds a tiny random-init model: a function ``(family,
+    tokenizer, spec) -> (config, processor)`` or its ``"module:function"`` path."""
 
     name: str
     model_types: tuple[str, ...]  # transformers ``model_type``s detected as this family
-    profile: str  # the coordinate profile it answers in: a name in core.profiles.PROFILES
+    profile: str  # the coordinate profile it answers in (core.profiles.PROFILES, pure for verl)
     frame_factor: int  # frames' side multiple (patch size x spatial merge), without a processor
     lora_targets: str | tuple[str, ...]  # LoRA's ``target_modules`` unless a recipe sets them
     vision_towers: tuple[str, ...]  # module names of its vision encoder (frozen when asked)
@@ -51,31 +44,24 @@ class ModelFamily:
         return self.tiny
 
 
+#: LoRA on the language model's linear layers only: the vision tower has its own q/k/v and
+#: MLP names in some families, hence the explicit language-model prefix.
+LM_LINEAR = r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)"
+TINY = "mirg.models.tiny:"  # where the Qwen tiny builders live
 QWEN2_VL = ModelFamily(
-    name="qwen2-vl",
-    model_types=("qwen2_vl",),
-    profile="qwen2-vl",
-    frame_factor=28,
-    # the language model's linear layers only: the vision tower has its own q/k/v and MLP
-    # names in some families, hence the explicit language-model prefix
-    lora_targets=r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)",
-    vision_towers=("visual",),
-    tiny="mirg.models.tiny:qwen2_vl",
+    "qwen2-vl", ("qwen2_vl",), "qwen2-vl", 28, LM_LINEAR, ("visual",), TINY + "qwen2_vl"
 )
-QWEN2_5_VL = dataclasses.replace(
-    QWEN2_VL,
-    name="qwen2.5-vl",
-    model_types=("qwen2_5_vl",),
-    profile="qwen2.5-vl",
-    tiny="mirg.models.tiny:qwen2_5_vl",
+QWEN2_5_VL = ModelFamily(
+    "qwen2.5-vl", ("qwen2_5_vl",), "qwen2.5-vl", 28, LM_LINEAR, ("visual",), TINY + "qwen2_5_vl"
 )
-QWEN3_VL = dataclasses.replace(
-    QWEN2_VL,
-    name="qwen3-vl",
-    model_types=("qwen3_vl", "qwen3_vl_moe"),
-    profile="qwen3-vl",
-    frame_factor=32,
-    tiny="mirg.models.tiny:qwen3_vl",
+QWEN3_VL = ModelFamily(
+    "qwen3-vl",
+    ("qwen3_vl", "qwen3_vl_moe"),
+    "qwen3-vl",
+    32,
+    LM_LINEAR,
+    ("visual",),
+    TINY + "qwen3_vl",
 )
 
 #: The families mirg ships, by name; a model's ``model_type`` is looked up among these.
@@ -98,8 +84,3 @@ def get_family(name: str | ModelFamily) -> ModelFamily:
             "(mirg.models.families.ModelFamily)"
         )
     return found
-
-
-def family_of_type(model_type: str | None) -> ModelFamily | None:
-    """The built-in family of a transformers ``model_type``, or None."""
-    return next((f for f in FAMILIES.values() if model_type in f.model_types), None)

@@ -18,13 +18,7 @@ from typing import Any
 
 from mirg.core.profiles import CoordinateProfile, get_profile, smart_resize
 from mirg.errors import MirgError
-from mirg.models.families import (
-    CONFIG_KEY,
-    FAMILIES,
-    ModelFamily,
-    family_of_type,
-    get_family,
-)
+from mirg.models.families import CONFIG_KEY, FAMILIES, ModelFamily, get_family
 
 PROCESSOR_FILES = ("processor_config.json", "preprocessor_config.json")
 
@@ -85,7 +79,8 @@ def find_family(model_or_path: Any) -> ModelFamily | None:
         config = {key: getattr(config, key, None) for key in (CONFIG_KEY, "model_type")}
     named = config.get(CONFIG_KEY)
     if named is None:
-        return family_of_type(config.get("model_type"))
+        types = config.get("model_type")
+        return next((f for f in FAMILIES.values() if types in f.model_types), None)
     try:
         return get_family(named)
     except MirgError as exc:
@@ -99,10 +94,7 @@ def detect_family(model_or_path: Any) -> str | None:
 
 
 def resolve_profile(
-    family: ModelFamily | None,
-    profile: str | CoordinateProfile | None = None,
-    *,
-    what: str = "model",
+    family: ModelFamily | None, profile: str | CoordinateProfile | None = None, what: str = "model"
 ) -> CoordinateProfile:
     """The coordinate profile: explicit wins, else the family's; unknown family needs one."""
     if profile is not None:

@@ -34,12 +34,8 @@ SIZE_OPTIONS = (
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     d = TinySpec()
-    parser.add_argument(
-        "--family",
-        default=None,
-        help=f"{' | '.join(FAMILIES)} (default: qwen3-vl), or a dotted path to your own "
-        "ModelFamily record (my_pkg.module.FAMILY), which the model's config.json then names",
-    )
+    help = f"{' | '.join(FAMILIES)} (default: qwen3-vl) or my_pkg.module.FAMILY (a ModelFamily)"
+    parser.add_argument("--family", default=None, help=help)
     parser.add_argument("--out", required=True, help="folder to write (save_pretrained layout)")
     add_output_arguments(parser, overwrite_help="replace --out even when it holds a trained model")
     for name in SIZE_OPTIONS:
