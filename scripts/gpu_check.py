@@ -110,14 +110,13 @@ class Check:
         from mirg.data.exports import Exporter
         from mirg.data.schema import read_samples
         from mirg.files import atomic_write
-        from mirg.models.loading import detect_family, frame_rule, load_processor
+        from mirg.models.loading import find_family, frame_rule, load_processor
 
         path = self.out / f"trajectories-{model.name}.jsonl"
         if not path.is_file():
             data = self.data()
-            profile = detect_family(model)
             exporter = Exporter(
-                profile,
+                find_family(model).profile,
                 root=data,
                 detail="minimal",
                 frame_rule=frame_rule(load_processor(model)),

@@ -286,7 +286,7 @@ def _run_stages(out: Path, plan: DemoPlan, model: str | None, seed: int) -> dict
     from mirg.eval.chance import chance_metrics
     from mirg.eval.items import load_eval_items
     from mirg.eval.run import EvalConfig, evaluate
-    from mirg.models.loading import detect_family, resolve_profile
+    from mirg.models.loading import find_family, resolve_profile
     from mirg.train.grpo import run_grpo
     from mirg.train.sft import run_sft
 
@@ -314,7 +314,7 @@ def _run_stages(out: Path, plan: DemoPlan, model: str | None, seed: int) -> dict
         if not (model_dir / "config.json").is_file():
             save_tiny_model(model_dir, "qwen3-vl", TinySpec(**plan.model_spec))
         model = str(model_dir)
-    profile = resolve_profile(detect_family(model), None, what=model).name
+    profile = resolve_profile(find_family(model), None, what=model).name
     trajectories = data / f"trajectories-{profile}-{plan.trajectory_detail}.jsonl"
     if not trajectories.is_file():
         write_trajectories(data / "train.jsonl", trajectories, profile, plan.trajectory_detail)

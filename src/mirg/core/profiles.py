@@ -22,8 +22,6 @@ from dataclasses import dataclass
 from mirg.core.boxes import Box
 from mirg.errors import MirgError
 
-Frame = tuple[int, int]  # (width, height) in pixels
-
 
 class ProfileError(MirgError):
     """A conversion that cannot be made, e.g. absolute pixels without the frame size."""

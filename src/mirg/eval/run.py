@@ -269,7 +269,7 @@ def _evaluate(cfg: EvalConfig, loaded: Any, progress: bool) -> dict:
     from tqdm.auto import tqdm
 
     from mirg.models.loading import (
-        detect_family,
+        find_family,
         input_sizes,
         load_model_and_processor,
         load_processor,
@@ -313,7 +313,7 @@ def _evaluate(cfg: EvalConfig, loaded: Any, progress: bool) -> dict:
         )
     if loaded is None:
         processor = load_processor(cfg.model, min_pixels=cfg.min_pixels, max_pixels=cfg.max_pixels)
-        profile = resolve_profile(detect_family(cfg.model), cfg.profile, what=cfg.model)
+        profile = resolve_profile(find_family(cfg.model), cfg.profile, what=cfg.model)
     else:
         processor, profile = loaded.processor, loaded.profile
 

@@ -18,14 +18,7 @@ from typing import Any
 
 from mirg.core.profiles import CoordinateProfile, get_profile, smart_resize
 from mirg.errors import MirgError
-
-# transformers ``model_type`` -> mirg family name (which is also its profile name).
-MODEL_TYPE_FAMILIES: dict[str, str] = {
-    "qwen2_vl": "qwen2-vl",
-    "qwen2_5_vl": "qwen2.5-vl",
-    "qwen3_vl": "qwen3-vl",
-    "qwen3_vl_moe": "qwen3-vl",
-}
+from mirg.models.families import CONFIG_KEY, FAMILIES, ModelFamily, get_family
 
 PROCESSOR_FILES = ("processor_config.json", "preprocessor_config.json")
 
@@ -54,20 +47,21 @@ def _is_local(path: str | Path) -> bool:
     return s.count("/") != 1 or p.parent.is_dir()
 
 
-def model_type_of(path: str | Path) -> str | None:
-    """``model_type`` from a model folder's config (or an adapter's base model), or None."""
+def model_config(path: str | Path) -> dict:
+    """A model folder's config (an adapter's: its base model's; a hub name's: the hub's),
+    or ``{}`` where there is none to read."""
     p = Path(path).expanduser()
     if (p / "config.json").is_file():
-        return _read_json(p / "config.json").get("model_type")
+        return _read_json(p / "config.json")
     if (p / "adapter_config.json").is_file():
         base = _read_json(p / "adapter_config.json").get("base_model_name_or_path")
-        return model_type_of(base) if base and _is_local(base) else None
+        return model_config(base) if base and _is_local(base) else {}
     if _is_local(p):
-        return None
+        return {}
     from transformers import AutoConfig
 
     try:
-        return AutoConfig.from_pretrained(str(path)).model_type
+        return AutoConfig.from_pretrained(str(path)).to_dict()
     except OSError as exc:
         raise ModelLoadError(
             f"{path} is not a local model folder, and loading it from the Hugging Face hub "
@@ -75,29 +69,43 @@ def model_type_of(path: str | Path) -> str | None:
         ) from None
 
 
-def detect_family(model_or_path: Any) -> str | None:
-    """The mirg family of a model, config or path (``"qwen2.5-vl"`` …), or None if unknown."""
+def find_family(model_or_path: Any) -> ModelFamily | None:
+    """The family of a model, config or path: the one its config's ``mirg_family`` names
+    (a family mirg does not ship), else the built-in of its ``model_type``, else None."""
     if isinstance(model_or_path, (str, Path)):
-        model_type = model_type_of(model_or_path)
+        config = model_config(model_or_path)
     else:
         config = getattr(model_or_path, "config", model_or_path)
-        model_type = getattr(config, "model_type", None)
-    return MODEL_TYPE_FAMILIES.get(model_type or "")
+        config = {key: getattr(config, key, None) for key in (CONFIG_KEY, "model_type")}
+    named = config.get(CONFIG_KEY)
+    if named is None:
+        types = config.get("model_type")
+        return next((f for f in FAMILIES.values() if types in f.model_types), None)
+    try:
+        return get_family(named)
+    except MirgError as exc:
+        raise ModelLoadError(f"{model_or_path}: config.json field {CONFIG_KEY!r}: {exc}") from None
+
+
+def detect_family(model_or_path: Any) -> str | None:
+    """The name of a model's family (``"qwen2.5-vl"`` …), or None if unknown."""
+    family = find_family(model_or_path)
+    return family.name if family else None
 
 
 def resolve_profile(
-    family: str | None, profile: str | CoordinateProfile | None = None, *, what: str = "model"
+    family: ModelFamily | None, profile: str | CoordinateProfile | None = None, what: str = "model"
 ) -> CoordinateProfile:
     """The coordinate profile: explicit wins, else the family's; unknown family needs one."""
     if profile is not None:
         return get_profile(profile)
     if family is None:
         raise ModelLoadError(
-            f"{what} is not a Qwen2-VL, Qwen2.5-VL or Qwen3-VL model, so mirg cannot tell "
-            "which coordinates it writes: pass a profile explicitly (profile: qwen2-vl | "
-            "qwen2.5-vl | qwen3-vl | normalized)"
+            f"{what} is of no model family mirg knows, so mirg cannot tell which coordinates "
+            "it writes: pass a profile explicitly (profile: qwen2-vl | qwen2.5-vl | "
+            "qwen3-vl | normalized), or name its family in config.json (mirg_family)"
         )
-    return get_profile(family)
+    return get_profile(family.profile)
 
 
 # --------------------------------------------------------------------------- processor
@@ -135,8 +143,6 @@ def set_pixel_caps(processor: Any, min_pixels: int | None, max_pixels: int | Non
 #: a processor at hand assume them (``mirg export --min-pixels/--max-pixels`` change them).
 DEFAULT_MIN_PIXELS = 56 * 56
 DEFAULT_MAX_PIXELS = 28 * 28 * 1280
-#: Side multiple of each family's frames: patch size x spatial merge.
-FAMILY_FACTORS: dict[str, int] = {"qwen2-vl": 28, "qwen2.5-vl": 28, "qwen3-vl": 32}
 
 
 @dataclass(frozen=True)
@@ -178,9 +184,11 @@ def default_frame_rule(
     min_pixels: int = DEFAULT_MIN_PIXELS,
     max_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> FrameRule:
-    """The frame rule of a profile's model family without loading it (factor 28 for
-    families mirg does not know, as for Qwen2/2.5-VL)."""
-    return FrameRule(FAMILY_FACTORS.get(get_profile(profile).name, 28), min_pixels, max_pixels)
+    """The frame rule of a profile's built-in family without loading it (factor 28 for
+    profiles of no built-in family, as for Qwen2/2.5-VL)."""
+    name = get_profile(profile).name
+    factor = next((f.frame_factor for f in FAMILIES.values() if f.profile == name), 28)
+    return FrameRule(factor, min_pixels, max_pixels)
 
 
 def frame_size(processor: Any, width: int, height: int) -> tuple[int, int]:
@@ -243,13 +251,19 @@ def load_processor(
 
 @dataclass
 class LoadedModel:
-    """A model, its processor, its family and the coordinate profile it answers in."""
+    """A model, its processor, its family (None: mirg knows none) and the coordinate profile
+    it answers in."""
 
     model: Any
     processor: Any
-    family: str | None
+    model_family: ModelFamily | None
     profile: CoordinateProfile
     path: str
+
+    @property
+    def family(self) -> str | None:
+        """The family's name (``"qwen3-vl"`` …)."""
+        return self.model_family.name if self.model_family else None
 
     @property
     def pixel_caps(self) -> tuple[int, int]:
@@ -292,8 +306,9 @@ def load_model_and_processor(
             if p.is_dir()
             else f"model folder {p} does not exist"
         )
-    family = detect_family(path_str)
-    prof = resolve_profile(family, profile, what=f"model {path_str} ({model_type_of(path_str)})")
+    family = find_family(path_str)
+    model_type = model_config(path_str).get("model_type")
+    prof = resolve_profile(family, profile, what=f"model {path_str} ({model_type})")
     processor = load_processor(
         path_str, min_pixels=min_pixels, max_pixels=max_pixels, padding_side=padding_side
     )
@@ -303,7 +318,7 @@ def load_model_and_processor(
     if attn_implementation is not None:
         kwargs["attn_implementation"] = attn_implementation
     model = AutoModelForImageTextToText.from_pretrained(path_str, **kwargs)
-    return LoadedModel(model=model, processor=processor, family=family, profile=prof, path=path_str)
+    return LoadedModel(model, processor, family, prof, path_str)
 
 
 def _load_adapter(
@@ -338,7 +353,7 @@ def _load_adapter(
         if any((folder / f).is_file() for f in PROCESSOR_FILES)
         else loaded.processor
     )
-    return LoadedModel(model, processor, loaded.family, loaded.profile, str(folder))
+    return LoadedModel(model, processor, loaded.model_family, loaded.profile, str(folder))
 
 
 # --------------------------------------------------------------------------- inputs

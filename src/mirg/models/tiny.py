@@ -1,6 +1,7 @@
 """Tiny random-init Qwen-VL models built fully offline (no hub), for tests and the demo.
 
-A tiny model is a real ``Qwen2VL``/``Qwen2_5_VL``/``Qwen3VL`` architecture with small
+A tiny model is a real ``Qwen2VL``/``Qwen2_5_VL``/``Qwen3VL`` architecture (its family's
+record names the builder, :mod:`mirg.models.families`) with small
 towers, a small byte-level BPE tokenizer trained locally with Qwen's pre-tokenizer and the
 family's special tokens, the family's chat template and a real processor (image and
 video processors), all written with ``save_pretrained`` so the Auto classes reload it like
@@ -19,14 +20,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mirg.core.profiles import PROFILES, get_profile
+from mirg.core.profiles import PROFILES
 from mirg.core.prompts import system_prompt
 from mirg.errors import MirgError
 from mirg.files import write_json
-from mirg.models.loading import FAMILY_FACTORS
+from mirg.models.families import CONFIG_KEY, ModelFamily, get_family
+from mirg.models.families import FAMILIES as BUILT_IN_FAMILIES
 
-#: Model families a tiny model can be built in.
-FAMILIES = ("qwen2-vl", "qwen2.5-vl", "qwen3-vl")
+#: The built-in families a tiny model can be built in (others: by dotted path).
+FAMILIES = tuple(BUILT_IN_FAMILIES)
 
 # Qwen's special tokens, in Qwen's order (ids follow the BPE vocabulary).
 SPECIAL_TOKENS = (
@@ -87,17 +89,6 @@ QWEN3_VL_CHAT_TEMPLATE = (
     "{%- endfor %}"
     "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}{%- endif %}"
 )
-
-
-#: Per family, the prefix of its transformers classes (``…Config``, ``…Processor``).
-_CLASS_PREFIXES = {"qwen2-vl": "Qwen2VL", "qwen2.5-vl": "Qwen2_5_VL", "qwen3-vl": "Qwen3VL"}
-
-
-def _check_family(family: str) -> None:
-    if family not in FAMILIES:
-        raise MirgError(
-            f"unknown tiny-model family {family!r}; choose one of {', '.join(FAMILIES)}"
-        )
 
 
 @dataclass(frozen=True)
@@ -315,47 +306,33 @@ def _mrope_section(head_dim: int) -> list[int]:
     return [t, h, half - t - h]
 
 
-def _vision_config(family: str, spec: TinySpec) -> dict[str, Any]:
-    """The vision tower's config: what the three families share, then what each adds."""
-    vision = {
-        "depth": spec.vision_depth,
-        "num_heads": spec.vision_heads,
-        "patch_size": FAMILY_FACTORS[family] // 2,
-        "spatial_merge_size": 2,
-        "temporal_patch_size": 2,
-    }
-    if family == "qwen2-vl":
-        return vision | {
-            "embed_dim": spec.vision_hidden_size,
-            "hidden_size": spec.hidden_size,  # Qwen2-VL's merger output = text width
-            "mlp_ratio": max(1, spec.vision_intermediate_size // spec.vision_hidden_size),
-        }
-    vision |= {
-        "hidden_size": spec.vision_hidden_size,
-        "intermediate_size": spec.vision_intermediate_size,
-        "out_hidden_size": spec.hidden_size,
-    }
-    if family == "qwen2.5-vl":
-        # full attention every 8th block, windows elsewhere
-        full = list(range(7, spec.vision_depth, 8)) or [spec.vision_depth - 1]
-        return vision | {"window_size": 112, "fullatt_block_indexes": full}
-    # absolute position embeddings on a grid (tiny: up to 16x16 patches, 256 px)
-    deepstack = spec.deepstack_visual_indexes or (spec.vision_depth - 1,)
-    return vision | {
-        "num_position_embeddings": spec.vision_num_position_embeddings or 256,
-        "deepstack_visual_indexes": list(deepstack),
-    }
-
-
-def build_config(family: str, tokenizer: Any, spec: TinySpec) -> Any:
-    """The tiny model config; token ids come from the tokenizer so image tokens match."""
+def _qwen(
+    family: ModelFamily,
+    tokenizer: Any,
+    spec: TinySpec,
+    classes: str,
+    vision: dict[str, Any],
+    *,
+    text: dict[str, Any] | None = None,
+    rope: dict[str, Any] | None = None,
+    image: dict[str, Any] | None = None,
+    video: str = "Qwen2VLVideoProcessor",
+    template: str = QWEN2_VL_CHAT_TEMPLATE,
+) -> tuple[Any, Any]:
+    """(config, processor) of a tiny Qwen-VL model: what the families share, then what one
+    adds (``classes``: the prefix of its transformers ``…Config`` and ``…Processor``)."""
     import transformers
 
-    _check_family(family)
     ids = _token_ids(tokenizer)
-    vocab = max(len(tokenizer), spec.model_vocab_size or 0)
-    text = {
-        "vocab_size": vocab,
+    head_dim = spec.attention_head_dim
+    if "head_dim" not in (text or {}) and head_dim * spec.num_heads != spec.hidden_size:
+        raise MirgError(f"{family.name} needs head_dim = hidden_size / num_heads")
+    mrope = list(spec.mrope_section or _mrope_section(head_dim))
+    if sum(mrope) != head_dim // 2:
+        raise MirgError(f"mrope_section {mrope} must add up to head_dim / 2 = {head_dim // 2}")
+    theta = {} if spec.rope_theta is None else {"rope_theta": float(spec.rope_theta)}
+    text_config = {
+        "vocab_size": max(len(tokenizer), spec.model_vocab_size or 0),
         "hidden_size": spec.hidden_size,
         "intermediate_size": spec.intermediate_size,
         "num_hidden_layers": spec.num_layers,
@@ -365,65 +342,94 @@ def build_config(family: str, tokenizer: Any, spec: TinySpec) -> Any:
         "bos_token_id": ids["bos_token_id"],
         "eos_token_id": ids["eos_token_id"],
         "pad_token_id": ids["pad_token_id"],
+        "rope_parameters": {"rope_type": "default", "mrope_section": mrope} | (rope or {}) | theta,
+    } | (text or {})
+    factor = family.frame_factor
+    tower = {
+        "depth": spec.vision_depth,
+        "num_heads": spec.vision_heads,
+        "patch_size": factor // 2,
+        "spatial_merge_size": 2,
+        "temporal_patch_size": 2,
     }
-    tokens = {
-        k: ids[k]
-        for k in (
-            "image_token_id",
-            "video_token_id",
-            "vision_start_token_id",
-            "vision_end_token_id",
-        )
-    }
-    head_dim = spec.attention_head_dim
-    mrope = list(spec.mrope_section or _mrope_section(head_dim))
-    if sum(mrope) != head_dim // 2:
-        raise MirgError(f"mrope_section {mrope} must add up to head_dim / 2 = {head_dim // 2}")
-    text["rope_parameters"] = {"rope_type": "default", "mrope_section": mrope}
-    if spec.rope_theta is not None:
-        text["rope_parameters"]["rope_theta"] = float(spec.rope_theta)
-    if family == "qwen3-vl":
-        text["head_dim"] = head_dim
-        text["rope_parameters"] |= {"mrope_interleaved": True}
-        text["rope_parameters"].setdefault("rope_theta", 5_000_000.0)
-    elif head_dim * spec.num_heads != spec.hidden_size:
-        raise MirgError(f"{family} needs head_dim = hidden_size / num_heads")
-    config_class = getattr(transformers, _CLASS_PREFIXES[family] + "Config")
-    config = config_class(text_config=text, vision_config=_vision_config(family, spec), **tokens)
+    tokens = ("image_token_id", "video_token_id", "vision_start_token_id", "vision_end_token_id")
+    config = getattr(transformers, classes + "Config")(
+        text_config=text_config, vision_config=tower | vision, **{k: ids[k] for k in tokens}
+    )
     config.tie_word_embeddings = spec.tie_word_embeddings
     config.get_text_config().tie_word_embeddings = spec.tie_word_embeddings
-    return config
-
-
-# --------------------------------------------------------------------------- processor
-
-
-def build_processor(family: str, tokenizer: Any, spec: TinySpec) -> Any:
-    """The family's processor with its image and video processors and chat template."""
-    import transformers
-
-    qwen3 = family == "qwen3-vl"
     # Tiny frames so a CPU step takes milliseconds: 2x2 to 8x8 merged patches (the same
     # token budget for every family, whatever its merged patch's side).
-    factor = FAMILY_FACTORS[family]
     min_pixels = spec.min_pixels or factor * factor * 4
     max_pixels = spec.max_pixels or factor * factor * 64
     patches = {"patch_size": factor // 2, "merge_size": 2, "temporal_patch_size": 2}
-    # Qwen3-VL normalises pixels to [-1, 1]; Qwen2/2.5-VL with CLIP's mean and std.
-    norm = {"image_mean": [0.5] * 3, "image_std": [0.5] * 3} if qwen3 else {}
-    image = transformers.Qwen2VLImageProcessor(
-        size={"shortest_edge": min_pixels, "longest_edge": max_pixels}, **patches, **norm
+    processor = getattr(transformers, classes + "Processor")(
+        image_processor=transformers.Qwen2VLImageProcessor(
+            size={"shortest_edge": min_pixels, "longest_edge": max_pixels},
+            **patches,
+            **(image or {}),
+        ),
+        tokenizer=tokenizer,
+        video_processor=getattr(transformers, video)(
+            size={"shortest_edge": min_pixels, "longest_edge": max_pixels * 2}, **patches
+        ),
+        chat_template=template,
     )
-    video_class = (
-        transformers.Qwen3VLVideoProcessor if qwen3 else transformers.Qwen2VLVideoProcessor
+    return config, processor
+
+
+def _vision_tower(spec: TinySpec) -> dict[str, Any]:
+    """The vision tower's widths as Qwen2.5-VL and Qwen3-VL name them."""
+    return {
+        "hidden_size": spec.vision_hidden_size,
+        "intermediate_size": spec.vision_intermediate_size,
+        "out_hidden_size": spec.hidden_size,
+    }
+
+
+def qwen2_vl(family: ModelFamily, tokenizer: Any, spec: TinySpec) -> tuple[Any, Any]:
+    """A tiny Qwen2-VL: the tower's merger writes the text width."""
+    vision = {
+        "embed_dim": spec.vision_hidden_size,
+        "hidden_size": spec.hidden_size,
+        "mlp_ratio": max(1, spec.vision_intermediate_size // spec.vision_hidden_size),
+    }
+    return _qwen(family, tokenizer, spec, "Qwen2VL", vision)
+
+
+def qwen2_5_vl(family: ModelFamily, tokenizer: Any, spec: TinySpec) -> tuple[Any, Any]:
+    """A tiny Qwen2.5-VL: full attention every 8th tower block, windows elsewhere."""
+    full = list(range(7, spec.vision_depth, 8)) or [spec.vision_depth - 1]
+    vision = _vision_tower(spec) | {"window_size": 112, "fullatt_block_indexes": full}
+    return _qwen(family, tokenizer, spec, "Qwen2_5_VL", vision)
+
+
+def qwen3_vl(family: ModelFamily, tokenizer: Any, spec: TinySpec) -> tuple[Any, Any]:
+    """A tiny Qwen3-VL: its own head width, interleaved M-RoPE, absolute position embeddings
+    on a grid (tiny: up to 16x16 patches, 256 px), DeepStack taps, pixels normalised to
+    [-1, 1] and a chat template without a default system prompt."""
+    vision = _vision_tower(spec) | {
+        "num_position_embeddings": spec.vision_num_position_embeddings or 256,
+        "deepstack_visual_indexes": list(spec.deepstack_visual_indexes or (spec.vision_depth - 1,)),
+    }
+    return _qwen(
+        family,
+        tokenizer,
+        spec,
+        "Qwen3VL",
+        vision,
+        text={"head_dim": spec.attention_head_dim},
+        rope={"mrope_interleaved": True, "rope_theta": 5_000_000.0},
+        image={"image_mean": [0.5] * 3, "image_std": [0.5] * 3},
+        video="Qwen3VLVideoProcessor",
+        template=QWEN3_VL_CHAT_TEMPLATE,
     )
-    video = video_class(
-        size={"shortest_edge": min_pixels, "longest_edge": max_pixels * 2}, **patches
-    )
-    template = QWEN3_VL_CHAT_TEMPLATE if qwen3 else QWEN2_VL_CHAT_TEMPLATE
-    return getattr(transformers, _CLASS_PREFIXES[family] + "Processor")(
-        image_processor=image, tokenizer=tokenizer, video_processor=video, chat_template=template
-    )
+
+
+def build_config(family: str, tokenizer: Any, spec: TinySpec) -> Any:
+    """The tiny model config; token ids come from the tokenizer so image tokens match."""
+    found = get_family(family)
+    return found.tiny_builder()(found, tokenizer, spec)[0]
 
 
 # --------------------------------------------------------------------------- model
@@ -432,19 +438,24 @@ def build_processor(family: str, tokenizer: Any, spec: TinySpec) -> Any:
 def build_tiny_model(
     family: str = "qwen3-vl", spec: TinySpec | None = None, corpus: Sequence[str] | None = None
 ) -> tuple[Any, Any]:
-    """(model, processor) of a tiny random-init model of ``family``, built offline."""
+    """(model, processor) of a tiny random-init model of ``family``, built offline.
+
+    ``family`` is a built-in's name or a dotted path to a user's record; the config of a
+    family that is not built in names it (``mirg_family``), so loading finds it again.
+    """
     import torch
     from transformers import AutoModelForImageTextToText
 
-    _check_family(family)
+    found = get_family(family)
     spec = spec or TinySpec()
     if spec.num_heads % spec.num_kv_heads or (
         spec.head_dim is None and spec.hidden_size % spec.num_heads
     ):
         raise MirgError("hidden_size must divide by num_heads and num_heads by num_kv_heads")
     tokenizer = build_tokenizer(spec.vocab_size, spec.seed, corpus)
-    processor = build_processor(family, tokenizer, spec)
-    config = build_config(family, tokenizer, spec)
+    config, processor = found.tiny_builder()(found, tokenizer, spec)
+    if family not in BUILT_IN_FAMILIES:
+        setattr(config, CONFIG_KEY, family)
     torch.manual_seed(spec.seed)
     model = AutoModelForImageTextToText.from_config(config)
     ids = _token_ids(tokenizer)
@@ -478,7 +489,7 @@ def save_tiny_model(
     processor.save_pretrained(out)
     info = {
         "family": family,
-        "profile": get_profile(family).name,
+        "profile": get_family(family).profile,
         "parameters": sum(p.numel() for p in model.parameters()),
         "vocab_size": len(processor.tokenizer),
         "spec": dataclasses.asdict(spec),

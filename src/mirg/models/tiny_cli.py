@@ -11,6 +11,7 @@ from mirg.cli import add_output_arguments, config_from_args
 from mirg.data.outputs import TINY_MODEL, check_output
 from mirg.errors import MirgError
 from mirg.files import check_free, folder_lock, write_json
+from mirg.models.families import get_family
 from mirg.models.tiny import FAMILIES, TinySpec, corpus_from_files, load_spec, save_tiny_model
 
 #: TinySpec fields that are command-line options (``hidden_size`` -> ``--hidden-size``).
@@ -33,7 +34,8 @@ SIZE_OPTIONS = (
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     d = TinySpec()
-    parser.add_argument("--family", choices=FAMILIES, default=None, help="default: qwen3-vl")
+    help = f"{' | '.join(FAMILIES)} (default: qwen3-vl) or my_pkg.module.FAMILY (a ModelFamily)"
+    parser.add_argument("--family", default=None, help=help)
     parser.add_argument("--out", required=True, help="folder to write (save_pretrained layout)")
     add_output_arguments(parser, overwrite_help="replace --out even when it holds a trained model")
     for name in SIZE_OPTIONS:
@@ -64,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
     check_free(args.out)  # a run in progress is named first
     check_output(args.out, TINY_MODEL, inputs=corpus_files, overwrite=args.overwrite, folder=True)
     family = args.family or "qwen3-vl"
+    get_family(family)  # an unknown family fails before any work
     spec = config_from_args(TinySpec, args)
     if args.spec:
         family, spec = load_spec(args.spec)

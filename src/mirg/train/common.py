@@ -14,8 +14,6 @@ from mirg.train.configs import ConfigError, check_trainable_dtypes
 
 logger = logging.getLogger("mirg.train")
 
-VISION_TOWER_NAMES = ("visual", "vision_tower", "vision_model")
-
 
 @dataclass
 class PreparedRun:
@@ -62,7 +60,8 @@ def prepare_run(config: Any, stage: str, records: Callable[..., list[dict]]) -> 
     if config.eval_dataset_path:
         evaluation = records(config.eval_dataset_path, loaded.profile, loaded.processor, **options)
     if config.freeze_vision_tower:
-        frozen = freeze_vision_tower(loaded.model)
+        towers = loaded.model_family.vision_towers if loaded.model_family else ()
+        frozen = freeze_vision_tower(loaded.model, *towers)
         logger.info("froze %s vision-tower parameters", f"{frozen:,}")
     return PreparedRun(loaded, train, evaluation, held_out, identity)
 
@@ -79,7 +78,8 @@ def training_attention(config: Any) -> str:
 
 
 def load_for_training(config: Any) -> LoadedModel:
-    """The model and processor named by the config, with its pixel caps and profile.
+    """The model and processor named by the config, with its pixel caps and profile; LoRA
+    targets the family's modules unless the config names them.
 
     ``dtype``, ``model_revision`` and the 4/8-bit keys are TRL's ``ModelConfig``'s, applied
     as TRL's own scripts apply them. The attention that runs is logged.
@@ -100,6 +100,8 @@ def load_for_training(config: Any) -> LoadedModel:
         },
     )
     check_trainable_dtypes(config, loaded.model)  # dtype: auto may have loaded bf16 weights
+    if config.lora_target_modules is None and loaded.model_family:
+        config.lora_target_modules = loaded.model_family.lora_targets
     lo, hi = loaded.pixel_caps
     logger.info(
         "model %s (%s): %s attention (asked: %s), weights in %s, pixel caps %d-%d",
@@ -126,19 +128,17 @@ def attention_of(model: Any) -> str:
     return str(getattr(model.config, "_attn_implementation", None) or "default")
 
 
-def freeze_vision_tower(model: Any) -> int:
-    """Freeze the vision encoder; returns how many parameters were frozen.
+def freeze_vision_tower(model: Any, *names: str) -> int:
+    """Freeze the vision encoder, the first module called one of ``names`` (the family's;
+    by default the usual ones); returns how many parameters were frozen.
 
     Under DeepSpeed ZeRO-3 each process holds an empty shard of every weight
     (``numel() == 0``); ``ds_numel`` is the weight's full size.
     """
-    # the first module named like a vision tower (model.model.visual for Qwen-VL)
-    tower = next(
-        (m for name, m in model.named_modules() if name.rsplit(".", 1)[-1] in VISION_TOWER_NAMES),
-        None,
-    )
+    names = names or ("visual", "vision_tower", "vision_model")
+    tower = next((m for name, m in model.named_modules() if name.rsplit(".", 1)[-1] in names), None)
     if tower is None:
-        logger.warning("no vision tower found (looked for %s); nothing frozen", VISION_TOWER_NAMES)
+        logger.warning("no vision tower found (looked for %s); nothing frozen", names)
         return 0
     n = 0
     for p in tower.parameters():

@@ -30,12 +30,6 @@ from mirg.core.rewards import DEFAULT_WEIGHTS
 from mirg.errors import MirgError, shown
 from mirg.registry import resolve_function
 
-# LoRA targets: the language model's linear layers only (the vision tower has its own
-# q/k/v and MLP names in some families, hence the explicit language-model prefix).
-DEFAULT_LORA_TARGETS = (
-    r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)"
-)
-
 # Short reward names: ``object`` is mirg.core.rewards.object_reward, and so on. "iou" is
 # plain IoU, not gated by the image: the baseline of the dual-reward ablation.
 CORE_REWARDS = ("object", "image", "format", "iou")
@@ -198,8 +192,6 @@ class MirgArguments:
             # on by default). Where the new name exists, resolve it here, without the
             # deprecation warning.
             config.activation_checkpointing = config.gradient_checkpointing
-        if config.lora_target_modules is None:
-            config.lora_target_modules = DEFAULT_LORA_TARGETS
         if self.check_images not in ("decode", "exists", "none"):
             raise ConfigError(
                 f"check_images must be decode, exists or none, got {shown(self.check_images)}"
