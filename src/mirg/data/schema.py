@@ -29,7 +29,7 @@ import os
 import re
 import struct
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -144,6 +144,15 @@ def check_targets(raw: dict[str, Any], n_images: int, where: str) -> tuple[int |
             where, "target_image", f"expected 1..{n_images} (1-based) or null, got {target_image!r}"
         )
     return target_image, data_box(raw["target_box"], where, "target_box")
+
+
+def check_placeholders(n_placeholders: int, images: Sequence[object], where: str) -> None:
+    """Raise DataError unless there is exactly one image placeholder per image."""
+    if n_placeholders != len(images):
+        raise DataError(
+            f"{where}: field 'prompt': {n_placeholders} image placeholders but the record has "
+            f"{len(images)} images"
+        )
 
 
 def check_relative_path(relative: object, where: str, root: Path | None = None) -> None:

@@ -7,11 +7,11 @@ TRL GRPO export): ``question`` or ``prompt``, ``images``, ``target_image``, ``ta
 A question is turned into messages by the core's one prompt builder, so SFT, GRPO and
 evaluation prompt the model identically.
 
-Records are checked by the data layer's rules (JSONL lines, image files and reward targets
-as :mod:`mirg.data.schema` checks samples; placeholders as :mod:`mirg.data.exports` checks
-its records), so every problem is a :class:`~mirg.data.schema.DataError` naming file, line,
-sample and field, found before training starts: an unreadable line, a missing image,
-placeholders and images that disagree in number, a missing reward column, data written
+Records are checked by the data layer's rules (:mod:`mirg.data.schema`: JSONL lines,
+image files, reward targets, placeholders), so every problem is a
+:class:`~mirg.data.schema.DataError` naming file, line, sample and field, found before
+training starts: an unreadable line, a missing image, placeholders and images that
+disagree in number, a missing reward column, data written
 for another coordinate profile or for other frames. The images (found and confined under
 the root, checked, sized within the pixel limit) and the prompt texts are checked before
 the model even loads (:func:`check_record_images`). Frames come from the processor that
@@ -37,9 +37,15 @@ from mirg.core.prompts import (
     count_image_placeholders,
     reserved_tokens_problem,
 )
-from mirg.data.exports import check_placeholders
 from mirg.data.readers.records import json_object
-from mirg.data.schema import DataError, check_image, check_targets, image_size, iter_jsonl
+from mirg.data.schema import (
+    DataError,
+    check_image,
+    check_placeholders,
+    check_targets,
+    image_size,
+    iter_jsonl,
+)
 
 #: The columns GRPO's rewards read from every row (with ``profile`` and ``input_sizes``).
 REWARD_COLUMNS = ("target_image", "target_box")
