@@ -40,7 +40,6 @@ from mirg.data.schema import (
     Sample,
     check_placeholders,
     image_bytes_as_shown,
-    open_image,
     read_json,
     resolve_image_path,
     write_jsonl,
@@ -214,8 +213,3 @@ def _register_llamafactory(out: Path) -> None:
         },
     }
     write_text(info_path, json.dumps(info, indent=2) + "\n")
-
-
-def read_image_bytes(record_image: dict[str, Any]):
-    """A verl ``images`` entry back to a PIL image as shown (for round-trip checks)."""
-    return open_image(record_image["bytes"], "verl record image")

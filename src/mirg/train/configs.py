@@ -15,10 +15,10 @@ from typing import Any
 
 from trl import GRPOConfig, ModelConfig, SFTConfig
 
-from mirg.core.rewards import DEFAULT_WEIGHTS
+from mirg.core.rewards import DEFAULT_WEIGHTS, REWARDS
 from mirg.errors import shown
 from mirg.train.precision import env_flag, low_precision_error
-from mirg.train.recipes import CORE_REWARDS, ConfigError, reward_function
+from mirg.train.recipes import ConfigError, reward_function
 
 # LoRA targets: the language model's linear layers only (the vision tower has its own
 # q/k/v and MLP names in some families, hence the explicit language-model prefix).
@@ -196,23 +196,26 @@ class GRPOTrainConfig(MirgArguments, ModelConfig, GRPOConfig):
     """
 
     rewards: list[str] = field(
-        default_factory=lambda: ["object", "image", "format"],
+        default_factory=lambda: list(DEFAULT_WEIGHTS),
         metadata={
-            "help": "Reward functions, each logged on its own: object, image, format, iou "
-            "(mirg.core.rewards) or a dotted path (my_pkg.rewards.my_reward)."
+            "help": f"Reward functions, each logged on its own: {', '.join(REWARDS)} "
+            "(mirg.core.rewards.REWARDS) or a dotted path (my_pkg.rewards.my_reward)."
         },
     )
+    # Recipe keys for the built-in rewards' weights (TRL's reward_weights when it is unset);
+    # their defaults, and the weight of a built-in without such a key, are the registry's.
     object_reward_weight: float = field(
-        default=DEFAULT_WEIGHTS["object"], metadata={"help": "Weight of the object (IoU) reward."}
+        default=REWARDS["object"].weight, metadata={"help": "Weight of the object (IoU) reward."}
     )
     image_reward_weight: float = field(
-        default=DEFAULT_WEIGHTS["image"], metadata={"help": "Weight of the image reward."}
+        default=REWARDS["image"].weight, metadata={"help": "Weight of the image reward."}
     )
     iou_reward_weight: float = field(
-        default=1.0, metadata={"help": "Weight of the plain IoU reward (ablation baseline)."}
+        default=REWARDS["iou"].weight,
+        metadata={"help": "Weight of the plain IoU reward (ablation baseline)."},
     )
     format_reward_weight: float = field(
-        default=DEFAULT_WEIGHTS["format"], metadata={"help": "Weight of the format reward."}
+        default=REWARDS["format"].weight, metadata={"help": "Weight of the format reward."}
     )
     dynamic_sampling: bool = field(
         default=False,
@@ -244,7 +247,7 @@ class GRPOTrainConfig(MirgArguments, ModelConfig, GRPOConfig):
             reward_function(name)  # fails here, naming the reward, not after the model loads
         if self.reward_weights is None:
             self.reward_weights = [
-                float(getattr(self, f"{r}_reward_weight")) if r in CORE_REWARDS else 1.0
+                float(getattr(self, f"{r}_reward_weight", REWARDS[r].weight if r in REWARDS else 1))
                 for r in self.rewards
             ]
         elif len(self.reward_weights) != len(self.rewards):

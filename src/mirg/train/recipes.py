@@ -21,12 +21,9 @@ from typing import Any, TypeVar
 
 from trl import TrlParser
 
+from mirg.core.rewards import REWARDS
 from mirg.errors import MirgError, shown
 from mirg.registry import resolve_function
-
-# Short reward names: ``object`` is mirg.core.rewards.object_reward, and so on. "iou" is
-# plain IoU, not gated by the image: the baseline of the dual-reward ablation.
-CORE_REWARDS = ("object", "image", "format", "iou")
 
 
 class ConfigError(MirgError):
@@ -34,8 +31,8 @@ class ConfigError(MirgError):
 
 
 def reward_function(name: str) -> Callable[..., list[float]]:
-    """A core reward by short name (``object``) or any function by dotted path."""
-    table = {short: f"mirg.core.rewards:{short}_reward" for short in CORE_REWARDS}
+    """A built-in reward by short name (``object``) or any function by dotted path."""
+    table = {n: f"{r.function.__module__}:{r.function.__name__}" for n, r in REWARDS.items()}
     return resolve_function(
         name,
         table,
