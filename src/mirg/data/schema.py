@@ -627,6 +627,16 @@ def write_jsonl(
     return count
 
 
+#: Sample fields whose shape varies between samples (keys, nesting): a dataset holds them
+#: as JSON text, since Arrow needs one schema per column.
+NESTED_FIELDS = ("objects", "relations", "reference", "target", "meta")
+
+
+def nested_as_json(row: dict[str, Any]) -> dict[str, Any]:
+    """``row`` with the nested sample fields it holds as JSON text."""
+    return row | {name: json.dumps(row[name]) for name in NESTED_FIELDS if name in row}
+
+
 def to_hf_dataset(samples: list[Sample], root: str | Path, *, decode_images: bool = False):
     """Samples as a Hugging Face ``datasets.Dataset``.
 
@@ -636,13 +646,11 @@ def to_hf_dataset(samples: list[Sample], root: str | Path, *, decode_images: boo
     """
     import datasets
 
-    nested = ("objects", "relations", "reference", "target", "meta")
     base = Path(root).resolve()
     rows = []
     for s in samples:
         row = s.to_json() | {"images": [str(base / p) for p in s.images]}
-        row |= {"captions": s.captions or [""] * s.n_images}
-        rows.append(row | {name: json.dumps(row[name]) for name in nested})
+        rows.append(nested_as_json(row | {"captions": s.captions or [""] * s.n_images}))
     text, number, integer = (datasets.Value(t) for t in ("string", "float64", "int64"))
     features = {
         "id": text,
@@ -654,5 +662,5 @@ def to_hf_dataset(samples: list[Sample], root: str | Path, *, decode_images: boo
         "captions": datasets.List(text),
         "image_sizes": datasets.List(datasets.List(integer)),
     }
-    features |= dict.fromkeys(nested, text)
+    features |= dict.fromkeys(NESTED_FIELDS, text)
     return datasets.Dataset.from_list(rows, features=datasets.Features(features))

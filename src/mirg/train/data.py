@@ -45,6 +45,7 @@ from mirg.data.schema import (
     check_targets,
     image_size,
     iter_jsonl,
+    nested_as_json,
 )
 
 #: The columns GRPO's rewards read from every row (with ``profile`` and ``input_sizes``).
@@ -325,7 +326,7 @@ def _grpo_row(
     input_sizes = frames()
     if input_sizes is None and profile.needs_frame:
         raise DataError(f"{where}: profile {profile.name!r} needs input_sizes")
-    return {
+    return nested_as_json(record) | {  # every column reaches the rewards, as in TRL
         "prompt": prompt,
         "images": images,
         "target_image": target_image,
@@ -375,7 +376,9 @@ def sft_records(
 def grpo_records(
     path: str | Path, profile: CoordinateProfile, *args: Any, **options: Any
 ) -> list[dict]:
-    """Prompt rows with the columns the core rewards read (options as :func:`sft_records`).
+    """Prompt rows with the columns the core rewards read and every other column of the
+    record, for a reward of the user's own (options as :func:`sft_records`); nested sample
+    fields as JSON text (:func:`~mirg.data.schema.nested_as_json`).
 
     ``profile`` and ``input_sizes`` (the frame the model sees for each image) are filled in
     here, so the reward converts the model's coordinates exactly as the model was shown
@@ -385,8 +388,10 @@ def grpo_records(
 
 
 def to_dataset(rows: list[dict]) -> Any:
-    """A ``datasets.Dataset`` whose ``images`` column decodes to PIL images on access."""
+    """A ``datasets.Dataset`` whose ``images`` column decodes to PIL images on access; a
+    column only some rows hold is None in the others (``from_list`` keeps the first row's)."""
     from datasets import Dataset, Image, List
 
-    dataset = Dataset.from_list(rows)
+    columns = dict.fromkeys(name for row in rows for name in row)
+    dataset = Dataset.from_dict({name: [row.get(name) for row in rows] for name in columns})
     return dataset.cast_column("images", List(Image()))
