@@ -80,3 +80,17 @@ def test_a_reward_outside_mirg_reads_passed_through_columns_through_the_cli(
     assert {len(meta) for _, meta, _ in reward.SEEN} == {1, 2}  # both shapes arrived
     state = json.loads(next((tmp_path / "out").glob("checkpoint-*/trainer_state.json")).read_text())
     assert "rewards/colour_reward/mean" in state["log_history"][0]
+
+
+def test_a_built_in_reward_is_one_registry_entry(monkeypatch):
+    """A built-in without a ``*_reward_weight`` key resolves and weighs the registry's weight."""
+    from mirg.core import rewards
+    from mirg.train.configs import GRPOTrainConfig
+    from mirg.train.recipes import load_config, reward_function
+
+    monkeypatch.setitem(rewards.REWARDS, "plain", rewards.Reward(rewards.iou_reward, 0.3, False))
+    config = load_config(
+        GRPOTrainConfig, None, ["--use_cpu", "true", "--rewards", "plain", "image"]
+    )
+    assert config.reward_weights == [0.3, rewards.REWARDS["image"].weight]
+    assert reward_function("plain") is rewards.iou_reward
