@@ -39,8 +39,7 @@ class RewardBreakdown:
     image: float
     format: float
 
-    def total(self, weights: Mapping[str, float] | None = None) -> float:
-        weights = DEFAULT_WEIGHTS if weights is None else weights
+    def total(self, weights: Mapping[str, float]) -> float:
         return sum(float(weights.get(k, 0.0)) * v for k, v in vars(self).items())
 
 

@@ -69,13 +69,10 @@ def compute_score(
     unknown = set(w) - set(DEFAULT_WEIGHTS)
     if unknown:
         raise ValueError(f"mirg compute_score: unknown reward weights {sorted(unknown)}")
-    columns = {  # TRL's columns for one completion; images are read only for their count
-        "target_image": [targets.get("target_image")],
-        "target_box": [targets["target_box"]],
-        "profile": [targets.get("profile") or "normalized"],
-        "input_sizes": [sizes],
-        "images": [[None] * n_images if n_images else None],
+    columns = {
+        k: [targets.get(k)] for k in ("target_image", "target_box", "profile", "input_sizes")
     }
+    columns["images"] = [[None] * n_images if n_images else None]  # read for its count only
     scores = {
         name: float(REWARDS[name].function([solution_str], **columns)[0])
         for name in DEFAULT_WEIGHTS

@@ -198,12 +198,10 @@ class GRPOTrainConfig(MirgArguments, ModelConfig, GRPOConfig):
     rewards: list[str] = field(
         default_factory=lambda: list(DEFAULT_WEIGHTS),
         metadata={
-            "help": f"Reward functions, each logged on its own: {', '.join(REWARDS)} "
-            "(mirg.core.rewards.REWARDS) or a dotted path (my_pkg.rewards.my_reward)."
+            "help": f"Rewards, each logged on its own: {', '.join(REWARDS)} or a dotted path."
         },
     )
-    # Recipe keys for the built-in rewards' weights (TRL's reward_weights when it is unset);
-    # their defaults, and the weight of a built-in without such a key, are the registry's.
+    # Recipe keys for weights (TRL's reward_weights when unset); defaults: the registry's.
     object_reward_weight: float = field(
         default=REWARDS["object"].weight, metadata={"help": "Weight of the object (IoU) reward."}
     )

@@ -1,9 +1,5 @@
-"""The precision policy of training: which trainable weights would silently not learn.
-
-A full fine-tune of bfloat16 or float16 weights without fp32 master weights rounds most
-optimizer updates to zero; it is refused before training (from the config) and again
-after loading (``dtype: auto`` may load low-precision weights).
-"""
+"""The precision policy: trainable bf16/fp16 weights without fp32 master weights lose most
+updates, so they are refused from the config and again after loading (``dtype: auto``)."""
 
 from __future__ import annotations
 

@@ -1,11 +1,6 @@
-"""Recipes: YAML files of config keys plus ``--key value`` overrides, checked before
-anything loads.
-
-:func:`load_config` builds a config dataclass (:mod:`mirg.train.configs`) with TRL's
-``TrlParser``. A key that is not a field fails naming the key and the nearest known one,
-and a value of the wrong type fails naming the key: a misspelt key silently ignored is a
-training run wasted. Reward names are checked here too (:func:`reward_function`).
-"""
+"""Recipes (YAML keys) and ``--key value`` overrides into a config, checked before anything
+loads: an unknown key fails naming the nearest known one, a bad value or reward name naming
+its key (a misspelt key silently ignored is a training run wasted)."""
 
 from __future__ import annotations
 
