@@ -88,8 +88,9 @@ def _result(timer, trainer, started: float) -> dict:
 
 def worker_mirg_grpo(model: str, samples: str, out: str, steps: int) -> dict:
     """``mirg train grpo`` as the CLI runs it (config from key/values, data checks…)."""
-    from mirg.train.configs import GRPOTrainConfig, load_config
+    from mirg.train.configs import GRPOTrainConfig
     from mirg.train.grpo import build_grpo_trainer
+    from mirg.train.recipes import load_config
 
     started = time.perf_counter()
     overrides = [f"--{k}={v}" for k, v in GRPO_SETTINGS.items()]
@@ -143,7 +144,8 @@ def worker_plain_grpo(model: str, export: str, out: str, steps: int) -> dict:
 
 def worker_mirg_sft(model: str, trajectories: str, out: str, steps: int) -> dict:
     """``mirg train sft`` with the tiny recipe's settings."""
-    from mirg.train.configs import SFTTrainConfig, load_config
+    from mirg.train.configs import SFTTrainConfig
+    from mirg.train.recipes import load_config
     from mirg.train.sft import build_sft_trainer
 
     started = time.perf_counter()

@@ -255,7 +255,8 @@ def stage_placement(check: Check) -> dict[str, Any]:
 
 def stage_sft(check: Check, stand_in: str, recipe: str) -> dict[str, Any]:
     """A few bf16 mixed-precision SFT steps of a stand-in with its recipe."""
-    from mirg.train.configs import SFTTrainConfig, load_config
+    from mirg.train.configs import SFTTrainConfig
+    from mirg.train.recipes import load_config
     from mirg.train.sft import build_sft_trainer
 
     model = check.model(stand_in)
@@ -284,7 +285,8 @@ def stage_sft(check: Check, stand_in: str, recipe: str) -> dict[str, Any]:
 def _grpo_config(check: Check, name: str, steps: int, **extra: Any) -> Any:
     """GRPO of the small Qwen3-VL stand-in with its recipe, a few steps, the dual reward
     plus one that varies (random text earns 0 from the grounding rewards)."""
-    from mirg.train.configs import GRPOTrainConfig, load_config
+    from mirg.train.configs import GRPOTrainConfig
+    from mirg.train.recipes import load_config
 
     stand_in, recipe = GRPO_MODEL
     model = check.model(stand_in)

@@ -33,7 +33,6 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 IMAGE_PAD = "<|image_pad|>"
-COMPONENTS = ("object", "image", "format")
 
 
 def leaf_paths(node: Any, prefix: str = "") -> list[str]:
@@ -133,6 +132,7 @@ def check_rewards(cfg: Any, tokenizer: Any, rows: list[dict]) -> tuple[list[dict
     from verl.trainer.ppo.reward import load_reward_manager
 
     from mirg.core.profiles import get_profile
+    from mirg.core.rewards import DEFAULT_WEIGHTS as COMPONENTS  # the default reward's parts
     from mirg.integrations.verl import compute_score
 
     manager = load_reward_manager(cfg, tokenizer)

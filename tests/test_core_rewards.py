@@ -13,8 +13,8 @@ from mirg.core.rewards import (
     image_reward,
     object_reward,
     score_completion,
-    total_reward,
 )
+from reward_export_helpers import total_reward
 
 TARGET = (0.1, 0.2, 0.5, 0.6)
 

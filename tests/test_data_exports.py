@@ -13,10 +13,11 @@ from mirg.core.answers import parse_answer
 from mirg.core.profiles import get_profile
 from mirg.core.prompts import count_image_placeholders
 from mirg.core.rewards import format_reward, image_reward, object_reward, score_completion
-from mirg.data.exports import Exporter, check_placeholders, export, read_image_bytes
-from mirg.data.schema import DataError, read_samples
+from mirg.data.exports import Exporter, export
+from mirg.data.schema import DataError, check_placeholders, read_samples
 from mirg.integrations.verl import compute_score
 from mirg.train.data import grpo_records, sft_records, to_dataset
+from reward_export_helpers import read_image_bytes
 
 
 @pytest.fixture(scope="module")

@@ -293,7 +293,7 @@ def test_a_verl_export_embeds_the_photo_as_shown(orientation, tmp_path, capsys):
     pytest.importorskip("pyarrow")
     import pyarrow.parquet as pq
 
-    from mirg.data.exports import read_image_bytes
+    from reward_export_helpers import read_image_bytes
 
     data = tmp_path / "data"
     write_photo(data / "images" / "photo.jpeg", orientation)

@@ -401,7 +401,8 @@ def _documented_commands(doc: Path) -> list[list[str]]:
 
 
 def test_documented_mirg_train_commands_use_real_keys():
-    from mirg.train.configs import GRPOTrainConfig, SFTTrainConfig, load_config
+    from mirg.train.configs import GRPOTrainConfig, SFTTrainConfig
+    from mirg.train.recipes import load_config
 
     seen = 0
     for cmd in _documented_commands(REPO / "docs" / "scaling.md"):

@@ -10,13 +10,8 @@ pytest.importorskip("trl")
 
 from mirg.cli import main
 from mirg.core import rewards
-from mirg.train.configs import (
-    ConfigError,
-    GRPOTrainConfig,
-    SFTTrainConfig,
-    load_config,
-    reward_function,
-)
+from mirg.train.configs import GRPOTrainConfig, SFTTrainConfig
+from mirg.train.recipes import ConfigError, load_config, reward_function
 
 torch = pytest.importorskip("torch")
 REPO = Path(__file__).resolve().parents[1]

@@ -10,8 +10,9 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("torchvision")
 
 from mirg.models.tiny import save_tiny_model  # noqa: E402
-from mirg.train.configs import ConfigError, GRPOTrainConfig, SFTTrainConfig, load_config  # noqa: E402
+from mirg.train.configs import GRPOTrainConfig, SFTTrainConfig  # noqa: E402
 from mirg.train.grpo import run_grpo  # noqa: E402
+from mirg.train.recipes import ConfigError, load_config  # noqa: E402
 from mirg.train.sft import run_sft  # noqa: E402
 from toy_data import write_toy_dataset  # noqa: E402
 

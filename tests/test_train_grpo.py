@@ -14,7 +14,8 @@ pytest.importorskip("torchvision")
 from mirg.cli import main  # noqa: E402
 from mirg.models.tiny import save_tiny_model  # noqa: E402
 from mirg.train import grpo  # noqa: E402
-from mirg.train.configs import GRPOTrainConfig, load_config  # noqa: E402
+from mirg.train.configs import GRPOTrainConfig  # noqa: E402
+from mirg.train.recipes import load_config  # noqa: E402
 from toy_data import write_toy_dataset  # noqa: E402
 
 RECIPES = Path(__file__).resolve().parents[1] / "recipes"
@@ -314,7 +315,7 @@ def test_dynamic_sampling_masks_a_batch_it_cannot_fill(models, toy, tmp_path, lo
 def test_dynamic_sampling_refuses_advantages_normalised_over_a_round(
     models, toy, tmp_path, setting
 ):
-    from mirg.train.configs import ConfigError
+    from mirg.train.recipes import ConfigError
 
     with pytest.raises(ConfigError, match="depend on that group only"):
         _config(models["qwen3-vl"], toy / "samples.jsonl", tmp_path / "out",

@@ -75,7 +75,8 @@ def test_published_sft_recipes_update_almost_every_trainable_weight(size, tmp_pa
     from safetensors.torch import load_file
 
     from mirg.models.tiny import save_tiny_model
-    from mirg.train.configs import SFTTrainConfig, load_config
+    from mirg.train.configs import SFTTrainConfig
+    from mirg.train.recipes import load_config
     from mirg.train.sft import run_sft
     from toy_data import write_toy_dataset
 

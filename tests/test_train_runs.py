@@ -19,7 +19,8 @@ pytest.importorskip("torchvision")
 
 from mirg.cli import main  # noqa: E402
 from mirg.models.tiny import save_tiny_model  # noqa: E402
-from mirg.train.configs import ConfigError, GRPOTrainConfig, SFTTrainConfig, load_config  # noqa: E402
+from mirg.train.configs import GRPOTrainConfig, SFTTrainConfig  # noqa: E402
+from mirg.train.recipes import ConfigError, load_config  # noqa: E402
 from mirg.train.runs import (  # noqa: E402
     RUN_FILE,
     check_output_dir,

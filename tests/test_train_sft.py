@@ -16,7 +16,8 @@ from transformers import TrainerCallback  # noqa: E402
 from mirg.cli import main  # noqa: E402
 from mirg.models import load_model_and_processor  # noqa: E402
 from mirg.models.tiny import save_tiny_model  # noqa: E402
-from mirg.train.configs import SFTTrainConfig, load_config  # noqa: E402
+from mirg.train.configs import SFTTrainConfig  # noqa: E402
+from mirg.train.recipes import load_config  # noqa: E402
 from mirg.train.sft import build_sft_trainer, run_sft  # noqa: E402
 from toy_data import write_toy_dataset  # noqa: E402
 

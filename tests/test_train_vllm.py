@@ -17,8 +17,9 @@ from mirg.errors import MirgError  # noqa: E402
 from mirg.eval.generation import vllm_engine_args  # noqa: E402
 from mirg.models.loading import image_tokens, load_processor, pixel_caps  # noqa: E402
 from mirg.models.tiny import save_tiny_model  # noqa: E402
-from mirg.train.configs import ConfigError, GRPOTrainConfig, load_config  # noqa: E402
+from mirg.train.configs import GRPOTrainConfig  # noqa: E402
 from mirg.train.data import grpo_records  # noqa: E402
+from mirg.train.recipes import ConfigError, load_config  # noqa: E402
 from mirg.train.vllm_engine import (  # noqa: E402
     MARKER,
     VLLM_FOLDER,

@@ -32,7 +32,7 @@ STAGES = ("base", "sft", "grpo")
 #: The shipped base: a tiny Qwen3-VL that mirg pre-trained (mirg.demo_base.pretrain_base;
 #: its figures are in docs/demo.md).
 BASE_MODEL = Path(__file__).resolve().parent / "assets" / "demo-base-qwen3-vl"
-#: The demo's trainer settings, shipped with the package (mirg.train.configs.load_config).
+#: The demo's trainer settings, shipped with the package (mirg.train.recipes.load_config).
 DEMO_RECIPES = Path(__file__).resolve().parent / "recipes" / "demo"
 
 #: The demo's world: 84-px images, one object per image on a 3x3 grid of 28-px cells, a
@@ -108,7 +108,8 @@ def demo_config(stage: str, **values: Any) -> Any:
     trains on the CPU with a cosine schedule; GRPO samples at temperature 0.7 without a KL
     term, two passes per generation batch with clip-higher, dynamic sampling) with this
     run's values, by TRL's names. A rerun trains afresh."""
-    from mirg.train.configs import GRPOTrainConfig, SFTTrainConfig, load_config
+    from mirg.train.configs import GRPOTrainConfig, SFTTrainConfig
+    from mirg.train.recipes import load_config
 
     kind = {"sft": SFTTrainConfig, "grpo": GRPOTrainConfig}[stage]
     recipe = DEMO_RECIPES / f"{stage}.yaml"

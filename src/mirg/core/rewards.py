@@ -17,18 +17,20 @@ so a box on the wrong image earns nothing; the image reward pays for naming the 
 image; the format reward pays for exactly one think block then one clean answer. Any
 ambiguous answer (several boxes, several answer blocks) earns 0 from all three: hedging is
 never rewarded. Each lies in [0, 1]; the total is a weighted sum.
+
+:data:`REWARDS` is the one registry of built-in rewards (short name -> function, default
+weight): GRPO's ``--rewards``, its weights and verl's total all read it, so adding a
+built-in reward is one function and one line there.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from mirg.core.answers import has_canonical_format, parse_answer
 from mirg.core.boxes import iou
 from mirg.core.judge import Judgement, judge
-
-DEFAULT_WEIGHTS: Mapping[str, float] = {"object": 1.0, "image": 1.0, "format": 0.5}
 
 
 @dataclass(frozen=True)
@@ -37,8 +39,8 @@ class RewardBreakdown:
     image: float
     format: float
 
-    def total(self, weights: Mapping[str, float] = DEFAULT_WEIGHTS) -> float:
-        return sum(float(weights.get(k, 0.0)) * getattr(self, k) for k in DEFAULT_WEIGHTS)
+    def total(self, weights: Mapping[str, float]) -> float:
+        return sum(float(weights.get(k, 0.0)) * v for k, v in vars(self).items())
 
 
 def completion_text(completion: object) -> str:
@@ -67,7 +69,7 @@ def score_completion(
     n_images: int | None = None,
     iou_threshold: float | None = None,
 ) -> RewardBreakdown:
-    """All three rewards of one completion (also what verl's ``compute_score`` calls)."""
+    """All three rewards of one completion (what the teacher's filter judges by)."""
     text = completion_text(completion)
     verdict = judge(parse_answer(text), target_image, target_box, profile, input_sizes, n_images)
     return RewardBreakdown(
@@ -159,15 +161,24 @@ def format_reward(completions: Sequence[object], **columns: object) -> list[floa
     ]
 
 
-def total_reward(
-    completions: Sequence[object],
-    weights: Mapping[str, float] = DEFAULT_WEIGHTS,
-    **columns: object,
-) -> list[float]:
-    """Weighted sum of the three rewards (for engines that take a single reward)."""
-    threshold = columns.get("iou_threshold")
-    parts = zip(_judgements(completions, columns, True), format_reward(completions), strict=True)
-    return [
-        RewardBreakdown(_thresholded(v.iou, threshold), float(v.image_ok), fmt).total(weights)
-        for (v, _), fmt in parts
-    ]
+@dataclass(frozen=True)
+class Reward:
+    """A built-in reward: its function, its default weight, and whether it is part of the
+    default reward (GRPO's default ``rewards`` and verl's total)."""
+
+    function: Callable[..., list[float]]
+    weight: float
+    default: bool = True
+
+
+#: The built-in rewards by short name (``mirg train grpo --rewards object``). "iou" is plain
+#: IoU, not gated by the image: the baseline of the dual-reward ablation, outside the default.
+REWARDS: Mapping[str, Reward] = {
+    "object": Reward(object_reward, 1.0),
+    "image": Reward(image_reward, 1.0),
+    "format": Reward(format_reward, 0.5),
+    "iou": Reward(iou_reward, 1.0, default=False),
+}
+
+#: The default reward's components and their weights.
+DEFAULT_WEIGHTS: Mapping[str, float] = {n: r.weight for n, r in REWARDS.items() if r.default}

@@ -23,7 +23,7 @@ back for TRL through :mod:`mirg.train.data`, the trainers' own reader.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -38,8 +38,8 @@ from mirg.data.outputs import GRPO, SFT, SHAREGPT, VERL
 from mirg.data.schema import (
     DataError,
     Sample,
+    check_placeholders,
     image_bytes_as_shown,
-    open_image,
     read_json,
     resolve_image_path,
     write_jsonl,
@@ -50,15 +50,6 @@ from mirg.files import atomic_write, write_text
 from mirg.models.loading import FrameRule, default_frame_rule
 
 FORMATS = ("sft", "grpo", "verl", "sharegpt")
-
-
-def check_placeholders(n_placeholders: int, images: Sequence[object], where: str) -> None:
-    """Raise DataError unless there is exactly one image placeholder per image."""
-    if n_placeholders != len(images):
-        raise DataError(
-            f"{where}: field 'prompt': {n_placeholders} image placeholders but the record has "
-            f"{len(images)} images"
-        )
 
 
 def image_paths(sample: Sample, root: str | Path) -> list[str]:
@@ -222,8 +213,3 @@ def _register_llamafactory(out: Path) -> None:
         },
     }
     write_text(info_path, json.dumps(info, indent=2) + "\n")
-
-
-def read_image_bytes(record_image: dict[str, Any]):
-    """A verl ``images`` entry back to a PIL image as shown (for round-trip checks)."""
-    return open_image(record_image["bytes"], "verl record image")

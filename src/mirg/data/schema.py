@@ -29,7 +29,7 @@ import os
 import re
 import struct
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -144,6 +144,15 @@ def check_targets(raw: dict[str, Any], n_images: int, where: str) -> tuple[int |
             where, "target_image", f"expected 1..{n_images} (1-based) or null, got {target_image!r}"
         )
     return target_image, data_box(raw["target_box"], where, "target_box")
+
+
+def check_placeholders(n_placeholders: int, images: Sequence[object], where: str) -> None:
+    """Raise DataError unless there is exactly one image placeholder per image."""
+    if n_placeholders != len(images):
+        raise DataError(
+            f"{where}: field 'prompt': {n_placeholders} image placeholders but the record has "
+            f"{len(images)} images"
+        )
 
 
 def check_relative_path(relative: object, where: str, root: Path | None = None) -> None:
@@ -618,6 +627,16 @@ def write_jsonl(
     return count
 
 
+#: Sample fields whose shape varies between samples (keys, nesting): a dataset holds them
+#: as JSON text, since Arrow needs one schema per column.
+NESTED_FIELDS = ("objects", "relations", "reference", "target", "meta")
+
+
+def nested_as_json(row: dict[str, Any]) -> dict[str, Any]:
+    """``row`` with the nested sample fields it holds as JSON text."""
+    return row | {name: json.dumps(row[name]) for name in NESTED_FIELDS if name in row}
+
+
 def to_hf_dataset(samples: list[Sample], root: str | Path, *, decode_images: bool = False):
     """Samples as a Hugging Face ``datasets.Dataset``.
 
@@ -627,13 +646,11 @@ def to_hf_dataset(samples: list[Sample], root: str | Path, *, decode_images: boo
     """
     import datasets
 
-    nested = ("objects", "relations", "reference", "target", "meta")
     base = Path(root).resolve()
     rows = []
     for s in samples:
         row = s.to_json() | {"images": [str(base / p) for p in s.images]}
-        row |= {"captions": s.captions or [""] * s.n_images}
-        rows.append(row | {name: json.dumps(row[name]) for name in nested})
+        rows.append(nested_as_json(row | {"captions": s.captions or [""] * s.n_images}))
     text, number, integer = (datasets.Value(t) for t in ("string", "float64", "int64"))
     features = {
         "id": text,
@@ -645,5 +662,5 @@ def to_hf_dataset(samples: list[Sample], root: str | Path, *, decode_images: boo
         "captions": datasets.List(text),
         "image_sizes": datasets.List(datasets.List(integer)),
     }
-    features |= dict.fromkeys(nested, text)
+    features |= dict.fromkeys(NESTED_FIELDS, text)
     return datasets.Dataset.from_list(rows, features=datasets.Features(features))

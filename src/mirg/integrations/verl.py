@@ -1,4 +1,4 @@
-"""verl's reward entry point: the core's dual reward, total and components.
+"""verl's reward entry point: the core's default reward, total and components.
 
 Point verl at it in either way (docs/scaling.md)::
 
@@ -11,8 +11,9 @@ verl decodes each response without special tokens and calls
 travel in ``ground_truth``: the JSON that ``mirg export --format verl`` writes into
 ``reward_model.ground_truth`` (``target_image``, ``target_box``, ``profile``,
 ``input_sizes``); ``extra_info.n_images`` says how many images the prompt had. A dict
-return makes verl use ``score`` as the reward and log every other key (``object``,
-``image``, ``format``) as its own metric.
+return makes verl use ``score`` as the reward and log every other key (the components of
+the default reward in :data:`mirg.core.rewards.REWARDS`: ``object``, ``image``,
+``format``) as its own metric.
 
 Only the pure core is imported, because verl runs in its own environment (its own
 transformers and vLLM); ``pip install --no-deps`` mirg there is enough.
@@ -24,9 +25,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from mirg.core.rewards import DEFAULT_WEIGHTS, score_completion
-
-COMPONENTS = ("object", "image", "format")
+from mirg.core.rewards import DEFAULT_WEIGHTS, REWARDS
 
 
 def targets_from(ground_truth: str | Mapping[str, Any]) -> dict[str, Any]:
@@ -59,24 +58,23 @@ def compute_score(
 ) -> dict[str, float]:
     """``{"score": weighted total, "object": …, "image": …, "format": …}`` for one response.
 
-    ``weights`` (default object 1, image 1, format 0.5, as in TRL training) can be set from
-    verl with ``+reward.custom_reward_function.reward_kwargs.weights.format=…``.
+    ``weights`` (default: :data:`~mirg.core.rewards.DEFAULT_WEIGHTS`, as in TRL training) can
+    be set from verl with ``+reward.custom_reward_function.reward_kwargs.weights.format=…``.
     ``data_source`` is accepted for verl's signature; every mirg record says ``mirg``.
     """
     targets = targets_from(ground_truth)
     sizes = targets.get("input_sizes")
     n_images = (extra_info or {}).get("n_images") or (len(sizes) if sizes else None)
-    breakdown = score_completion(
-        solution_str,
-        targets.get("target_image"),
-        targets["target_box"],
-        profile=targets.get("profile") or "normalized",
-        input_sizes=sizes,
-        n_images=n_images,
-    )
     w = {**DEFAULT_WEIGHTS, **(weights or {})}
-    unknown = set(w) - set(COMPONENTS)
+    unknown = set(w) - set(DEFAULT_WEIGHTS)
     if unknown:
         raise ValueError(f"mirg compute_score: unknown reward weights {sorted(unknown)}")
-    scores = {name: float(getattr(breakdown, name)) for name in COMPONENTS}
-    return {"score": breakdown.total(w), **scores}
+    columns = {
+        k: [targets.get(k)] for k in ("target_image", "target_box", "profile", "input_sizes")
+    }
+    columns["images"] = [[None] * n_images if n_images else None]  # read for its count only
+    scores = {
+        name: float(REWARDS[name].function([solution_str], **columns)[0])
+        for name in DEFAULT_WEIGHTS
+    }
+    return {"score": sum(w[name] * score for name, score in scores.items()), **scores}

@@ -119,7 +119,7 @@ def grounding_items(config: Any) -> list[Any]:
         limit=config.grounding_eval_limit,
     )
     if not items:
-        from mirg.train.configs import ConfigError
+        from mirg.train.recipes import ConfigError
 
         raise ConfigError(f"grounding_eval_path {config.grounding_eval_path} holds no items")
     return items

@@ -72,7 +72,7 @@ def show_progress_log() -> None:
 
 def train(stage: str, options: list[str], callbacks: list[Any] | None = None) -> int:
     """Build the stage's config from ``options``, train, print a one-line JSON summary."""
-    from mirg.train.configs import load_config
+    from mirg.train.recipes import load_config
     from mirg.train.runs import is_main_process
 
     show_progress_log()

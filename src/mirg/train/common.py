@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from mirg.models.loading import LoadedModel, load_model_and_processor
-from mirg.train.configs import ConfigError, check_trainable_dtypes
+from mirg.train.precision import check_trainable_dtypes
+from mirg.train.recipes import ConfigError
 
 logger = logging.getLogger("mirg.train")
 

@@ -7,11 +7,11 @@ TRL GRPO export): ``question`` or ``prompt``, ``images``, ``target_image``, ``ta
 A question is turned into messages by the core's one prompt builder, so SFT, GRPO and
 evaluation prompt the model identically.
 
-Records are checked by the data layer's rules (JSONL lines, image files and reward targets
-as :mod:`mirg.data.schema` checks samples; placeholders as :mod:`mirg.data.exports` checks
-its records), so every problem is a :class:`~mirg.data.schema.DataError` naming file, line,
-sample and field, found before training starts: an unreadable line, a missing image,
-placeholders and images that disagree in number, a missing reward column, data written
+Records are checked by the data layer's rules (:mod:`mirg.data.schema`: JSONL lines,
+image files, reward targets, placeholders), so every problem is a
+:class:`~mirg.data.schema.DataError` naming file, line, sample and field, found before
+training starts: an unreadable line, a missing image, placeholders and images that
+disagree in number, a missing reward column, data written
 for another coordinate profile or for other frames. The images (found and confined under
 the root, checked, sized within the pixel limit) and the prompt texts are checked before
 the model even loads (:func:`check_record_images`). Frames come from the processor that
@@ -37,9 +37,16 @@ from mirg.core.prompts import (
     count_image_placeholders,
     reserved_tokens_problem,
 )
-from mirg.data.exports import check_placeholders
 from mirg.data.readers.records import json_object
-from mirg.data.schema import DataError, check_image, check_targets, image_size, iter_jsonl
+from mirg.data.schema import (
+    DataError,
+    check_image,
+    check_placeholders,
+    check_targets,
+    image_size,
+    iter_jsonl,
+    nested_as_json,
+)
 
 #: The columns GRPO's rewards read from every row (with ``profile`` and ``input_sizes``).
 REWARD_COLUMNS = ("target_image", "target_box")
@@ -319,7 +326,7 @@ def _grpo_row(
     input_sizes = frames()
     if input_sizes is None and profile.needs_frame:
         raise DataError(f"{where}: profile {profile.name!r} needs input_sizes")
-    return {
+    return nested_as_json(record) | {  # every column reaches the rewards, as in TRL
         "prompt": prompt,
         "images": images,
         "target_image": target_image,
@@ -369,7 +376,9 @@ def sft_records(
 def grpo_records(
     path: str | Path, profile: CoordinateProfile, *args: Any, **options: Any
 ) -> list[dict]:
-    """Prompt rows with the columns the core rewards read (options as :func:`sft_records`).
+    """Prompt rows with the columns the core rewards read and every other column of the
+    record, for a reward of the user's own (options as :func:`sft_records`); nested sample
+    fields as JSON text (:func:`~mirg.data.schema.nested_as_json`).
 
     ``profile`` and ``input_sizes`` (the frame the model sees for each image) are filled in
     here, so the reward converts the model's coordinates exactly as the model was shown
@@ -379,8 +388,10 @@ def grpo_records(
 
 
 def to_dataset(rows: list[dict]) -> Any:
-    """A ``datasets.Dataset`` whose ``images`` column decodes to PIL images on access."""
+    """A ``datasets.Dataset`` whose ``images`` column decodes to PIL images on access; a
+    column only some rows hold is None in the others (``from_list`` keeps the first row's)."""
     from datasets import Dataset, Image, List
 
-    dataset = Dataset.from_list(rows)
+    columns = dict.fromkeys(name for row in rows for name in row)
+    dataset = Dataset.from_dict({name: [row.get(name) for row in rows] for name in columns})
     return dataset.cast_column("images", List(Image()))

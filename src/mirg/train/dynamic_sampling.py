@@ -42,7 +42,7 @@ from typing import Any
 
 from trl import GRPOTrainer
 
-from mirg.train.configs import ConfigError
+from mirg.train.recipes import ConfigError
 
 #: Batch keys padded on the left (prompt side) and on the right (completion side), with
 #: the value padding takes. ``*_type_ids`` span prompt and completion: split at the

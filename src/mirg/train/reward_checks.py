@@ -21,7 +21,7 @@ from typing import Any
 
 from mirg.errors import shown
 from mirg.registry import where_raised
-from mirg.train.configs import ConfigError
+from mirg.train.recipes import ConfigError
 
 #: Before training, each reward scores this many training rows, each with these
 #: completions (a well-formed empty answer, nothing at all, free text), as TRL calls it.

@@ -36,7 +36,7 @@ from typing import Any
 from mirg.errors import shown
 from mirg.files import LOCK_FILE, fingerprint, write_json
 from mirg.train.common import logger
-from mirg.train.configs import ConfigError
+from mirg.train.recipes import ConfigError
 
 RUN_FILE = "mirg_run.json"
 CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from mirg.train.common import logger
-from mirg.train.configs import ConfigError
+from mirg.train.recipes import ConfigError
 
 VLLM_FOLDER = "vllm-model"
 MARKER = "mirg_vllm_model.json"
