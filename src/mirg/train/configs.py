@@ -20,6 +20,7 @@ from mirg.errors import shown
 from mirg.train.precision import env_flag, low_precision_error
 from mirg.train.recipes import ConfigError, reward_function
 
+
 @dataclass
 class MirgArguments:
     """What mirg adds to TRL's configs: which data, which coordinates, which images."""
