@@ -85,5 +85,7 @@ def test_migbench_module_scores_the_real_file_as_the_core_does(migbench_path, pr
         response = "no box" if it.index % 11 == 0 else f"Image-{image}: {text}"
         predictions[it.index] = Prediction(it.index, response)
     expected = aggregate(score_items(core, predictions, protocol, "qwen2-vl"), protocol)
-    got = get_benchmark("migbench", migbench_path).score(items, predictions, protocol, "qwen2-vl")
+    got = get_benchmark("migbench", migbench_path).score(
+        items, predictions, protocol, "qwen2-vl", None
+    )
     assert got == expected

@@ -2,8 +2,8 @@
 
 The output folder holds ``run.json`` (what produced it), ``predictions.jsonl`` (written line
 by line as answers come, the format ``mirg score`` reads), ``metrics.json`` (the
-benchmark's scorer: :mod:`mirg.eval.benchmarks`) and ``report.html``, plus any file of the
-benchmark's own (MC-Bench's ``mcbench_results.json``). Rerunning over the same folder resumes: items
+benchmark's scorer: :mod:`mirg.eval.benchmarks`), ``report.html`` and the benchmark's own
+files (MC-Bench's ``mcbench_results.json``). Rerunning over the same folder resumes: items
 already predicted are skipped, and a line cut short by a killed run is discarded and
 predicted again, so every item ends with exactly one line.
 
@@ -92,6 +92,10 @@ class EvalConfig:
     def benchmark(self) -> Benchmark:
         return get_benchmark(self.bench, self.data)
 
+    def writes(self) -> tuple[str, ...]:
+        """The files a run writes at the top of its folder, the benchmark's own included."""
+        return (*WRITES, *self.benchmark().writes)
+
     def identity(self) -> dict[str, Any]:
         """What makes predictions comparable: the same model and data (paths and contents),
         benchmark (when named: older folders have none), images, prompt and decoding."""
@@ -125,7 +129,7 @@ def eval_record(out: Path) -> dict | None:
 
 def _clear_run(out: Path, cfg: EvalConfig) -> None:
     """Remove what a run writes in ``out`` (``--overwrite``: start afresh), nothing else."""
-    for name in (*WRITES, *cfg.benchmark().writes):
+    for name in cfg.writes():
         (out / name).unlink(missing_ok=True)
 
 
@@ -145,7 +149,7 @@ def claim_output(out: Path, cfg: EvalConfig) -> None:
         command="mirg eval",
         record=RUN,
         ours=ours,
-        writes=(*WRITES, *cfg.benchmark().writes),
+        writes=cfg.writes(),
         overwrite=cfg.overwrite,
     )
     if found:

@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     items = load_eval_items(args.bench, Path(args.bench).parent, bench=args.benchmark)
     predictions = read_predictions(args.predictions)
     bench = items[0].benchmark
-    metrics = bench.score(items, predictions, args.protocol, args.profile)
+    metrics = bench.score(items, predictions, args.protocol, args.profile, None)
     print(bench.table(metrics))
     if args.out:
         write_json(args.out, metrics)

@@ -73,7 +73,7 @@ class GroundingEvalCallback(TrainerCallback):
             key = r.get("index", r.get("id"))
             sizes = tuple(tuple(s) for s in r["input_sizes"])
             predictions[key] = Prediction(key, r["response"], sizes)  # type: ignore[arg-type]
-        metrics = bench.score(self.items, predictions, "strict", self.profile)
+        metrics = bench.score(self.items, predictions, "strict", self.profile, None)
         logs = {
             f"grounding/{k}": float(v)
             for k, v in metrics[bench.summary].items()

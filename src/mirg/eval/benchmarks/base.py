@@ -14,7 +14,8 @@ line to ``BENCHMARKS`` in ``mirg/eval/benchmarks/__init__.py`` or name it by dot
 - ``score`` returns the metrics JSON (``metrics.json``): ``protocol``, ``tasks`` (a row per
   task, each with ``n``), ``missing`` and the all-items row under ``summary``; every row
   holds ``row_fields`` (``mirg report`` checks them; the training callback logs the numbers
-  of the ``summary`` row). It may write its own files (``writes``) into ``out``.
+  of the ``summary`` row). It may write its own files (``writes``) into ``out`` (None:
+  scoring outside a run folder, as ``mirg score`` and the callback do).
 - ``table`` is what the terminal shows, ``sections`` the report's (heading, HTML) pairs.
 """
 
@@ -63,12 +64,7 @@ class Benchmark(Protocol):
     def check(self, data: Path, items: Items, prompt: str, sizes: Mapping) -> None: ...
     def messages(self, item: EvalItem, prompt: str, profile: Any) -> list[dict]: ...
     def score(
-        self,
-        items: Items,
-        predictions: Mapping,
-        protocol: str,
-        profile: str,
-        out: Path | None = None,
+        self, items: Items, predictions: Mapping, protocol: str, profile: str, out: Path | None
     ) -> dict: ...
     def table(self, metrics: Mapping) -> str: ...
     def sections(
@@ -89,9 +85,6 @@ class GroundingBenchmark:
     def recognises(self, path: Path) -> bool:
         return False
 
-    def load(self, data: Path, images: Path | None) -> list[EvalItem]:
-        raise NotImplementedError
-
     def check(self, data: Path, items: Sequence[EvalItem], prompt: str, sizes: Mapping) -> None:
         return None
 
@@ -101,12 +94,7 @@ class GroundingBenchmark:
         return eval_messages(item.question, len(item.images), prompt, profile)
 
     def score(
-        self,
-        items: Items,
-        predictions: Mapping,
-        protocol: str,
-        profile: str,
-        out: Path | None = None,
+        self, items: Items, predictions: Mapping, protocol: str, profile: str, out: Path | None
     ) -> dict:
         from mirg.core.scoring import aggregate, score_items
 
@@ -124,6 +112,13 @@ class GroundingBenchmark:
 
         views = item_views(items, predictions, metrics["protocol"], profile)
         return evaluation_sections(metrics, views, gallery_limit=gallery_limit)
+
+
+def require_images(data: Path, images: Path | None, what: str) -> Path:
+    """``--images``, refused when absent: ``what`` says which folder the benchmark needs."""
+    if images is None:
+        raise BenchError(f"{data}: {what}")
+    return images
 
 
 def confined(root: Path, path: Path, where: str) -> str:

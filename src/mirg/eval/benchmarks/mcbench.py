@@ -17,7 +17,7 @@ from mirg.core.migbench import BenchError
 from mirg.core.profiles import CoordinateProfile
 from mirg.core.prompts import reserved_tokens_problem
 from mirg.errors import MirgError
-from mirg.eval.benchmarks.base import NUMBER, EvalItem, Items, confined
+from mirg.eval.benchmarks.base import NUMBER, EvalItem, Items, confined, require_images
 from mirg.files import write_json
 
 #: Folders an MC-Bench image root may hold its images under (its archive unpacks to one).
@@ -67,11 +67,12 @@ class McBench:
         return False
 
     def load(self, data: Path, images: Path | None) -> list[EvalItem]:
-        if images is None:
-            raise BenchError(
-                f"{data}: MC-Bench needs --images ROOT, the folder holding its images "
-                "(MC-Bench_images from its archive, or the folder that holds it)"
-            )
+        images = require_images(
+            data,
+            images,
+            "MC-Bench needs --images ROOT, the folder holding its images (MC-Bench_images "
+            "from its archive, or the folder that holds it)",
+        )
         items: list[EvalItem] = []
         for sample in load_mcbench(data):
             if (problem := reserved_tokens_problem(sample.text)) is not None:
@@ -85,11 +86,11 @@ class McBench:
                 )
                 for img in sample.images
             )
-            box = first.relative(sample.images[first.image - 1]) if first else (0.0,) * 4
+            box = first.relative(sample.images[first.image - 1]) if first else (0.0, 0.0, 0.0, 0.0)
             target = first.image if first else None
             items.append(
                 McItem(sample.id, sample.style, paths, sample.text, box, target, record=sample)
-            )  # type: ignore[arg-type]
+            )
         return items
 
     def check(self, data: Path, items: Items, prompt: str, sizes: Mapping) -> None:
@@ -114,12 +115,7 @@ class McBench:
         return mcbench.messages(item.record, profile)
 
     def score(
-        self,
-        items: Items,
-        predictions: Mapping,
-        protocol: str,
-        profile: str,
-        out: Path | None = None,
+        self, items: Items, predictions: Mapping, protocol: str, profile: str, out: Path | None
     ) -> dict:
         """Image-level accuracy and AP50 from the answers; the answers as detections (score
         1, in pixels of the original images) go to ``out/mcbench_results.json``. An item

@@ -9,9 +9,15 @@ from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
 
-from mirg.core.migbench import TASK_COLUMNS, BenchError, bench_file, load_migbench, task_counts
+from mirg.core.migbench import TASK_COLUMNS, bench_file, load_migbench, task_counts
 from mirg.core.profiles import CoordinateProfile
-from mirg.eval.benchmarks.base import EvalItem, GroundingBenchmark, Items, confined
+from mirg.eval.benchmarks.base import (
+    EvalItem,
+    GroundingBenchmark,
+    Items,
+    confined,
+    require_images,
+)
 
 #: What the ``file`` column of the published table means.
 BENCH_FILE_NOTE = (
@@ -83,11 +89,12 @@ class MigBench(GroundingBenchmark):
         return True
 
     def load(self, data: Path, images: Path | None) -> list[EvalItem]:
-        if images is None:
-            raise BenchError(
-                f"{data}: MIG-Bench needs --images ROOT, the folder holding the benchmark's "
-                "images (the MIG-Bench archive from the Hugging Face hub, unpacked)"
-            )
+        images = require_images(
+            data,
+            images,
+            "MIG-Bench needs --images ROOT, the folder holding the benchmark's images (the "
+            "MIG-Bench archive from the Hugging Face hub, unpacked)",
+        )
         return [
             EvalItem(
                 key=it.index,
