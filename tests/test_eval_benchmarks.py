@@ -89,3 +89,23 @@ def test_migbench_module_scores_the_real_file_as_the_core_does(migbench_path, pr
         items, predictions, protocol, "qwen2-vl", None
     )
     assert got == expected
+
+
+def test_held_out_items_while_training_are_scored_by_their_benchmark(tmp_path):
+    """A held-out MC-Bench file goes through MC-Bench's metrics (every target, AP50), not the
+    one-box judge on its first target."""
+    from types import SimpleNamespace
+
+    from mirg.train.callbacks import grounding_items
+
+    bench_file = Path(__file__).parent / "fixtures" / "mcbench" / "MC-Bench.json"
+    config = SimpleNamespace(
+        grounding_eval_path=str(bench_file),
+        grounding_eval_image_root=str(tmp_path),
+        grounding_eval_limit=None,
+    )
+    items = grounding_items(config)
+    bench = items[0].benchmark
+    assert bench.name == "MC-Bench" and len(items) == 8
+    metrics = bench.score(items, {}, "strict", "qwen3-vl", None)
+    assert metrics[bench.summary] == {"n": 8, "ap50": 0.0, "accuracy": 25.0}  # 2 negatives

@@ -27,7 +27,13 @@ from mirg.core.scoring import PROTOCOLS, read_predictions
 from mirg.data.outputs import claim_folder
 from mirg.data.schema import read_json
 from mirg.errors import MirgError, shown
-from mirg.eval.benchmarks import Benchmark, EvalItem, get_benchmark, load_eval_items
+from mirg.eval.benchmarks import (
+    BENCHMARKS,
+    Benchmark,
+    EvalItem,
+    get_benchmark,
+    load_eval_items,
+)
 from mirg.eval.generation import (
     OFFICIAL_MAX_NEW_TOKENS,
     PROMPTS,
@@ -93,8 +99,10 @@ class EvalConfig:
         return get_benchmark(self.bench, self.data)
 
     def writes(self) -> tuple[str, ...]:
-        """The files a run writes at the top of its folder, the benchmark's own included."""
-        return (*WRITES, *self.benchmark().writes)
+        """The files a mirg eval run may write at the top of a folder: its own and those of
+        every built-in benchmark and of this run's (a folder holding any is claimed)."""
+        benches = [*(get_benchmark(name, self.data) for name in BENCHMARKS), self.benchmark()]
+        return tuple(dict.fromkeys([*WRITES, *(f for b in benches for f in b.writes)]))
 
     def identity(self) -> dict[str, Any]:
         """What makes predictions comparable: the same model and data (paths and contents),
