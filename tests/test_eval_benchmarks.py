@@ -109,3 +109,17 @@ def test_held_out_items_while_training_are_scored_by_their_benchmark(tmp_path):
     assert bench.name == "MC-Bench" and len(items) == 8
     metrics = bench.score(items, {}, "strict", "qwen3-vl", None)
     assert metrics[bench.summary] == {"n": 8, "ap50": 0.0, "accuracy": 25.0}  # 2 negatives
+
+
+def test_score_takes_another_benchmark(tmp_path, capsys):
+    """mirg score --benchmark mcbench: the figures MC-Bench's own script gives the same
+    answers (OFFICIAL_ON_ANSWERS in test_eval_mcbench.py)."""
+    fixtures = Path(__file__).parent / "fixtures" / "mcbench"
+    out = tmp_path / "metrics.json"
+    code = main(["score", "--bench", str(fixtures / "MC-Bench.json"), "--benchmark", "mcbench",
+                 "--predictions", str(fixtures / "predictions.jsonl"), "--protocol", "strict",
+                 "--profile", "qwen3-vl", "--out", str(out)])  # fmt: skip
+    assert code == 0 and "MC-Bench (image-level accuracy" in capsys.readouterr().out
+    overall = json.loads(out.read_text())["overall"]
+    assert overall["ap50"] == pytest.approx(100 * 0.7114568599717115, rel=1e-15)
+    assert overall["accuracy"] == 75.0
