@@ -121,7 +121,7 @@ def score(model: str, job: dict, out: Path) -> dict:
 
 
 def _fresh_items(job: dict) -> list:
-    from mirg.eval.items import load_eval_items
+    from mirg.eval.benchmarks import load_eval_items
 
     split = Path(job["fresh_dir"]) / "train.jsonl"
     return load_eval_items(split, tasks=["group_grounding"], limit=job["items"])
@@ -273,8 +273,8 @@ def main() -> int:
     args = parser.parse_args()
 
     from mirg.demo import DemoPlan, write_grpo_prompts, write_trajectories
+    from mirg.eval.benchmarks import load_eval_items
     from mirg.eval.chance import chance_metrics
-    from mirg.eval.items import load_eval_items
 
     demo, out = Path(args.demo), Path(args.out)
     world = binding_world(0.0 if args.control else None)

@@ -19,8 +19,8 @@ from pathlib import Path
 import torch
 
 from mirg.data.synth import PRESETS, write_dataset
+from mirg.eval.benchmarks import load_eval_items
 from mirg.eval.generation import HFGenerator, batches_by_shape, eval_messages, load_images
-from mirg.eval.items import load_eval_items
 from mirg.models.loading import load_model_and_processor
 from mirg.models.tiny import save_tiny_model
 

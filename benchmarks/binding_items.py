@@ -32,7 +32,7 @@ def binding_world(same_place: float | None = None) -> Any:
 def fresh_binding_items(folder: Path, n: int, seed: int = FRESH_SEED, world: Any = None) -> list:
     """``n`` binding items of a world written once into ``folder`` (reused when there)."""
     from mirg.data.synth import write_dataset
-    from mirg.eval.items import load_eval_items
+    from mirg.eval.benchmarks import load_eval_items
 
     world = world or binding_world()
     split = folder / "train.jsonl"

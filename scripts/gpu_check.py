@@ -391,8 +391,8 @@ def stage_lora_grpo(check: Check) -> dict[str, Any]:
 
 def stage_eval(check: Check) -> dict[str, Any]:
     """Batched ``mirg eval`` on the device: items/s, and batched vs one-at-a-time answers."""
+    from mirg.eval.benchmarks import load_eval_items
     from mirg.eval.generation import HFGenerator, eval_messages, load_images
-    from mirg.eval.items import load_eval_items
     from mirg.eval.run import EvalConfig, evaluate
     from mirg.models.loading import load_model_and_processor
     from mirg.models.placement import placement_kwargs

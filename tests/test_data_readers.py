@@ -239,7 +239,7 @@ def test_a_revised_migbench_file_is_read_and_named(migbench_path, tmp_path):
 
 def test_published_rows_say_which_file_their_figures_are_fractions_of():
     from mirg.core.migbench import PUBLIC_COUNTS, REVISED_COUNTS, TASK_COLUMNS
-    from mirg.eval.report import BENCH_FILE_NOTE, published_results, published_table
+    from mirg.eval.benchmarks.migbench import BENCH_FILE_NOTE, published_results, published_table
 
     def fits(row, counts):
         return all(

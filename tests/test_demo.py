@@ -38,8 +38,8 @@ def test_shipped_base_localises_single_objects(tmp_path):
     images, far above the chance level of the same held-out items."""
     from mirg.data.synth import PRESETS, write_dataset
     from mirg.demo import BASE_MODEL
+    from mirg.eval.benchmarks import load_eval_items
     from mirg.eval.chance import chance_metrics
-    from mirg.eval.items import load_eval_items
     from mirg.eval.run import EvalConfig, evaluate
 
     write_dataset(tmp_path / "data", 300, seed=123, config=PRESETS["single"])  # unseen seed

@@ -1,8 +1,8 @@
 import pytest
 
 from mirg.core.scoring import ItemScore, aggregate
+from mirg.eval.benchmarks import EvalItem
 from mirg.eval.chance import chance_metrics
-from mirg.eval.items import EvalItem
 
 BOX = (0.1, 0.1, 0.5, 0.5)
 

@@ -8,8 +8,8 @@ anything dropped or misaligned there changes the logits of the padded rows.
 import pytest
 import torch
 
+from mirg.eval.benchmarks import load_eval_items
 from mirg.eval.generation import HFGenerator, eval_messages, load_images
-from mirg.eval.items import load_eval_items
 from mirg.models.loading import load_model_and_processor
 
 

@@ -9,8 +9,9 @@ import pytest
 from mirg.cli import main
 from mirg.core.mcbench import evaluate, load_mcbench, read_results
 from mirg.errors import MirgError
-from mirg.eval.items import load_eval_items
-from mirg.eval.run import MCBENCH_RESULTS, EvalConfig, score_run
+from mirg.eval.benchmarks import load_eval_items
+from mirg.eval.benchmarks.mcbench import MCBENCH_RESULTS
+from mirg.eval.run import EvalConfig, score_run
 from mirg.eval.run import evaluate as run_eval
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")

@@ -9,8 +9,8 @@ import pytest
 
 from mirg.cli import main
 from mirg.core.profiles import get_profile
-from mirg.eval.items import load_eval_items
-from mirg.eval.report import published_results
+from mirg.eval.benchmarks import load_eval_items
+from mirg.eval.benchmarks.migbench import published_results
 from mirg.eval.run import score_run
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

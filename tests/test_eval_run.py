@@ -5,8 +5,9 @@ import json
 import pytest
 
 from mirg.cli import main
-from mirg.eval.items import EvalItem, _migbench_image, load_eval_items, preflight
-from mirg.eval.run import EvalConfig, evaluate, repair_predictions
+from mirg.eval.benchmarks import EvalItem, load_eval_items
+from mirg.eval.benchmarks.migbench import _migbench_image
+from mirg.eval.run import EvalConfig, evaluate, preflight, repair_predictions
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 

@@ -177,8 +177,8 @@ def test_export_training_evaluation_predict_and_report_see_the_photo_as_shown(
     orientation, fmt, late_exif, q25, tmp_path, monkeypatch, capsys
 ):
     from mirg.eval import predict as predict_module
+    from mirg.eval.benchmarks import load_eval_items
     from mirg.eval.generation import Generation, image_sizes, load_images
-    from mirg.eval.items import load_eval_items
     from mirg.eval.report import thumbnail
     from mirg.models import load_processor
     from mirg.models.loading import frame_rule
@@ -437,7 +437,7 @@ def test_export_and_evaluation_of_a_split_confine_the_same_way(how, escaping, tm
 
 
 def test_the_report_confines_its_split_the_same_way(escaping, synth_dir, tmp_path, capsys):
-    from mirg.eval.items import load_eval_items
+    from mirg.eval.benchmarks import load_eval_items
     from mirg.eval.run import score_run
 
     split = escaping.data / "test.jsonl"

@@ -285,8 +285,8 @@ def run_demo(
 
 
 def _run_stages(out: Path, plan: DemoPlan, model: str | None, seed: int) -> dict:
+    from mirg.eval.benchmarks import load_eval_items
     from mirg.eval.chance import chance_metrics
-    from mirg.eval.items import load_eval_items
     from mirg.eval.run import EvalConfig, evaluate
     from mirg.models.loading import detect_family, resolve_profile
     from mirg.train.grpo import run_grpo

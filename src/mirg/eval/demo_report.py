@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from mirg.core.scoring import read_predictions
-from mirg.eval.items import load_eval_items
+from mirg.eval.benchmarks import load_eval_items
 from mirg.eval.report import esc, evaluation_sections, item_views, page, svg_bars, svg_lines
 
 KEYS = ("acc@0.3", "acc@0.5", "acc@0.7", "miou", "image_acc")

@@ -1,12 +1,13 @@
-"""``mirg eval``: evaluate a model on MIG-Bench, MC-Bench or a mirg dataset split."""
+"""``mirg eval``: evaluate a model on a benchmark (MIG-Bench, MC-Bench, a mirg dataset split
+or one of your own, :mod:`mirg.eval.benchmarks`)."""
 
 from __future__ import annotations
 
 import argparse
 
 from mirg.cli import add_output_arguments, config_from_args
-from mirg.core import mcbench
-from mirg.core.scoring import PROTOCOLS, format_table
+from mirg.core.scoring import PROTOCOLS
+from mirg.eval.benchmarks import BENCHMARKS
 from mirg.eval.generation import PROMPTS
 from mirg.eval.run import BACKENDS, EvalConfig, evaluate, kept
 from mirg.models.placement import add_placement_arguments
@@ -19,6 +20,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         required=True,
         help="MIG_data.json or MC-Bench's annotation file (both with --images), or a mirg "
         "split, e.g. DIR/test.jsonl",
+    )
+    parser.add_argument(
+        "--bench",
+        help=f"the benchmark: {', '.join(BENCHMARKS)}, or a dotted path to your own "
+        "(my_pkg.my_bench.BENCH); default: the one that recognises --data",
     )
     parser.add_argument(
         "--images", help="images root (MIG-Bench, MC-Bench: the unpacked image archive)"
@@ -55,15 +61,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    metrics = evaluate(config_from_args(EvalConfig, args), progress=not args.no_progress)
-    if metrics["protocol"] == "mcbench":
-        print(mcbench.format_table(metrics))
-        print(
-            f"wrote {args.out}/predictions.jsonl, metrics.json, mcbench_results.json, report.html"
-        )
-    else:
-        print(format_table(metrics))
-        print(f"wrote {args.out}/predictions.jsonl, metrics.json, report.html")
+    cfg = config_from_args(EvalConfig, args)
+    metrics = evaluate(cfg, progress=not args.no_progress)
+    bench = cfg.benchmark()
+    print(bench.table(metrics))
+    written = ("predictions.jsonl", "metrics.json", *bench.writes, "report.html")
+    print(f"wrote {args.out}/{', '.join(written)}")
     return 0
 
 

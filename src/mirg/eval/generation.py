@@ -53,6 +53,30 @@ def load_images(paths: Sequence[str]) -> list[Any]:
     return [open_image(path) for path in paths]
 
 
+def predict(
+    generator: Any, processor: Any, items: Sequence[Any], messages: Sequence[list[dict]]
+) -> list[dict]:
+    """Greedy answers for a batch of items (``messages``: one prompt each) as prediction
+    records, the lines of ``predictions.jsonl`` that the scorers read: the item's key, its
+    task, the response, each image's input size and ``truncated`` when cut at the limit.
+    ``mirg eval`` and the training callback both generate through it."""
+    from mirg.models.loading import input_sizes
+
+    images = [load_images(it.images) for it in items]
+    records = []
+    for it, imgs, answer in zip(items, images, generator.generate(messages, images), strict=True):
+        record = {
+            it.key_field: it.key,
+            "task": it.task,
+            "response": answer.text,
+            "input_sizes": input_sizes(processor, imgs),
+        }
+        if answer.truncated:
+            record["truncated"] = True
+        records.append(record)
+    return records
+
+
 def batches_by_shape(
     items: Sequence[Any], batch_size: int, length: Callable[[Any], int]
 ) -> Iterator[list[Any]]:

@@ -19,8 +19,8 @@ from typing import Any
 
 from mirg.core.scoring import read_predictions, score_items
 from mirg.data.synth import PRESETS, SMALL_WORLD, write_dataset
+from mirg.eval.benchmarks import load_eval_items
 from mirg.eval.chance import chance_metrics
-from mirg.eval.items import load_eval_items
 from mirg.eval.run import EvalConfig, evaluate
 from mirg.models.loading import load_model_and_processor
 from mirg.models.placement import placement_kwargs

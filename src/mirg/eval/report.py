@@ -8,30 +8,20 @@ task and hit/miss filters are a few lines of inline JavaScript.
 from __future__ import annotations
 
 import base64
-import csv
 import html
 import io
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from mirg.core import mcbench
-from mirg.core.boxes import Box, iou
-from mirg.core.migbench import TASK_COLUMNS, bench_file
+from mirg.core.boxes import Box
 from mirg.core.scoring import read_predictions, score_items
 from mirg.errors import MirgError
 from mirg.files import write_text
 
 GALLERY_LIMIT = 200
 THUMB_SIDE = 256
-
-
-def published_results() -> list[dict[str, str]]:
-    """Published MIG-Bench Acc@0.5 per task (percent), one row per model, with its source."""
-    text = resources.files("mirg.eval").joinpath("published_migbench.csv").read_text("utf-8")
-    return list(csv.DictReader(io.StringIO(text)))
 
 
 @dataclass
@@ -83,53 +73,6 @@ def item_views(
             )
         )
     return views
-
-
-def mcbench_views(items: Sequence[Any], predictions: Mapping, profile: str) -> list[ItemView]:
-    """MC-Bench samples with their answers read as the metrics read them
-    (:func:`mirg.core.mcbench.detections`): every target and predicted box, ``hit`` when
-    each image is rightly said to hold a target or not, ``iou`` the mean over targets of
-    the best IoU a box on the same image reaches."""
-    views = []
-    for it in items:
-        sample = it.mcbench
-        pred = predictions.get(it.key)
-        found = (
-            mcbench.detections(sample, pred.response, profile, pred.input_sizes)[0] if pred else []
-        )
-        position = {img.id: k for k, img in enumerate(sample.images, 1)}
-        boxes = []
-        for d in found:
-            k = position[d.image_id]
-            boxes.append((k, sample.images[k - 1].relative(d.bbox)))
-        targets = [(t.image, t.relative(sample.images[t.image - 1])) for t in sample.targets]
-        best = _best_ious(targets, boxes)
-        right = mcbench.image_accuracy([sample], found) == 1.0
-        views.append(
-            ItemView(
-                it.key,
-                it.task,
-                sample.text,
-                it.images,
-                None,
-                it.target_box,
-                pred.response if pred else "",
-                None,
-                None,
-                sum(best) / len(best) if best else 0.0,
-                right,
-                gt_boxes=targets,
-                pred_boxes=boxes,
-                note=f"{sum(v >= 0.5 for v in best)} of {len(best)} targets found (IoU ≥ 0.5), "
-                f"{len(boxes)} boxes, images {'right' if right else 'wrong'}",
-            )
-        )
-    return views
-
-
-def _best_ious(targets: Sequence[tuple[int, Box]], boxes: Sequence[tuple[int, Box]]) -> list[float]:
-    """Per target, the best IoU a box on the same image reaches (0 without one)."""
-    return [max((iou(b, t) for k, b in boxes if k == i), default=0.0) for i, t in targets]
 
 
 # --------------------------------------------------------------------------- pieces
@@ -255,56 +198,6 @@ def metrics_table(metrics: Mapping, chance: Mapping | None = None) -> str:
     return f'<table class="metrics">{head}{"".join(rows)}</table>'
 
 
-#: What the ``file`` column of the published table means.
-BENCH_FILE_NOTE = (
-    "file: the MIG-Bench file a row was scored on, read from its figures (each is an exact "
-    "fraction of that file's item counts). public: MIG_data.json, 4,295 items; revised: the "
-    "revised file UniVG-R1's evaluation loads (Common 815, GG 485, Reason 97 items instead "
-    "of 816, 499, 101); unknown: fractions of neither; other (this run): a subset or "
-    "another file. Common, GG and Reason compare only between rows on the same file."
-)
-
-
-def mcbench_table(metrics: Mapping) -> str:
-    """MC-Bench's figures per text style and over all samples (the published ones)."""
-    head = "<tr><th>text style</th><th>n</th><th>AP50</th><th>image accuracy</th></tr>"
-    rows = []
-    for style, r in [*metrics["tasks"].items(), ("all samples", metrics["overall"])]:
-        rows.append(
-            f'<tr class="{"avg" if style == "all samples" else ""}"><td>{esc(style)}</td>'
-            f"<td>{r['n']}</td><td>{r['ap50']:.2f}</td><td>{r['accuracy']:.2f}</td></tr>"
-        )
-    return f'<table class="metrics">{head}{"".join(rows)}</table>'
-
-
-def published_table(metrics: Mapping) -> str:
-    """Our Acc@0.5 per MIG-Bench task in the published column order, under published rows,
-    each row saying which benchmark file it was scored on."""
-    rows = published_results()
-    cols = list(TASK_COLUMNS.items())
-    head = (
-        "<tr><th>model</th>"
-        + "".join(f"<th>{esc(c)}</th>" for _, c in cols)
-        + "<th>avg</th><th>file</th><th>source</th></tr>"
-    )
-    body = []
-    ours = [metrics["tasks"].get(t, {}).get("acc@0.5") for t, _ in cols]
-    cells = "".join(f"<td>{v:.2f}</td>" if v is not None else "<td>–</td>" for v in ours)
-    file = bench_file({t: int(r.get("n", 0)) for t, r in metrics["tasks"].items()})
-    body.append(
-        f'<tr class="ours"><td>this run ({esc(metrics["protocol"])})</td>{cells}'
-        f"<td>{metrics['average']['acc@0.5']:.2f}</td><td>{file}</td><td>this report</td></tr>"
-    )
-    for r in rows:
-        cells = "".join(f"<td>{esc(r[c])}</td>" for _, c in cols)
-        body.append(
-            f"<tr><td>{esc(r['model'])}</td>{cells}<td>{esc(r['avg'])}</td>"
-            f"<td>{esc(r.get('file', ''))}</td><td>{esc(r['source'])}</td></tr>"
-        )
-    note = f'<p class="legend">{esc(BENCH_FILE_NOTE)}</p>'
-    return f'<table class="published">{head}{"".join(body)}</table>{note}'
-
-
 def thumbnail(path: str) -> tuple[str, tuple[int, int]]:
     """A data URI of a small JPEG of the image as shown (EXIF orientation applied, the
     pixels the boxes were scored on: :func:`mirg.data.schema.open_image`), and its
@@ -418,15 +311,10 @@ def evaluation_sections(
     views: Sequence[ItemView],
     chance: Mapping | None = None,
     gallery_limit: int = GALLERY_LIMIT,
-    migbench: bool = False,
 ) -> list[tuple[str, str]]:
-    """Table, published comparison (MIG-Bench runs only), charts and gallery; MC-Bench runs
-    get its own metrics (:func:`mcbench_sections`)."""
-    if metrics.get("protocol") == "mcbench":
-        return mcbench_sections(metrics, views, gallery_limit)
+    """Table, charts and gallery of a run scored one box per item (``mirg score``'s
+    metrics); a benchmark adds its own sections around them."""
     sections = [("Metrics per task", metrics_table(metrics, chance))]
-    if migbench:
-        sections.append(("Beside published results (Acc@0.5, %)", published_table(metrics)))
     acc = {t: r["acc@0.5"] for t, r in metrics["tasks"].items()}
     ref = {t: r["acc@0.5"] for t, r in (chance or {}).get("tasks", {}).items()} or None
     legend = ' <span class="legend">(dashed red: chance level)</span>' if ref else ""
@@ -448,33 +336,11 @@ def evaluation_sections(
     return sections
 
 
-def mcbench_sections(
-    metrics: Mapping, views: Sequence[ItemView], gallery_limit: int = GALLERY_LIMIT
-) -> list[tuple[str, str]]:
-    """MC-Bench's table (AP50 and image accuracy per text style), its charts, the best IoU
-    each target got, and the gallery of every target and box."""
-    styles = metrics["tasks"]
-    target_ious = [x for v in views for x in _best_ious(v.gt_boxes, v.pred_boxes or ())]
-    return [
-        ("MC-Bench metrics (%)", mcbench_table(metrics)),
-        ("AP50 per text style", svg_bars({s: r["ap50"] for s, r in styles.items()})),
-        (
-            "Image-level accuracy per text style",
-            svg_bars({s: r["accuracy"] for s, r in styles.items()}),
-        ),
-        ("Best IoU of each target", svg_histogram(target_ious)),
-        (
-            "Gallery",
-            '<p class="legend"><span style="color:#2ca02c">■ every target</span>'
-            '<span style="color:#d62728">▢ every box the model gave</span> (hit: each image '
-            "rightly said to hold a target or not)</p>" + gallery(views, gallery_limit),
-        ),
-    ]
-
-
 def write_report(out: str | Path, gallery_limit: int = GALLERY_LIMIT) -> Path:
-    """(Re)build ``out/report.html`` from an evaluation folder (``mirg report DIR``)."""
-    from mirg.eval.items import load_eval_items
+    """(Re)build ``out/report.html`` from an evaluation folder (``mirg report DIR``): the
+    sections are the benchmark's, the one run.json names or else the one recognising the
+    data file."""
+    from mirg.eval.benchmarks import load_eval_items
     from mirg.eval.run import METRICS, PREDICTIONS, REPORT, RUN
 
     out = Path(out)
@@ -485,38 +351,24 @@ def write_report(out: str | Path, gallery_limit: int = GALLERY_LIMIT) -> Path:
             raise MirgError(f"{out}: no {name}; is this a mirg eval output folder?")
     run = _run_file(out / RUN)
     cfg = run["config"]
-    metrics = _metrics_file(out / METRICS)
-    items = load_eval_items(cfg["data"], cfg.get("images"), cfg.get("tasks"), cfg.get("limit"))
+    items = load_eval_items(
+        cfg["data"], cfg.get("images"), cfg.get("tasks"), cfg.get("limit"), cfg.get("bench")
+    )
+    if not items:
+        raise MirgError(f"{cfg['data']}: no items to report on")
+    bench = items[0].benchmark
+    metrics = _metrics_file(out / METRICS, bench)
     predictions = read_predictions(out / PREDICTIONS)
-    is_mcbench = metrics["protocol"] == "mcbench"
-    if is_mcbench:
-        views = mcbench_views(items, predictions, run["profile_used"])
-    else:
-        views = item_views(items, predictions, metrics["protocol"], run["profile_used"])
     info = (
         f"<p>model <code>{esc(cfg['model'])}</code> · data <code>{esc(cfg['data'])}</code> · "
-        f"prompt {esc(cfg['prompt'])} · protocol {esc(metrics['protocol'])} · profile "
-        f"{esc(run['profile_used'])} · missing predictions {metrics['missing']}</p>"
+        f"benchmark {esc(bench.name)} · prompt {esc(cfg['prompt'])} · protocol "
+        f"{esc(metrics['protocol'])} · profile {esc(run['profile_used'])} · missing "
+        f"predictions {metrics['missing']}</p>"
     )
-    html_text = page(
-        "mirg evaluation",
-        [
-            ("Run", info),
-            *evaluation_sections(
-                metrics,
-                views,
-                gallery_limit=gallery_limit,
-                migbench=not is_mcbench and Path(cfg["data"]).suffix != ".jsonl",
-            ),
-        ],
-    )
+    sections = bench.sections(items, predictions, metrics, run["profile_used"], gallery_limit)
     path = out / REPORT
-    write_text(path, html_text)
+    write_text(path, page("mirg evaluation", [("Run", info), *sections]))
     return path
-
-
-_NUMBER = (int, float)
-_METRIC_ROW = dict.fromkeys(("acc@0.3", "acc@0.5", "acc@0.7", "miou"), _NUMBER)
 
 
 def _fields(path: Path, obj: object, needs: Mapping[str, Any], prefix: str = "") -> None:
@@ -541,20 +393,13 @@ def _run_file(path: Path) -> dict:
     return run
 
 
-def _metrics_file(path: Path) -> dict:
+def _metrics_file(path: Path, bench: Any) -> dict:
+    """metrics.json, checked for the fields its benchmark's rows hold."""
     from mirg.data.schema import read_json
 
     metrics = read_json(path)
-    _fields(path, metrics, {"protocol": str, "tasks": dict, "missing": int})
-    if metrics["protocol"] == "mcbench":
-        row = {"n": int, "ap50": _NUMBER, "accuracy": _NUMBER}
-        _fields(path, metrics, {"overall": dict})
-        for task, values in metrics["tasks"].items():
-            _fields(path, values, row, f"tasks.{task}.")
-        _fields(path, metrics["overall"], row, "overall.")
-        return metrics
-    _fields(path, metrics, {"average": dict})
+    _fields(path, metrics, {"protocol": str, "tasks": dict, "missing": int, bench.summary: dict})
     for task, row in metrics["tasks"].items():
-        _fields(path, row, {"n": int, **_METRIC_ROW}, f"tasks.{task}.")
-    _fields(path, metrics["average"], _METRIC_ROW, "average.")
+        _fields(path, row, {"n": int, **bench.row_fields}, f"tasks.{task}.")
+    _fields(path, metrics[bench.summary], bench.row_fields, f"{bench.summary}.")
     return metrics

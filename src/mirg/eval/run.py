@@ -1,10 +1,9 @@
 """``mirg eval``: generate answers for a benchmark, score them, write the report.
 
 The output folder holds ``run.json`` (what produced it), ``predictions.jsonl`` (written line
-by line as answers come, the format ``mirg score`` reads), ``metrics.json`` (the same scorer
-as ``mirg score``; MC-Bench's own metrics for MC-Bench) and ``report.html``; an MC-Bench
-run also writes ``mcbench_results.json``, its answers in MC-Bench's published results
-format, which its own evaluation script reads. Rerunning over the same folder resumes: items
+by line as answers come, the format ``mirg score`` reads), ``metrics.json`` (the
+benchmark's scorer: :mod:`mirg.eval.benchmarks`) and ``report.html``, plus any file of the
+benchmark's own (MC-Bench's ``mcbench_results.json``). Rerunning over the same folder resumes: items
 already predicted are skipped, and a line cut short by a killed run is discarded and
 predicted again, so every item ends with exactly one line.
 
@@ -18,18 +17,17 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from mirg.core import mcbench
-from mirg.core.migbench import BenchError
-from mirg.core.scoring import PROTOCOLS, aggregate, read_predictions, score_items
+from mirg.core.scoring import PROTOCOLS, read_predictions
 from mirg.data.outputs import claim_folder
 from mirg.data.schema import read_json
 from mirg.errors import MirgError, shown
+from mirg.eval.benchmarks import Benchmark, EvalItem, get_benchmark, load_eval_items
 from mirg.eval.generation import (
     OFFICIAL_MAX_NEW_TOKENS,
     PROMPTS,
@@ -37,19 +35,16 @@ from mirg.eval.generation import (
     HFGenerator,
     VLLMGenerator,
     batches_by_shape,
-    eval_messages,
     image_sizes,
-    load_images,
+    predict,
     prompt_tokens,
     vllm_engine_args,
 )
-from mirg.eval.items import EvalItem, load_eval_items, preflight
 from mirg.files import check_free, fingerprint, folder_lock, write_json
 
 PREDICTIONS, METRICS, RUN, REPORT = "predictions.jsonl", "metrics.json", "run.json", "report.html"
-MCBENCH_RESULTS = "mcbench_results.json"
-#: Every file a run writes at the top of its folder (besides the lock).
-WRITES = (RUN, PREDICTIONS, METRICS, REPORT, MCBENCH_RESULTS)
+#: Every file a run writes at the top of its folder (besides the lock and the benchmark's own).
+WRITES = (RUN, PREDICTIONS, METRICS, REPORT)
 BACKENDS = ("hf", "vllm")
 
 
@@ -58,6 +53,7 @@ class EvalConfig:
     model: str
     data: str
     out: str
+    bench: str | None = None  # a benchmark's name or dotted path; None: the one recognising data
     images: str | None = None
     protocol: str = "strict"
     prompt: str = "reasoning"
@@ -93,10 +89,15 @@ class EvalConfig:
                 OFFICIAL_MAX_NEW_TOKENS if self.prompt == "official" else REASONING_MAX_NEW_TOKENS
             )
 
+    def benchmark(self) -> Benchmark:
+        return get_benchmark(self.bench, self.data)
+
     def identity(self) -> dict[str, Any]:
         """What makes predictions comparable: the same model and data (paths and contents),
-        images, prompt and decoding."""
+        benchmark (when named: older folders have none), images, prompt and decoding."""
+        named = {"bench": self.bench} if self.bench else {}
         return {
+            **named,
             "model": str(Path(self.model).resolve()) if Path(self.model).exists() else self.model,
             "model_fingerprint": fingerprint(self.model),
             "data": str(Path(self.data).resolve()),
@@ -122,9 +123,9 @@ def eval_record(out: Path) -> dict | None:
     return record if ok else None
 
 
-def _clear_run(out: Path) -> None:
+def _clear_run(out: Path, cfg: EvalConfig) -> None:
     """Remove what a run writes in ``out`` (``--overwrite``: start afresh), nothing else."""
-    for name in WRITES:
+    for name in (*WRITES, *cfg.benchmark().writes):
         (out / name).unlink(missing_ok=True)
 
 
@@ -140,10 +141,15 @@ def claim_output(out: Path, cfg: EvalConfig) -> None:
         )
     ours = record is not None
     found = claim_folder(
-        out, command="mirg eval", record=RUN, ours=ours, writes=WRITES, overwrite=cfg.overwrite
+        out,
+        command="mirg eval",
+        record=RUN,
+        ours=ours,
+        writes=(*WRITES, *cfg.benchmark().writes),
+        overwrite=cfg.overwrite,
     )
     if found:
-        _clear_run(out)
+        _clear_run(out, cfg)
 
 
 def _check_same_run(out: Path, cfg: EvalConfig) -> None:
@@ -156,7 +162,7 @@ def _check_same_run(out: Path, cfg: EvalConfig) -> None:
     now = cfg.identity()
     diff = {k: (before.get(k), now[k]) for k in now if before.get(k) != now[k]}
     if diff and cfg.overwrite:
-        _clear_run(out)
+        _clear_run(out, cfg)
     elif diff:
         detail = "; ".join(f"{k}: {shown(a)} before, {shown(b)} now" for k, (a, b) in diff.items())
         raise MirgError(
@@ -192,38 +198,13 @@ def repair_predictions(path: Path) -> int:
 
 
 def score_run(out: Path, items: Sequence[EvalItem], protocol: str, profile: str) -> dict:
-    """metrics.json from predictions.jsonl, through the same scorer as ``mirg score``, with
-    how many answers were cut at the token limit (``truncated``). MC-Bench items are scored
-    by MC-Bench's metrics whatever ``protocol`` says (:func:`score_mcbench`)."""
+    """metrics.json from predictions.jsonl, by the items' benchmark (MIG-Bench and mirg
+    splits: the same scorer as ``mirg score``), with how many answers were cut at the token
+    limit (``truncated``)."""
     predictions = read_predictions(out / PREDICTIONS)
-    if items and items[0].mcbench is not None:
-        metrics = score_mcbench(out, items, predictions, profile)
-    else:
-        metrics = aggregate(score_items(items, predictions, protocol, profile), protocol)
+    metrics = items[0].benchmark.score(items, predictions, protocol, profile, out)
     metrics["truncated"] = _truncated(out / PREDICTIONS)
     write_json(out / METRICS, metrics)
-    return metrics
-
-
-def score_mcbench(out: Path, items: Sequence[EvalItem], predictions: Mapping, profile: str) -> dict:
-    """MC-Bench's image-level accuracy and AP50 (``mirg.core.mcbench``) from the answers;
-    the answers as detections (score 1, in pixels of the original images) are written to
-    ``mcbench_results.json``, the file MC-Bench's own evaluation script reads. An item
-    without a prediction counts as answering no box."""
-    found: list[mcbench.Detection] = []
-    missing = unreadable = 0
-    for it in items:
-        assert it.mcbench is not None
-        pred = predictions.get(it.key)
-        if pred is None:
-            missing += 1
-            continue
-        detections, error = mcbench.detections(it.mcbench, pred.response, profile, pred.input_sizes)
-        found.extend(detections)
-        unreadable += error is not None
-    samples = [it.mcbench for it in items if it.mcbench is not None]
-    metrics = mcbench.metrics(samples, found, missing=missing, unreadable=unreadable)
-    write_json(out / MCBENCH_RESULTS, [d.to_json() for d in found])
     return metrics
 
 
@@ -235,20 +216,38 @@ def _truncated(path: Path) -> int:
     )
 
 
-def check_mcbench_sizes(items: Sequence[EvalItem], sizes: dict[str, tuple[int, int]]) -> None:
-    """MC-Bench boxes are pixels of the images as annotated: an image file of another size
-    (a resized copy) would shift every box, so it is refused, named."""
-    for it in items:
-        if it.mcbench is None:
+def preflight(items: Sequence[EvalItem], show: int = 5) -> dict[str, tuple[int, int]]:
+    """Check that every image exists and decodes within the pixel limit of the data
+    pipeline, before the first generation.
+
+    Returns each image's (width, height). Raises FileNotFoundError with the count and the
+    first few bad paths (one line), rather than a crash an hour into the run.
+    """
+    from mirg.data.schema import DataError, check_image
+
+    sizes: dict[str, tuple[int, int]] = {}
+    bad: list[str] = []
+    for path in sorted({p for it in items for p in it.images}):
+        if not Path(path).exists() and not Path(path).is_symlink():
+            bad.append(f"{path} (missing)")
             continue
-        for k, (path, img) in enumerate(zip(it.images, it.mcbench.images, strict=True)):
-            if sizes.get(path, (img.width, img.height)) != (img.width, img.height):
-                w, h = sizes[path]
-                raise BenchError(
-                    f"description {it.key}: images[{k}] (image {img.id}, {path}): the file is "
-                    f"{w}x{h} but the annotation says width {img.width}, height {img.height}; "
-                    "use the benchmark's own images"
-                )
+        try:
+            size = check_image(Path(path), path, "decode")
+        except DataError as exc:
+            reason = str(exc).removeprefix(f"{path}: ")
+            for prefix in ("image", "image path", "image file"):
+                reason = reason.removeprefix(f"{prefix} {path} ")
+            bad.append(f"{path} ({reason})")
+            continue
+        assert size is not None  # "decode" always measures
+        sizes[path] = size
+    if bad:
+        listed = "; ".join(bad[:show])
+        raise FileNotFoundError(
+            f"{len(bad)} of {len(sizes) + len(bad)} images are missing or unreadable; "
+            f"first {min(show, len(bad))}: {listed}"
+        )
+    return sizes
 
 
 def evaluate(cfg: EvalConfig, loaded: Any = None, progress: bool = True) -> dict:
@@ -270,7 +269,6 @@ def _evaluate(cfg: EvalConfig, loaded: Any, progress: bool) -> dict:
 
     from mirg.models.loading import (
         detect_family,
-        input_sizes,
         load_model_and_processor,
         load_processor,
         resolve_profile,
@@ -278,15 +276,11 @@ def _evaluate(cfg: EvalConfig, loaded: Any, progress: bool) -> dict:
 
     out = Path(cfg.out)
     claim_output(out, cfg)
-    items = load_eval_items(cfg.data, cfg.images, cfg.tasks, cfg.limit)
+    items = load_eval_items(cfg.data, cfg.images, cfg.tasks, cfg.limit, cfg.bench)
     if not items:
         raise MirgError(f"{cfg.data}: no items to evaluate")
-    if items[0].mcbench is not None and cfg.prompt != "reasoning":
-        raise MirgError(
-            f"{cfg.data}: MC-Bench publishes no model prompt to reproduce; evaluate it with "
-            "--prompt reasoning (mirg's, one instruction per text style)"
-        )
-    check_mcbench_sizes(items, preflight(items))
+    bench = items[0].benchmark
+    bench.check(Path(cfg.data), items, cfg.prompt, preflight(items))
     out.mkdir(parents=True, exist_ok=True)
     _check_same_run(out, cfg)
     pred_path = out / PREDICTIONS
@@ -323,9 +317,7 @@ def _evaluate(cfg: EvalConfig, loaded: Any, progress: bool) -> dict:
     )
 
     def messages(it: EvalItem) -> list[dict]:
-        if it.mcbench is not None:
-            return mcbench.messages(it.mcbench, profile)
-        return eval_messages(it.question, len(it.images), cfg.prompt, profile, it.need_format)
+        return bench.messages(it, cfg.prompt, profile)
 
     max_new_tokens = cfg.max_new_tokens or REASONING_MAX_NEW_TOKENS
     lengths = {
@@ -352,17 +344,7 @@ def _evaluate(cfg: EvalConfig, loaded: Any, progress: bool) -> dict:
     t0 = time.perf_counter()
     with _appending(pred_path) as fh:
         for batch in batches_by_shape(todo, batch_size, lambda it: lengths[it.key]):
-            images = [load_images(it.images) for it in batch]
-            answers = generator.generate([messages(it) for it in batch], images)
-            for it, imgs, answer in zip(batch, images, answers, strict=True):
-                record = {
-                    it.key_field: it.key,
-                    "task": it.task,
-                    "response": answer.text,
-                    "input_sizes": input_sizes(processor, imgs),
-                }
-                if answer.truncated:
-                    record["truncated"] = True
+            for record in predict(generator, processor, batch, [messages(it) for it in batch]):
                 fh.write(json.dumps(record, ensure_ascii=False) + "\n")
             fh.flush()
             os.fsync(fh.fileno())

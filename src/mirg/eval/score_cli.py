@@ -1,26 +1,28 @@
-"""``mirg score``: score a predictions file against MIG-Bench under either protocol."""
+"""``mirg score``: score a predictions file against a benchmark file (MIG-Bench under either
+protocol by default; ``--benchmark`` names another, as ``mirg eval --bench`` does)."""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from mirg.cli import add_output_arguments
-from mirg.core.migbench import load_migbench
 from mirg.core.profiles import PROFILES
-from mirg.core.scoring import (
-    PROTOCOLS,
-    PredictionError,
-    aggregate,
-    format_table,
-    read_predictions,
-    score_items,
-)
+from mirg.core.scoring import PROTOCOLS, PredictionError, read_predictions
 from mirg.data.outputs import METRICS, check_output
+from mirg.eval.benchmarks import BENCHMARKS, load_eval_items
 from mirg.files import write_json
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--bench", required=True, help="MIG-Bench annotation file (MIG_data.json)")
+    parser.add_argument(
+        "--bench", required=True, help="the benchmark's file (MIG-Bench: MIG_data.json)"
+    )
+    parser.add_argument(
+        "--benchmark",
+        default="migbench",
+        help=f"which benchmark --bench is: {', '.join(BENCHMARKS)} or a dotted path",
+    )
     parser.add_argument(
         "--predictions", required=True, help="JSONL: {index, response[, input_sizes]}"
     )
@@ -42,10 +44,12 @@ def run(args: argparse.Namespace) -> int:
     if args.out:
         inputs = [("--bench", args.bench), ("--predictions", args.predictions)]
         check_output(args.out, METRICS, inputs=inputs, overwrite=args.overwrite)
-    items = load_migbench(args.bench)
+    # Scoring reads no image: the file's folder stands in for the images root.
+    items = load_eval_items(args.bench, Path(args.bench).parent, bench=args.benchmark)
     predictions = read_predictions(args.predictions)
-    metrics = aggregate(score_items(items, predictions, args.protocol, args.profile), args.protocol)
-    print(format_table(metrics))
+    bench = items[0].benchmark
+    metrics = bench.score(items, predictions, args.protocol, args.profile)
+    print(bench.table(metrics))
     if args.out:
         write_json(args.out, metrics)
         print(f"wrote {args.out}")

@@ -1,8 +1,9 @@
 """Grounding metrics while training: strict Acc@0.5 and image accuracy on held-out items.
 
 Loss and reward curves do not say whether the model grounds better; this callback greedy-
-decodes a held-out split every ``every`` steps (and at the last step) and logs the strict
-protocol's figures through the Trainer's logging (so they reach ``report_to`` beside the
+decodes a held-out split every ``every`` steps (and at the last step) and logs its
+benchmark's figures (the strict protocol where it has one; a held-out MC-Bench file its AP50
+and image accuracy) through the Trainer's logging (so they reach ``report_to`` beside the
 loss). Each process decodes its share of the items; ZeRO-3 weights are gathered for
 generation by TRL's ``unwrap_model_for_generation``. ``mirg train`` adds it when the recipe
 sets ``grounding_eval_path`` (:func:`add_grounding_eval`).
@@ -19,8 +20,9 @@ from mirg.errors import MirgError
 
 
 class GroundingEvalCallback(TrainerCallback):
-    """Log ``grounding/acc@0.5``, ``grounding/miou`` and ``grounding/image_acc`` (strict
-    protocol) on ``items`` every ``every`` optimizer steps and at the last step."""
+    """Log ``grounding/<figure>`` for each figure of the items' benchmark over all of them
+    (``acc@0.5``, ``miou``, ``image_acc``… under the strict protocol) every ``every``
+    optimizer steps and at the last step."""
 
     def __init__(
         self,
@@ -44,43 +46,38 @@ class GroundingEvalCallback(TrainerCallback):
 
     def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         if state.global_step % self.every == 0 or state.global_step == state.max_steps:
-            self.evaluate(state.global_step)
+            self.measure(state.global_step)
 
-    def evaluate(self, step: int) -> dict[str, float]:
+    def measure(self, step: int) -> dict[str, float]:
         from accelerate.utils import gather_object
         from trl.models import unwrap_model_for_generation
 
-        from mirg.core.scoring import Prediction, aggregate, score_items
-        from mirg.eval.generation import HFGenerator, eval_messages, load_images
-        from mirg.models.loading import input_sizes
+        from mirg.core.scoring import Prediction
+        from mirg.eval.generation import HFGenerator, predict
 
         accelerator = self.trainer.accelerator
         processor = self.trainer.processing_class
+        bench = self.items[0].benchmark
         mine = self.items[accelerator.process_index :: accelerator.num_processes]
-        predictions = []
+        records = []
         with unwrap_model_for_generation(self.trainer.model_wrapped, accelerator) as model:
             was_training = model.training
             generator = HFGenerator(model, processor, self.max_new_tokens)
             for start in range(0, len(mine), self.batch_size):
                 batch = mine[start : start + self.batch_size]
-                images = [load_images(it.images) for it in batch]
-                messages = [
-                    eval_messages(it.question, len(it.images), "reasoning", self.profile)
-                    for it in batch
-                ]
-                for it, imgs, answer in zip(
-                    batch, images, generator.generate(messages, images), strict=True
-                ):
-                    sizes = tuple(tuple(s) for s in input_sizes(processor, imgs))
-                    predictions.append(Prediction(it.key, answer.text, sizes))  # type: ignore[arg-type]
+                messages = [bench.messages(it, "reasoning", self.profile) for it in batch]
+                records += predict(generator, processor, batch, messages)
             model.train(was_training)
-        gathered = gather_object(predictions)
-        scores = score_items(self.items, {p.key: p for p in gathered}, "strict", self.profile)
-        average = aggregate(scores, "strict")["average"]
+        predictions = {}
+        for r in gather_object(records):
+            key = r.get("index", r.get("id"))
+            sizes = tuple(tuple(s) for s in r["input_sizes"])
+            predictions[key] = Prediction(key, r["response"], sizes)  # type: ignore[arg-type]
+        metrics = bench.score(self.items, predictions, "strict", self.profile)
         logs = {
             f"grounding/{k}": float(v)
-            for k, v in average.items()
-            if k in ("acc@0.5", "miou", "image_acc")
+            for k, v in metrics[bench.summary].items()
+            if k != "n" and isinstance(v, (int, float))
         }
         self.history.append({"step": float(step), **logs})
         # The Trainer's own log, not TRL's override: SFTTrainer and GRPOTrainer.log() flush
@@ -111,7 +108,7 @@ def add_grounding_eval(
 
 def grounding_items(config: Any) -> list[Any]:
     """The held-out items of ``grounding_eval_path``, read before any model loads."""
-    from mirg.eval.items import load_eval_items
+    from mirg.eval.benchmarks import load_eval_items
 
     items = load_eval_items(
         config.grounding_eval_path,

@@ -1,0 +1,83 @@
+"""The benchmarks ``mirg eval`` runs, by name (``--bench``) or by what their file looks like.
+
+``BENCHMARKS`` maps each built-in's short name to where it lives; a user's own is named by
+dotted path (:mod:`mirg.registry`). Without ``--bench``, each built-in is asked in this
+order whether it recognises the ``--data`` file; MIG-Bench, last, takes any other file.
+How to write one: :mod:`mirg.eval.benchmarks.base`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+
+from mirg.errors import MirgError, shown
+from mirg.eval.benchmarks.base import Benchmark, EvalItem, GroundingBenchmark
+from mirg.registry import resolve
+
+__all__ = ["BENCHMARKS", "Benchmark", "EvalItem", "GroundingBenchmark", "get_benchmark"]
+
+BENCHMARKS = {
+    "splits": "mirg.eval.benchmarks.splits:SPLITS",
+    "mcbench": "mirg.eval.benchmarks.mcbench:MCBENCH",
+    "migbench": "mirg.eval.benchmarks.migbench:MIGBENCH",
+}
+
+
+def get_benchmark(name: str | None, data: str | Path) -> Benchmark:
+    """The benchmark ``name`` (a short name or a dotted path), or without one the first
+    built-in that recognises ``data``."""
+    if name:
+        bench = resolve(name, BENCHMARKS, "benchmark", example="my_pkg.module.BENCH")
+        missing = [m for m in ("recognises", "load", "score", "sections") if not hasattr(bench, m)]
+        if missing:
+            raise MirgError(
+                f"benchmark {shown(name)} is {type(bench).__name__}, not a benchmark (it has "
+                f"no {', '.join(missing)}); see mirg.eval.benchmarks.base"
+            )
+        return bench  # type: ignore[return-value]
+    for short in BENCHMARKS:
+        bench = resolve(short, BENCHMARKS, "benchmark")
+        if bench.recognises(Path(data)):  # type: ignore[attr-defined]
+            return bench  # type: ignore[return-value]
+    raise MirgError(f"{data}: no benchmark recognises this file; name one with --bench")
+
+
+def load_eval_items(
+    data: str | Path,
+    images_root: str | Path | None = None,
+    tasks: Sequence[str] | None = None,
+    limit: int | None = None,
+    bench: str | None = None,
+) -> list[EvalItem]:
+    """Items of a benchmark file (``bench``: its name or dotted path; without it, the
+    benchmark that recognises the file), each carrying that benchmark.
+
+    ``tasks`` keeps only those tasks; ``limit`` keeps the first N items *per task*, so a
+    quick run still covers every task.
+    """
+    data = Path(data)
+    if data.is_dir():
+        raise MirgError(
+            f"{data}: --data is a folder; give MIG_data.json or a split file such as "
+            f"{data}/test.jsonl"
+        )
+    benchmark = get_benchmark(bench, data)
+    loaded = benchmark.load(data, Path(images_root) if images_root else None)
+    items = [replace(it, benchmark=benchmark) for it in loaded]
+    if tasks:
+        unknown = sorted(set(tasks) - {it.task for it in items})
+        if unknown:
+            known = ", ".join(sorted({it.task for it in items}))
+            raise MirgError(f"{data}: no items of task(s) {unknown}; tasks here: {known}")
+        items = [it for it in items if it.task in set(tasks)]
+    if limit is not None:
+        seen: dict[str, int] = {}
+        kept = []
+        for it in items:
+            if seen.get(it.task, 0) < limit:
+                seen[it.task] = seen.get(it.task, 0) + 1
+                kept.append(it)
+        items = kept
+    return items

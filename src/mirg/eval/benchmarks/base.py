@@ -1,0 +1,156 @@
+"""A benchmark as a task: what ``mirg eval``, ``mirg report`` and the training callback ask
+of one benchmark, so that none of them branches on which benchmark it is.
+
+To add a benchmark (RefCOCO, or a user's own), write one module with an object that has
+the attributes and methods of :class:`Benchmark`, usually an instance of a
+:class:`GroundingBenchmark` subclass (one target box per item, scored by mirg's judge as
+MIG-Bench is) that writes only ``name``, ``recognises`` and ``load``; then either add one
+line to ``BENCHMARKS`` in ``mirg/eval/benchmarks/__init__.py`` or name it by dotted path
+(``mirg eval --bench my_pkg.my_bench.BENCH``). Nothing else in mirg changes.
+
+- ``load`` turns the file into :class:`EvalItem` (absolute image paths, refused outside the
+  images root: :func:`confined`); the benchmark's own record rides along in ``record``.
+  ``--tasks`` and ``--limit`` are applied after it, by ``task``.
+- ``score`` returns the metrics JSON (``metrics.json``): ``protocol``, ``tasks`` (a row per
+  task, each with ``n``), ``missing`` and the all-items row under ``summary``; every row
+  holds ``row_fields`` (``mirg report`` checks them; the training callback logs the numbers
+  of the ``summary`` row). It may write its own files (``writes``) into ``out``.
+- ``table`` is what the terminal shows, ``sections`` the report's (heading, HTML) pairs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from mirg.core.migbench import BenchError
+from mirg.core.profiles import CoordinateProfile
+
+NUMBER = (int, float)
+
+
+@dataclass(frozen=True)
+class EvalItem:
+    """One item a run predicts; the scorer (``mirg.core.scoring``) reads it like a MIG-Bench
+    item: ``key``, ``task``, ``images``, ``target_box`` (relative 0..1), ``target_image``."""
+
+    key: int | str
+    task: str
+    images: tuple[str, ...]  # absolute paths
+    question: str
+    target_box: tuple[float, float, float, float]
+    target_image: int | None
+    key_field: str = "id"  # the predictions field that carries ``key`` (MIG-Bench: "index")
+    record: Any = None  # the benchmark's own record (a MigBenchItem, an McSample)
+    benchmark: Any = field(default=None, compare=False, repr=False)  # set by load_eval_items
+
+
+class Benchmark(Protocol):
+    """What a benchmark provides (see the module's docstring)."""
+
+    name: str  # shown in the report and the terminal
+    summary: str  # the metrics key of the all-items row ("average", "overall")
+    row_fields: Mapping[str, Any]  # field -> type(s) every metrics row holds
+    writes: tuple[str, ...]  # files of its own that ``score`` writes into the run folder
+
+    def recognises(self, path: Path) -> bool:
+        """Whether a ``--data`` file given without ``--bench`` is this benchmark's."""
+        ...
+
+    def load(self, data: Path, images: Path | None) -> list[EvalItem]: ...
+
+    def check(self, data: Path, items: Sequence[EvalItem], prompt: str, sizes: Mapping) -> None:
+        """Refuse before generation what it cannot score: a prompt, images of other sizes
+        (``sizes``: each image path's (width, height))."""
+        ...
+
+    def messages(self, item: EvalItem, prompt: str, profile: CoordinateProfile) -> list[dict]: ...
+
+    def score(
+        self,
+        items: Sequence[EvalItem],
+        predictions: Mapping,
+        protocol: str,
+        profile: str,
+        out: Path | None = None,
+    ) -> dict: ...
+
+    def table(self, metrics: Mapping) -> str: ...
+
+    def sections(
+        self,
+        items: Sequence[EvalItem],
+        predictions: Mapping,
+        metrics: Mapping,
+        profile: str,
+        gallery_limit: int,
+    ) -> list[tuple[str, str]]: ...
+
+
+class GroundingBenchmark:
+    """The common case: one target box per item, prompted with ``--prompt``, scored by
+    mirg's judge under ``--protocol`` (Acc@0.3/0.5/0.7 and mIoU per task, their unweighted
+    mean), reported with the generic table, charts and gallery."""
+
+    name = "grounding"
+    summary = "average"
+    row_fields: Mapping[str, Any] = dict.fromkeys(("acc@0.3", "acc@0.5", "acc@0.7", "miou"), NUMBER)
+    writes: tuple[str, ...] = ()
+
+    def recognises(self, path: Path) -> bool:
+        return False
+
+    def load(self, data: Path, images: Path | None) -> list[EvalItem]:
+        raise NotImplementedError
+
+    def check(self, data: Path, items: Sequence[EvalItem], prompt: str, sizes: Mapping) -> None:
+        return None
+
+    def messages(self, item: EvalItem, prompt: str, profile: CoordinateProfile) -> list[dict]:
+        from mirg.eval.generation import eval_messages
+
+        return eval_messages(item.question, len(item.images), prompt, profile)
+
+    def score(
+        self,
+        items: Sequence[EvalItem],
+        predictions: Mapping,
+        protocol: str,
+        profile: str,
+        out: Path | None = None,
+    ) -> dict:
+        from mirg.core.scoring import aggregate, score_items
+
+        return aggregate(score_items(items, predictions, protocol, profile), protocol)
+
+    def table(self, metrics: Mapping) -> str:
+        from mirg.core.scoring import format_table
+
+        return format_table(metrics)
+
+    def sections(
+        self,
+        items: Sequence[EvalItem],
+        predictions: Mapping,
+        metrics: Mapping,
+        profile: str,
+        gallery_limit: int,
+    ) -> list[tuple[str, str]]:
+        from mirg.eval.report import evaluation_sections, item_views
+
+        views = item_views(items, predictions, metrics["protocol"], profile)
+        return evaluation_sections(metrics, views, gallery_limit=gallery_limit)
+
+
+def confined(root: Path, path: Path, where: str) -> str:
+    """``path`` resolved, refused unless it stays under the resolved ``root`` (no ``..``,
+    absolute path or symbolic link may lead a benchmark item to another file)."""
+    base, resolved = root.resolve(), path.resolve()
+    if not resolved.is_relative_to(base):
+        raise BenchError(
+            f"{where}: image path leads to {resolved}, outside the images root {base}; "
+            "copy the image under the root, or give the real folder as --images"
+        )
+    return str(resolved)
