@@ -2,11 +2,11 @@
 grounding, scored as Acc@0.5, the figure every grounding paper reports. It tells whether
 multi-image training cost a model its single-image grounding.
 
-Input is refer's layout (github.com/lichengunc/refer): ``--data`` is the refs file
-(``refs(unc).p`` as JSON, JSONL or parquet, read by :func:`mirg.data.readers.refcoco.read_refs`;
-a pickle only with ``--bench-option allow_pickle=1``), the instances are
-``instances.json`` beside it (``--bench-option instances=PATH`` for another) and
-``--images`` is COCO's ``train2014`` folder, where every RefCOCO image lies.
+Input is refer's layout (github.com/lichengunc/refer): ``--data`` is the refs file as JSON,
+JSONL or parquet (read by :func:`mirg.data.readers.refcoco.read_refs`; refer's own
+``refs(unc).p`` is a pickle, which evaluation does not open: docs/evaluation.md turns it
+into JSON once), the instances are ``instances.json`` beside it, and ``--images`` is COCO's
+``train2014`` folder, where every RefCOCO image lies.
 
 Every sentence of every ref outside ``train`` is one item: one image, the question
 ``Locate "<sentence>" in the image.``, the referred annotation's box as the target, and
@@ -39,7 +39,9 @@ boxes are under 2 pixels wide.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from mirg.core.migbench import BenchError
 from mirg.core.prompts import reserved_tokens_problem
@@ -48,7 +50,8 @@ from mirg.data.coco import coco_images
 from mirg.data.readers.records import Tally
 from mirg.data.readers.refcoco import read_refs
 from mirg.data.schema import read_json, resolve_image_path
-from mirg.eval.items import EvalItem
+from mirg.errors import MirgError
+from mirg.eval.benchmarks.base import NUMBER, EvalItem, GroundingBenchmark
 
 THRESHOLD = 0.5
 #: How far below 0.5 an IoU may fall by rounding and still be the tie it is in pixels
@@ -58,13 +61,18 @@ TIE_TOLERANCE = 1e-10
 #: The splits in the order papers print them; any other non-train split follows.
 SPLITS = ("val", "testA", "testB", "test")
 QUESTION = 'Locate "{text}" in the image.'
+#: refer's ``refs(unc).p`` to JSON, read by an unpickler that refuses every class.
+PICKLE_TO_JSON = (
+    'python -c "import json, sys; from mirg.data.readers.refcoco import iter_refs; '
+    "json.dump([r for _, r in iter_refs(sys.argv[1], allow_pickle=True)], "
+    "open(sys.argv[2], 'w'))\""
+)
 
 
 def load_refcoco(
     refs: str | Path,
     images: str | Path | None,
     instances: str | Path | None = None,
-    allow_pickle: bool = False,
 ) -> list[EvalItem]:
     """One item per sentence of every ref outside ``train``, keyed ``"<ref_id>:<j>"``."""
     refs = Path(refs)
@@ -73,11 +81,16 @@ def load_refcoco(
             f"{refs}: RefCOCO needs --images ROOT, COCO's train2014 folder (where every "
             "RefCOCO, RefCOCO+ and RefCOCOg image lies)"
         )
+    if refs.suffix.lower() in (".p", ".pkl", ".pickle"):
+        raise BenchError(
+            f"{refs}: a pickle, which mirg eval does not open; turn it into JSON once with "
+            f"mirg's plain-data unpickler: {PICKLE_TO_JSON} '{refs}' {refs.parent / 'refs.json'}"
+        )
     instances = Path(instances) if instances else refs.parent / "instances.json"
     if not instances.is_file():
         raise BenchError(
             f"{refs}: the instances file {instances} is not there; put refer's instances.json "
-            "beside the refs file, or name it with --bench-option instances=PATH"
+            "beside the refs file (refer's layout)"
         )
     # coco_images checks the file (and confines every image path under the root); the
     # target box comes from the annotation's own numbers, not its rounded relative copy.
@@ -85,7 +98,7 @@ def load_refcoco(
     coco = coco_images(data, instances, images, check_images="none")
     boxes = {ann.get("id"): (ann["image_id"], ann["bbox"]) for ann in data["annotations"]}
     items = []
-    for ref in read_refs(refs, Tally(unit="refs"), split=None, allow_pickle=allow_pickle):
+    for ref in read_refs(refs, Tally(unit="refs"), split=None):
         if ref.split == "train":
             continue
         image_id, (x, y, w, h) = boxes.get(ref.ann_id, (None, (0, 0, 0, 0)))
@@ -152,3 +165,64 @@ def format_refcoco(metrics: Mapping) -> str:
     if metrics.get("missing"):
         lines.append(f"missing predictions (scored as misses): {metrics['missing']}")
     return "\n".join(lines)
+
+
+class RefCocoBench(GroundingBenchmark):
+    """Acc@0.5 per split and pooled; only mirg's ``reasoning`` prompt."""
+
+    name = "RefCOCO"
+    summary = "pooled"
+    row_fields: Mapping[str, Any] = {"n": int, "hits": int, "acc@0.5": NUMBER}
+
+    def recognises(self, path: Path) -> bool:
+        """refer's layout: a file named ``refs…`` with ``instances.json`` beside it."""
+        return path.name.startswith("refs") and (path.parent / "instances.json").is_file()
+
+    def load(self, data: Path, images: Path | None) -> list[EvalItem]:
+        return load_refcoco(data, images)
+
+    def check(self, data: Path, items: Sequence[EvalItem], prompt: str, sizes: Mapping) -> None:
+        if prompt != "reasoning":
+            raise MirgError(
+                f"{data}: RefCOCO has no published prompt for generative models to reproduce; "
+                "evaluate it with --prompt reasoning (mirg's)"
+            )
+
+    def score(
+        self,
+        items: Sequence[EvalItem],
+        predictions: Mapping,
+        protocol: str,
+        profile: str,
+        out: Path | None = None,
+    ) -> dict:
+        """The strict judge whatever ``protocol`` says: RefCOCO has one figure."""
+        return score_refcoco(items, predictions, profile)
+
+    def table(self, metrics: Mapping) -> str:
+        return format_refcoco(metrics)
+
+    def sections(
+        self,
+        items: Sequence[EvalItem],
+        predictions: Mapping,
+        metrics: Mapping,
+        profile: str,
+        gallery_limit: int,
+    ) -> list[tuple[str, str]]:
+        from mirg.eval.report import esc, gallery, item_views, svg_bars, svg_histogram
+
+        views = [
+            replace(v, hit=v.iou >= THRESHOLD - TIE_TOLERANCE)
+            for v in item_views(items, predictions, "strict", profile)
+        ]
+        rows = [*metrics["tasks"].items(), ("pooled", metrics["pooled"])]
+        return [
+            ("RefCOCO Acc@0.5 (%)", f"<pre>{esc(format_refcoco(metrics))}</pre>"),
+            ("Acc@0.5 per split and pooled", svg_bars({k: r["acc@0.5"] for k, r in rows})),
+            ("IoU histogram", svg_histogram([v.iou for v in views])),
+            ("Gallery (hit: IoU ≥ 0.5 on Image-1)", gallery(views, gallery_limit)),
+        ]
+
+
+REFCOCO = RefCocoBench()
