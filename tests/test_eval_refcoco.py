@@ -94,6 +94,11 @@ def test_acc_at_05_per_split_and_pooled_as_worked_out_by_hand(tmp_path):
     assert pooled["acc@0.5"] == pytest.approx(float(100 * POOLED), abs=1e-12)
     table = format_refcoco(metrics)
     assert "testA" in table and "44.44" in table and "missing predictions" in table
+    # the report's gallery counts the same hits, the pixel tie included
+    html = "".join(
+        body for _, body in REFCOCO.sections(items, predictions, metrics, "qwen2.5-vl", 50)
+    )
+    assert html.count('class="card hit"') == 4 and html.count('class="card miss"') == 5
 
 
 def test_a_pixel_tie_is_a_hit_though_relative_coordinates_round_it_below_half(tmp_path):

@@ -140,7 +140,7 @@ def score_refcoco(
 
 def _row(group: Sequence[ItemScore]) -> dict:
     hits = sum(s.iou >= THRESHOLD - TIE_TOLERANCE for s in group)
-    return {"n": len(group), "hits": hits, "acc@0.5": 100.0 * hits / len(group)}
+    return {"n": len(group), "hits": hits, "acc@0.5": 100.0 * hits / len(group) if group else 0.0}
 
 
 def refcoco_metrics(scores: Sequence[ItemScore]) -> dict:
@@ -151,7 +151,7 @@ def refcoco_metrics(scores: Sequence[ItemScore]) -> dict:
     return {
         "protocol": "refcoco",
         "tasks": {split: _row(group) for split, group in by_split.items()},
-        "pooled": _row(scores) if scores else {"n": 0, "hits": 0, "acc@0.5": 0.0},
+        "pooled": _row(scores),
         "missing": sum(s.missing for s in scores),
     }
 
