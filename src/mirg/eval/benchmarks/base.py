@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from mirg.core.migbench import BenchError
-from mirg.core.profiles import CoordinateProfile
 
 NUMBER = (int, float)
 
@@ -47,45 +46,33 @@ class EvalItem:
     benchmark: Any = field(default=None, compare=False, repr=False)  # set by load_eval_items
 
 
+Items = Sequence[EvalItem]
+
+
 class Benchmark(Protocol):
-    """What a benchmark provides (see the module's docstring)."""
+    """What a benchmark provides (see the module's docstring); ``check`` refuses before
+    generation what it cannot score (a prompt; ``sizes``, each image's (width, height))."""
 
     name: str  # shown in the report and the terminal
     summary: str  # the metrics key of the all-items row ("average", "overall")
     row_fields: Mapping[str, Any]  # field -> type(s) every metrics row holds
     writes: tuple[str, ...]  # files of its own that ``score`` writes into the run folder
 
-    def recognises(self, path: Path) -> bool:
-        """Whether a ``--data`` file given without ``--bench`` is this benchmark's."""
-        ...
-
+    def recognises(self, path: Path) -> bool: ...
     def load(self, data: Path, images: Path | None) -> list[EvalItem]: ...
-
-    def check(self, data: Path, items: Sequence[EvalItem], prompt: str, sizes: Mapping) -> None:
-        """Refuse before generation what it cannot score: a prompt, images of other sizes
-        (``sizes``: each image path's (width, height))."""
-        ...
-
-    def messages(self, item: EvalItem, prompt: str, profile: CoordinateProfile) -> list[dict]: ...
-
+    def check(self, data: Path, items: Items, prompt: str, sizes: Mapping) -> None: ...
+    def messages(self, item: EvalItem, prompt: str, profile: Any) -> list[dict]: ...
     def score(
         self,
-        items: Sequence[EvalItem],
+        items: Items,
         predictions: Mapping,
         protocol: str,
         profile: str,
         out: Path | None = None,
     ) -> dict: ...
-
     def table(self, metrics: Mapping) -> str: ...
-
     def sections(
-        self,
-        items: Sequence[EvalItem],
-        predictions: Mapping,
-        metrics: Mapping,
-        profile: str,
-        gallery_limit: int,
+        self, items: Items, predictions: Mapping, metrics: Mapping, profile: str, gallery_limit: int
     ) -> list[tuple[str, str]]: ...
 
 
@@ -108,14 +95,14 @@ class GroundingBenchmark:
     def check(self, data: Path, items: Sequence[EvalItem], prompt: str, sizes: Mapping) -> None:
         return None
 
-    def messages(self, item: EvalItem, prompt: str, profile: CoordinateProfile) -> list[dict]:
+    def messages(self, item: EvalItem, prompt: str, profile: Any) -> list[dict]:
         from mirg.eval.generation import eval_messages
 
         return eval_messages(item.question, len(item.images), prompt, profile)
 
     def score(
         self,
-        items: Sequence[EvalItem],
+        items: Items,
         predictions: Mapping,
         protocol: str,
         profile: str,
@@ -131,12 +118,7 @@ class GroundingBenchmark:
         return format_table(metrics)
 
     def sections(
-        self,
-        items: Sequence[EvalItem],
-        predictions: Mapping,
-        metrics: Mapping,
-        profile: str,
-        gallery_limit: int,
+        self, items: Items, predictions: Mapping, metrics: Mapping, profile: str, gallery_limit: int
     ) -> list[tuple[str, str]]:
         from mirg.eval.report import evaluation_sections, item_views
 

@@ -17,7 +17,7 @@ from mirg.core.migbench import BenchError
 from mirg.core.profiles import CoordinateProfile
 from mirg.core.prompts import reserved_tokens_problem
 from mirg.errors import MirgError
-from mirg.eval.benchmarks.base import NUMBER, EvalItem, confined
+from mirg.eval.benchmarks.base import NUMBER, EvalItem, Items, confined
 from mirg.files import write_json
 
 #: Folders an MC-Bench image root may hold its images under (its archive unpacks to one).
@@ -92,7 +92,7 @@ class McBench:
             )  # type: ignore[arg-type]
         return items
 
-    def check(self, data: Path, items: Sequence[EvalItem], prompt: str, sizes: Mapping) -> None:
+    def check(self, data: Path, items: Items, prompt: str, sizes: Mapping) -> None:
         """Only mirg's prompt; MC-Bench boxes are pixels of the images as annotated, so an
         image file of another size (a resized copy) would shift every box: refused, named."""
         if prompt != "reasoning":
@@ -115,7 +115,7 @@ class McBench:
 
     def score(
         self,
-        items: Sequence[EvalItem],
+        items: Items,
         predictions: Mapping,
         protocol: str,
         profile: str,
@@ -146,12 +146,7 @@ class McBench:
         return mcbench.format_table(metrics)
 
     def sections(
-        self,
-        items: Sequence[EvalItem],
-        predictions: Mapping,
-        metrics: Mapping,
-        profile: str,
-        gallery_limit: int,
+        self, items: Items, predictions: Mapping, metrics: Mapping, profile: str, gallery_limit: int
     ) -> list[tuple[str, str]]:
         """Its table (AP50 and image accuracy per text style), their charts, the best IoU
         each target got, and the gallery of every target and box."""
@@ -177,7 +172,7 @@ class McBench:
         ]
 
 
-def mcbench_views(items: Sequence[EvalItem], predictions: Mapping, profile: str) -> list:
+def mcbench_views(items: Items, predictions: Mapping, profile: str) -> list:
     """MC-Bench samples with their answers read as the metrics read them
     (:func:`mirg.core.mcbench.detections`): every target and predicted box, ``hit`` when
     each image is rightly said to hold a target or not, ``iou`` the mean over targets of

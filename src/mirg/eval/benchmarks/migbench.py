@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
 
 from mirg.core.migbench import TASK_COLUMNS, BenchError, bench_file, load_migbench, task_counts
 from mirg.core.profiles import CoordinateProfile
-from mirg.eval.benchmarks.base import EvalItem, GroundingBenchmark, confined
+from mirg.eval.benchmarks.base import EvalItem, GroundingBenchmark, Items, confined
 
 #: What the ``file`` column of the published table means.
 BENCH_FILE_NOTE = (
@@ -41,7 +41,7 @@ def published_results() -> list[dict[str, str]]:
     return list(csv.DictReader(io.StringIO(text)))
 
 
-def published_table(metrics: Mapping, items: Sequence[EvalItem] | None = None) -> str:
+def published_table(metrics: Mapping, items: Items | None = None) -> str:
     """Our Acc@0.5 per MIG-Bench task in the published column order, under published rows,
     each row saying which benchmark file it was scored on (from ``items``' task counts,
     else the metrics' ``n``)."""
@@ -114,12 +114,7 @@ class MigBench(GroundingBenchmark):
         return eval_messages(item.question, len(item.images), prompt, profile, need_format)
 
     def sections(
-        self,
-        items: Sequence[EvalItem],
-        predictions: Mapping,
-        metrics: Mapping,
-        profile: str,
-        gallery_limit: int,
+        self, items: Items, predictions: Mapping, metrics: Mapping, profile: str, gallery_limit: int
     ) -> list[tuple[str, str]]:
         sections = super().sections(items, predictions, metrics, profile, gallery_limit)
         published = ("Beside published results (Acc@0.5, %)", published_table(metrics, items))
