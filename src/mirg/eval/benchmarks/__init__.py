@@ -21,6 +21,7 @@ __all__ = ["BENCHMARKS", "Benchmark", "EvalItem", "GroundingBenchmark", "get_ben
 BENCHMARKS = {
     "splits": "mirg.eval.benchmarks.splits:SPLITS",
     "mcbench": "mirg.eval.benchmarks.mcbench:MCBENCH",
+    "refcoco": "mirg.eval.benchmarks.refcoco:REFCOCO",
     "migbench": "mirg.eval.benchmarks.migbench:MIGBENCH",
 }
 
