@@ -46,7 +46,7 @@ from typing import Any
 from mirg.core.migbench import BenchError
 from mirg.core.prompts import reserved_tokens_problem
 from mirg.core.scoring import ItemScore, Prediction, score_items
-from mirg.data.coco import coco_images
+from mirg.data.readers.coco import coco_images
 from mirg.data.readers.records import Tally
 from mirg.data.readers.refcoco import read_refs
 from mirg.data.schema import read_json, resolve_image_path
