@@ -148,7 +148,7 @@ def test_official_protocol_misfires_where_the_script_does():
     alone = [s for s in samples if s.style == "Referring"]
     assert m["tasks"]["Referring"]["ap50"] == 100 * evaluate(alone, found, protocol="official").ap50
     assert mcbench.regroup_as_script(alone, found) is None
-    assert mcbench.metrics(alone, found)["official_note"] == mcbench.NO_GROUP_2
+    assert "stops (NameError)" in mcbench.metrics(alone, found)["official_note"]
     table = mcbench.format_table(m)
     assert "official" in table and "corrected" in table and "29.15" in table and "86.25" in table
     assert "NameError" in mcbench.format_table(mcbench.metrics(alone, found))

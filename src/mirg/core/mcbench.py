@@ -22,14 +22,14 @@ reimplemented here without numpy, pycocotools or scipy:
   count as in any COCO evaluation; a prediction on an image without that group's target
   is a false positive.
 
-Before AP the script maps the predicted groups of each sample with a "group 2" target onto
-its annotated groups, by the permutation whose optimally matched boxes (Hungarian
-assignment) have the highest mean IoU; mirg does the same (:func:`regroup`). The script's
-own renaming has two defects that mirg does not copy (docs/evaluation.md): it rereads the
-predictions for every regrouped image, so only the last pair's renaming survives, and it
-renames one group after another, so swapping groups 1 and 2 puts every box into group 1.
-Wherever at most one sample's groups actually change and no change is a swap, the numbers
-are identical to the last bit.
+Before AP the script renames the predicted groups of each image with a "group 2" target
+and its pair to the annotated groups they match best (every ordering tried, scored by the
+mean IoU of a Hungarian matching), with two defects: it rereads the results for every such
+image, so only the last one's renaming survives, and it renames one group after another, so
+a swap 1 <-> 2 puts every box into group 1. Protocol ``official`` keeps both, and the
+script's file-order readings, so it gives the published figures bit for bit
+(:func:`regroup_as_script`); ``corrected`` renames every such sample's groups at once
+(:func:`regroup`). They differ only where a renaming lost or merged changes a group.
 """
 
 from __future__ import annotations
@@ -669,13 +669,9 @@ class McScore:
     accuracy: float
 
 
-#: "official": eval_mc_bench.py exactly, the published figures; "corrected": mirg's
-#: regrouping (every sample's groups, all renamed at once).
+#: "official": eval_mc_bench.py's figures (the published ones); "corrected": mirg's regrouping.
 PROTOCOLS = ("official", "corrected")
-NO_GROUP_2 = (
-    'no image holds a "group 2" target, where eval_mc_bench.py stops (NameError); '
-    "the official figures regroup nothing"
-)
+NO_GROUP_2 = 'no image holds a "group 2" target: eval_mc_bench.py stops (NameError) there'
 
 
 def evaluate(
