@@ -4,7 +4,8 @@ The fixture ``tests/fixtures/mcbench/MC-Bench.json`` is handmade in MC-Bench's p
 annotation format (its README: ``descriptions``, ``images``, ``annotations``,
 ``categories``), plus the two things its evaluation script reads beyond the README: each
 image's ``pair_image_id`` and categories named "group 1", "group 2". ``results.json`` is a
-handmade prediction file in the published results format.
+handmade prediction file in the published results format. ``misfire.json`` and
+``results-misfire.json`` are a second handmade pair, where the script's regrouping misfires.
 """
 
 import itertools
@@ -46,6 +47,16 @@ OFFICIAL_SWAPPED = (0.6802560946832515, 0.5)
 #   the same predictions with sample 4's groups written the right way round (nothing for
 #   the script to rename): what renaming both groups at once gives
 OFFICIAL_SWAP_UNDONE = (0.9081908190819081, 0.5)
+#   mcbench_eval("misfire.json", "results-misfire.json", "all"): texts 1 and 3 are answered
+#   with groups 1 and 2 swapped; the script visits images 201, 202, 205, 206 (set order),
+#   rereading the results each time, so text 1's renaming is lost, and it renames text 3's
+#   groups one after another, which puts all of them in group 1
+OFFICIAL_MISFIRE = (0.29152915291529147, 0.6666666666666666)
+#   the same predictions with every group written the right way round
+OFFICIAL_MISFIRE_UNDONE = (0.8624862486248625, 0.6666666666666666)
+#   misfire.json with its categories listed "group 2" first: the script weighs the AP of the
+#   k-th smallest category id by the share of the file's k-th category
+OFFICIAL_MISFIRE_REORDERED = (0.23322332233223317, 0.6666666666666666)
 
 
 @pytest.fixture(scope="module")
@@ -106,6 +117,52 @@ def test_metrics_per_text_style_in_percent(samples):
     assert "overall" in table and "75.39" in table and "missing predictions" in table
 
 
+def test_official_protocol_keeps_the_scripts_renaming(samples):
+    for name, expected in [
+        ("results.json", OFFICIAL_RESULTS),
+        ("results-swapped.json", OFFICIAL_SWAPPED),
+    ]:
+        score = evaluate(samples, read_results(FIXTURES / name, samples), protocol="official")
+        assert (score.ap50, score.accuracy) == expected  # to the last bit
+    with pytest.raises(MirgError, match="protocol 'coco'"):
+        evaluate(samples, [], protocol="coco")
+
+
+def test_official_protocol_misfires_where_the_script_does():
+    samples = load_mcbench(FIXTURES / "misfire.json")
+    found = read_results(FIXTURES / "results-misfire.json", samples)
+    official = evaluate(samples, found, protocol="official")
+    assert (official.ap50, official.accuracy) == OFFICIAL_MISFIRE
+    corrected = evaluate(samples, found)
+    assert (corrected.ap50, corrected.accuracy) == OFFICIAL_MISFIRE_UNDONE
+    groups = {d.image_id: set() for d in found}
+    for d in mcbench.regroup_as_script(samples, found):
+        groups[d.image_id].add(d.group)
+    assert groups[201] == groups[202] == {1, 2}  # still swapped: its renaming was lost
+    assert groups[205] == groups[206] == {1}  # the swap merged
+    m = mcbench.metrics(samples, found)
+    assert m["overall"]["ap50"] == 100 * OFFICIAL_MISFIRE[0] and m["official_note"] is None
+    assert m["corrected"]["overall"]["ap50"] == 100 * OFFICIAL_MISFIRE_UNDONE[0]
+    # per style, the script on a file of that style's samples: text 2 holds no "group 2"
+    # target, where the script stops (NameError); mirg regroups nothing and says so
+    alone = [s for s in samples if s.style == "Referring"]
+    assert m["tasks"]["Referring"]["ap50"] == 100 * evaluate(alone, found, protocol="official").ap50
+    assert mcbench.regroup_as_script(alone, found) is None
+    assert "stops (NameError)" in mcbench.metrics(alone, found)["official_note"]
+    table = mcbench.format_table(m)
+    assert "official" in table and "corrected" in table and "29.15" in table and "86.25" in table
+    assert "NameError" in mcbench.format_table(mcbench.metrics(alone, found))
+
+
+def test_official_protocol_follows_the_files_category_order(tmp_path):
+    path = bad_file(tmp_path, lambda r: r["categories"].reverse(), FIXTURES / "misfire.json")
+    samples = load_mcbench(path)
+    found = read_results(FIXTURES / "results-misfire.json", samples)
+    official = evaluate(samples, found, protocol="official")
+    assert (official.ap50, official.accuracy) == OFFICIAL_MISFIRE_REORDERED
+    assert evaluate(samples, found).ap50 == OFFICIAL_MISFIRE_UNDONE[0]
+
+
 def test_accuracy_counts_every_prediction_and_ap_ranks_by_score(samples):
     pair = samples[0]  # targets on both images
     one = [Detection(101, 1, (100.0, 80.0, 60.0, 120.0))]
@@ -151,8 +208,8 @@ def test_mean_is_numpys_pairwise_mean():
     assert mcbench.RECALL_POINTS[35] == 0.35000000000000003  # np.linspace's, not 0.35
 
 
-def bad_file(tmp_path, mutate):
-    raw = json.loads(BENCH.read_text())
+def bad_file(tmp_path, mutate, source=BENCH):
+    raw = json.loads(source.read_text())
     mutate(raw)
     path = tmp_path / "bad.json"
     path.write_text(json.dumps(raw))

@@ -22,24 +22,25 @@ reimplemented here without numpy, pycocotools or scipy:
   count as in any COCO evaluation; a prediction on an image without that group's target
   is a false positive.
 
-Before AP the script maps the predicted groups of each sample with a "group 2" target onto
-its annotated groups, by the permutation whose optimally matched boxes (Hungarian
-assignment) have the highest mean IoU; mirg does the same (:func:`regroup`). The script's
-own renaming has two defects that mirg does not copy (docs/evaluation.md): it rereads the
-predictions for every regrouped image, so only the last pair's renaming survives, and it
-renames one group after another, so swapping groups 1 and 2 puts every box into group 1.
-Wherever at most one sample's groups actually change and no change is a swap, the numbers
-are identical to the last bit.
+Before AP the script renames the predicted groups of each image with a "group 2" target
+and its pair to the annotated groups they match best (every ordering tried, scored by the
+mean IoU of a Hungarian matching), with two defects: it rereads the results for every such
+image, so only the last one's renaming survives, and it renames one group after another, so
+a swap 1 <-> 2 puts every box into group 1. Protocol ``official`` keeps both, and the
+script's file-order readings, so it gives the published figures bit for bit
+(:func:`regroup_as_script`); ``corrected`` renames every such sample's groups at once
+(:func:`regroup`). They differ only where a renaming lost or merged changes a group.
 """
 
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import itertools
 import json
 import math
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -93,6 +94,29 @@ class McTarget:
 
 
 @dataclass(frozen=True)
+class McFile:
+    """What the published script reads from the file beyond the samples."""
+
+    images: tuple[int, ...]  # image ids in the file's order: its accuracy pairs neighbours
+    pairs: Mapping[int, int]  # image id -> ``pair_image_id`` (else the next image of its text)
+    categories: tuple[int, ...]  # category ids in the file's order
+    second: tuple[int, ...]  # the ids of the categories named "group 2"
+    annotations: tuple[tuple[int, int], ...]  # (image id, category id), in the file's order
+
+    def regrouped_images(self, keep: Container[int]) -> list[int]:
+        """``coco.getImgIds(catIds=coco.getCatIds('group 2'))`` on a file holding only the
+        images in ``keep``: CPython's set order, built as pycocotools builds it."""
+        if not self.second:
+            return [i for i in self.images if i in keep]
+        ids, *others = (
+            set([i for i, c in self.annotations if c == k and i in keep]) for k in self.second
+        )
+        for other in others:
+            ids &= other
+        return list(ids)
+
+
+@dataclass(frozen=True)
 class McSample:
     """One description with its images (in ``images_id`` order) and every target."""
 
@@ -103,6 +127,7 @@ class McSample:
     images: tuple[McImage, ...]
     targets: tuple[McTarget, ...]
     regrouped: bool = False  # predicted groups are matched to the annotated ones (regroup)
+    file: McFile | None = dataclasses.field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -166,18 +191,19 @@ def parse_mcbench(raw: object, where: str) -> list[McSample]:
     def bad(record: str, field: str, why: str) -> BenchError:
         return BenchError(f"{where}: {record}: field {field!r}: {why}")
 
-    groups: set[int] | None = None
-    second: int | None = None  # the id of the category named "group 2"
+    groups: list[int] | None = None
+    second: list[int] = []  # the ids of the categories named "group 2"
     if "categories" in raw:
-        groups = set()
+        groups = []
         for k, cat in enumerate(_records(raw, "categories", where)):
             if not _int(cat.get("id")):
                 raise bad(f"categories[{k}]", "id", f"expected an integer, got {cat.get('id')!r}")
-            groups.add(cat["id"])
+            groups.append(cat["id"])
             if cat.get("name") == "group 2":
-                second = cat["id"]
+                second.append(cat["id"])
 
     images: dict[int, McImage] = {}
+    pairs: dict[int, int] = {}
     for k, img in enumerate(_records(raw, "images", where)):
         record = f"images[{k}]"
         for field in ("id", "width", "height"):
@@ -190,6 +216,8 @@ def parse_mcbench(raw: object, where: str) -> list[McSample]:
         if img["id"] in images:
             raise bad(record, "id", f"duplicate image id {img['id']}")
         images[img["id"]] = McImage(img["id"], img["file_name"], img["width"], img["height"])
+        if _int(img.get("pair_image_id")):
+            pairs[img["id"]] = img["pair_image_id"]
 
     owner: dict[int, int] = {}  # image id -> description id
     descriptions = []
@@ -201,7 +229,8 @@ def parse_mcbench(raw: object, where: str) -> list[McSample]:
         ids = desc.get("images_id")
         if not isinstance(ids, list) or not ids or not all(_int(i) for i in ids):
             raise bad(record, "images_id", f"expected a list of image ids, got {ids!r}")
-        for i in ids:
+        for n, i in enumerate(ids):
+            pairs.setdefault(i, ids[(n + 1) % len(ids)])
             if i not in images:
                 raise bad(record, "images_id", f"no image with id {i}")
             if i in owner:
@@ -222,6 +251,7 @@ def parse_mcbench(raw: object, where: str) -> list[McSample]:
 
     targets: dict[int, list[tuple[int, McTarget]]] = {}  # image id -> (order, target)
     ann_ids: set[int] = set()
+    in_file: list[tuple[int, int]] = []  # (image id, category id) of each annotation
     for k, ann in enumerate(_records(raw, "annotations", where)):
         record = f"annotations[{k}]"
         for field in ("id", "image_id", "category_id"):
@@ -246,7 +276,10 @@ def parse_mcbench(raw: object, where: str) -> list[McSample]:
             raise bad(record, "iscrowd", f"expected 0 or 1, got {crowd!r}")
         target = McTarget(ann["id"], 0, box, ann["category_id"], bool(crowd), float(area))
         targets.setdefault(ann["image_id"], []).append((k, target))
+        in_file.append((ann["image_id"], ann["category_id"]))
 
+    categories = groups if groups is not None else sorted({c for _, c in in_file})
+    file = McFile(tuple(images), pairs, tuple(categories), tuple(second), tuple(in_file))
     samples = []
     for desc in descriptions:
         sample_images = tuple(images[i] for i in desc["images_id"])
@@ -263,7 +296,8 @@ def parse_mcbench(raw: object, where: str) -> list[McSample]:
                 positive=desc.get("positive_sample", bool(found)),
                 images=sample_images,
                 targets=tuple(t for _, t in found),
-                regrouped=second is None or any(t.group == second for _, t in found),
+                regrouped=not second or any(t.group in second for _, t in found),
+                file=file,
             )
         )
     return samples
@@ -345,14 +379,15 @@ def _pairwise_sum(values: Sequence[float]) -> float:
     return _pairwise_sum(values[:half]) + _pairwise_sum(values[half:])
 
 
-def _best_assignment(weights: Sequence[Sequence[float]]) -> float:
-    """The largest total weight of a one-to-one matching of rows to columns (every row or
-    every column matched, whichever are fewer): the Hungarian method, as scipy's
-    ``linear_sum_assignment`` on the negated matrix."""
+def _matched(weights: Sequence[Sequence[float]]) -> list[float]:
+    """The weights of a one-to-one matching of rows to columns with the largest total
+    (every row or every column matched, whichever are fewer), row by row: the Hungarian
+    method, as scipy's ``linear_sum_assignment`` on the negated matrix."""
     rows = [list(r) for r in weights]
     if not rows or not rows[0]:
-        return 0.0
-    if len(rows) > len(rows[0]):
+        return []
+    flipped = len(rows) > len(rows[0])
+    if flipped:
         rows = [list(c) for c in zip(*rows, strict=True)]
     n, m = len(rows), len(rows[0])
     inf = float("inf")
@@ -384,61 +419,128 @@ def _best_assignment(weights: Sequence[Sequence[float]]) -> float:
             j1 = way[j0]
             match[j0] = match[j1]
             j0 = j1
-    return sum(rows[match[j] - 1][j - 1] for j in range(1, m + 1) if match[j])
+    pairs = sorted(((match[j], j) for j in range(1, m + 1) if match[j]), key=lambda p: p[flipped])
+    return [rows[i - 1][j - 1] for i, j in pairs]
 
 
-def _grouped(detections: Iterable[Detection]) -> dict[int, list[Detection]]:
-    out: dict[int, list[Detection]] = {}
+def _best_assignment(weights: Sequence[Sequence[float]]) -> float:
+    """The largest total weight of a one-to-one matching (tests check it by brute force)."""
+    return sum(_matched(weights))
+
+
+def _by_group(detections: Iterable[Detection]) -> dict[tuple[int, int], list[Detection]]:
+    """Detections by (image id, group), in their order."""
+    out: dict[tuple[int, int], list[Detection]] = {}
     for det in detections:
-        out.setdefault(det.image_id, []).append(det)
+        out.setdefault((det.image_id, det.group), []).append(det)
     return out
+
+
+def _targets(samples: Sequence[McSample]) -> dict[tuple[int, int], list[McTarget]]:
+    """Targets by (image id, group), in the file's order."""
+    out: dict[tuple[int, int], list[McTarget]] = {}
+    for s in samples:
+        for t in s.targets:
+            out.setdefault((s.images[t.image - 1].id, t.group), []).append(t)
+    return out
+
+
+def _best_choice(
+    dts: Mapping[tuple[int, int], list[Detection]],
+    gts: Mapping[tuple[int, int], list[McTarget]],
+    images: Sequence[int],
+    n_predicted: int,
+    annotated: Sequence[int],
+) -> tuple[int, ...]:
+    """The annotated groups that predicted groups 1 to ``n_predicted`` become: of every
+    ordered choice, the first whose boxes on ``images`` match best, by the mean IoU of an
+    optimal one-to-one matching per image and group (summed left to right, as the script's
+    ``sum()``). None (no renaming) where there are more predicted groups than annotated."""
+    best: tuple[int, ...] = ()
+    best_score = -1.0
+    for choice in itertools.permutations(annotated, n_predicted):
+        ious: list[float] = []
+        for mine, theirs in enumerate(choice, 1):
+            for img in images:
+                found, wanted = dts.get((img, mine)), gts.get((img, theirs))
+                if found and wanted:
+                    ious += _matched(
+                        [[box_iou(d.bbox, g.bbox, g.iscrowd) for g in wanted] for d in found]
+                    )
+        total = 0.0
+        for iou in ious:
+            total += iou
+        score = total / len(ious) if ious else 0.0
+        if score > best_score:
+            best, best_score = choice, score
+    return best
 
 
 def regroup(samples: Sequence[McSample], detections: Sequence[Detection]) -> list[Detection]:
     """The predicted groups of each regrouped sample renamed to the annotated groups they
-    match best, as the script does before AP.
+    match best (protocol "corrected").
 
     A sample is regrouped when it holds a target of the category named "group 2" (every
     sample, where no category has that name). Its ``r`` predicted groups are read as groups
-    1 to ``r``, the script's convention; every ordered choice of ``r`` of its annotated
-    groups is tried (ascending, the first best wins), scored by the mean IoU of the boxes
-    an optimal one-to-one matching pairs, image by image and group by group, and all its
-    groups are renamed at once. A sample with more predicted groups than annotated ones
-    keeps them. The order of the detections is kept.
+    1 to ``r``, the script's convention, and become the ordered choice of ``r`` of its
+    annotated groups (ascending) that :func:`_best_choice` finds; all its groups are renamed
+    at once, for every such sample. The order of the detections is kept.
     """
-    by_image = _grouped(detections)
+    dts, gts = _by_group(detections), _targets(samples)
     mapping: dict[tuple[int, int], int] = {}  # (image id, predicted group) -> new group
     for sample in samples:
         if not sample.regrouped:
             continue
         ids = [img.id for img in sample.images]
-        n_predicted = len({d.group for i in ids for d in by_image.get(i, [])})
-        predicted = list(range(1, n_predicted + 1))
+        n_predicted = len({group for img, group in dts if img in ids})
         annotated = sorted({t.group for t in sample.targets})
-        if not predicted or len(predicted) > len(annotated):
-            continue
-        best, best_score = None, -1.0
-        for choice in itertools.permutations(annotated, len(predicted)):
-            total, pairs = 0.0, 0  # the IoUs of the matched pairs: their sum and number
-            for mine, theirs in zip(predicted, choice, strict=True):
-                for pos, img_id in enumerate(ids, 1):
-                    dts = [d.bbox for d in by_image.get(img_id, []) if d.group == mine]
-                    gts = [t for t in sample.targets if t.image == pos and t.group == theirs]
-                    if dts and gts:
-                        ious = [[box_iou(d, g.bbox, g.iscrowd) for g in gts] for d in dts]
-                        total += _best_assignment(ious)
-                        pairs += min(len(dts), len(gts))
-            score = total / pairs if pairs else 0.0
-            if score > best_score:
-                best, best_score = choice, score
-        assert best is not None
-        for mine, theirs in zip(predicted, best, strict=True):
+        for mine, theirs in enumerate(_best_choice(dts, gts, ids, n_predicted, annotated), 1):
             for img_id in ids:
                 mapping[img_id, mine] = theirs
     return [
         replace(d, group=mapping[d.image_id, d.group]) if (d.image_id, d.group) in mapping else d
         for d in detections
     ]
+
+
+def _file(samples: Sequence[McSample]) -> McFile:
+    file = samples[0].file if samples else McFile((), {}, (), (), ())
+    if file is None:
+        raise BenchError(f"sample {samples[0].id}: protocol 'official' needs the samples' file")
+    return file
+
+
+def regroup_as_script(
+    samples: Sequence[McSample], detections: Sequence[Detection]
+) -> list[Detection] | None:
+    """The script's renaming (protocol "official"), its two defects included, on a file
+    holding only ``samples``; None where no image holds a "group 2" target (the script
+    stops there with a NameError).
+
+    The script visits each image of ``coco.getImgIds(catIds=[group 2])`` with its
+    ``pair_image_id`` and chooses as :func:`_best_choice` does (the groups in set order, the
+    boxes of groups the file lacks left out), but it reloads the results file on every
+    visit, so only the last image's renaming survives; and it renames one group after
+    another, so a swap 1 <-> 2 puts both groups into group 1.
+    """
+    file = _file(samples)
+    keep = {img.id for s in samples for img in s.images}
+    regrouped = file.regrouped_images(keep)
+    if not regrouped:
+        return None
+    ids = [regrouped[-1], file.pairs[regrouped[-1]]]
+    cats = [c for img in ids if img in keep for i, c in file.annotations if i == img]
+    annotated = list(set(cats))
+    dts = {key: v for key, v in _by_group(detections).items() if key[1] in file.categories}
+    n_predicted = len({d.group for d in detections if d.image_id in ids})
+    choice = _best_choice(dts, _targets(samples), ids, n_predicted, annotated)
+
+    def renamed(group: int) -> int:
+        for old, new in enumerate(choice, 1):
+            group = new if group == old else group
+        return group
+
+    return [replace(d, group=renamed(d.group)) if d.image_id in ids else d for d in detections]
 
 
 #: One image and group evaluated: its predictions' scores, matched and ignored flags (in
@@ -513,42 +615,50 @@ def _average_precision(results: Sequence[ImageResult]) -> float | None:
     return _pairwise_sum(points) / len(points)
 
 
-def weighted_ap50(samples: Sequence[McSample], detections: Sequence[Detection]) -> float:
-    """Instance-level AP50: each group's AP weighted by its share of the annotations."""
-    by_image = _grouped(detections)
+def weighted_ap50(
+    samples: Sequence[McSample],
+    detections: Sequence[Detection],
+    categories: Sequence[int] | None = None,
+) -> float:
+    """Instance-level AP50: each group's AP weighted by its share of the annotations.
+
+    ``categories`` (the file's order, for "official"): the script weighs the AP of the
+    k-th smallest category id by the share of the k-th category in the file, the same
+    category only where the file lists them in ascending order.
+    """
+    dts, targets = _by_group(detections), _targets(samples)
     images = sorted({img.id for s in samples for img in s.images})
-    targets: dict[tuple[int, int], list[McTarget]] = {}
-    for s in samples:
-        for t in s.targets:
-            targets.setdefault((s.images[t.image - 1].id, t.group), []).append(t)
     counts: dict[int, int] = {}
     for (_, group), found in targets.items():
         counts[group] = counts.get(group, 0) + len(found)
     total = sum(counts.values())
+    order = sorted(counts) if categories is None else list(categories)
     weighted = 0.0
-    for group in sorted(counts):
+    for group, weight in zip(sorted(order), order, strict=True):
         results = []
         for img in images:
-            dts = [d for d in by_image.get(img, []) if d.group == group]
-            result = _evaluate_image(targets.get((img, group), []), dts)
+            result = _evaluate_image(targets.get((img, group), []), dts.get((img, group), []))
             if result is not None:
                 results.append(result)
         ap = _average_precision(results)
         if ap is not None:
-            weighted += (counts[group] / total) * ap
+            weighted += (counts.get(weight, 0) / total) * ap
     return weighted
 
 
-def image_accuracy(samples: Sequence[McSample], detections: Sequence[Detection]) -> float:
-    """Share of samples whose every image is rightly said to hold a target or not."""
-    if not samples:
+def image_accuracy(
+    samples: Sequence[McSample],
+    detections: Sequence[Detection],
+    pairs: Sequence[Sequence[int]] | None = None,
+) -> float:
+    """Share of samples whose every image is rightly said to hold a target or not;
+    ``pairs``: the image ids judged together, where not each sample's own."""
+    groups = pairs if pairs is not None else [[img.id for img in s.images] for s in samples]
+    if not groups:
         return 0.0
+    held = {s.images[t.image - 1].id for s in samples for t in s.targets}
     predicted = {d.image_id for d in detections}
-    correct = 0
-    for s in samples:
-        held = {s.images[t.image - 1].id for t in s.targets}
-        correct += all((img.id in held) == (img.id in predicted) for img in s.images)
-    return correct / len(samples)
+    return sum(all((i in held) == (i in predicted) for i in g) for g in groups) / len(groups)
 
 
 @dataclass(frozen=True)
@@ -559,15 +669,30 @@ class McScore:
     accuracy: float
 
 
+#: "official": eval_mc_bench.py's figures (the published ones); "corrected": mirg's regrouping.
+PROTOCOLS = ("official", "corrected")
+NO_GROUP_2 = 'no image holds a "group 2" target: eval_mc_bench.py stops (NameError) there'
+
+
 def evaluate(
-    samples: Sequence[McSample], detections: Sequence[Detection], *, grouped: bool = False
+    samples: Sequence[McSample], detections: Sequence[Detection], *, protocol: str = "corrected"
 ) -> McScore:
-    """Both metrics for ``samples`` (``grouped``: the detections are already regrouped)."""
+    """Both metrics for ``samples`` under ``protocol`` ("official": the script's figures on
+    a file holding only these samples; its accuracy pairs neighbouring images of the file)."""
     keep = {img.id for s in samples for img in s.images}
     detections = [d for d in detections if d.image_id in keep]
-    if not grouped:
-        detections = regroup(samples, detections)
-    return McScore(weighted_ap50(samples, detections), image_accuracy(samples, detections))
+    if protocol == "corrected":
+        regrouped = regroup(samples, detections)
+        return McScore(weighted_ap50(samples, regrouped), image_accuracy(samples, detections))
+    if protocol != "official":
+        raise BenchError(f"MC-Bench protocol {protocol!r}: expected one of {', '.join(PROTOCOLS)}")
+    file = _file(samples)
+    order = [i for i in file.images if i in keep]
+    regrouped = regroup_as_script(samples, detections)
+    return McScore(
+        weighted_ap50(samples, detections if regrouped is None else regrouped, file.categories),
+        image_accuracy(samples, detections, [order[k : k + 2] for k in range(0, len(order), 2)]),
+    )
 
 
 def metrics(
@@ -577,23 +702,29 @@ def metrics(
     missing: int = 0,
     unreadable: int = 0,
 ) -> dict:
-    """The metrics JSON of an MC-Bench run: AP50 and accuracy in percent over all samples
-    (``overall``, the published figures) and per text style (``tasks``)."""
-    detections = regroup(samples, detections)
+    """The metrics JSON of an MC-Bench run, in percent: AP50 and accuracy over all samples
+    (``overall``) and per text style (``tasks``), under protocol "official" (the published
+    figures; per style, the script on a file holding only that style's samples, since it
+    reports none), and under "corrected" beside them."""
     by_style: dict[str, list[McSample]] = {}
     for s in samples:
         by_style.setdefault(s.style, []).append(s)
     order = {style.lower(): i for i, style in enumerate(STYLES)}
     styles = sorted(by_style, key=lambda st: (order.get(st.lower(), len(order)), st))
 
-    def row(group: Sequence[McSample]) -> dict:
-        score = evaluate(group, detections, grouped=True)
-        return {"n": len(group), "ap50": 100.0 * score.ap50, "accuracy": 100.0 * score.accuracy}
+    def rows(protocol: str) -> dict:
+        def row(group: Sequence[McSample]) -> dict:
+            score = evaluate(group, detections, protocol=protocol)
+            return {"n": len(group), "ap50": 100 * score.ap50, "accuracy": 100 * score.accuracy}
 
+        return {"tasks": {style: row(by_style[style]) for style in styles}, "overall": row(samples)}
+
+    keep = {img.id for s in samples for img in s.images}
     return {
         "protocol": "mcbench",
-        "tasks": {style: row(by_style[style]) for style in styles},
-        "overall": row(samples),
+        **rows("official"),
+        "corrected": rows("corrected"),
+        "official_note": None if _file(samples).regrouped_images(keep) else NO_GROUP_2,
         "missing": missing,
         "unreadable": unreadable,
         "detections": len(detections),
@@ -601,13 +732,21 @@ def metrics(
 
 
 def format_table(metrics: Mapping) -> str:
-    """A plain-text per-style table of an MC-Bench metrics dict."""
-    head = f"{'text style':<14}{'n':>6}{'AP50':>9}{'Acc':>9}"
-    lines = ["MC-Bench (image-level accuracy, instance-level AP50, %)", head, "-" * len(head)]
-    for name, r in [*metrics["tasks"].items(), ("overall", metrics["overall"])]:
+    """A plain-text per-style table of an MC-Bench metrics dict, each protocol by name."""
+    head = f"{'text style':<14}{'n':>6}" + f"{'AP50':>9}{'Acc':>9}" * 2
+    lines = ["MC-Bench (image-level accuracy, instance-level AP50, %)"]
+    lines += [f"{'':<20}{'official':>18}{'corrected':>18}", head, "-" * len(head)]
+    fixed = metrics["corrected"]
+    for name, r, c in [
+        *((name, r, fixed["tasks"][name]) for name, r in metrics["tasks"].items()),
+        ("overall", metrics["overall"], fixed["overall"]),
+    ]:
         if name == "overall":
             lines.append("-" * len(head))
-        lines.append(f"{name:<14}{r['n']:>6}{r['ap50']:>9.2f}{r['accuracy']:>9.2f}")
+        figures = "".join(f"{x['ap50']:>9.2f}{x['accuracy']:>9.2f}" for x in (r, c))
+        lines.append(f"{name:<14}{r['n']:>6}{figures}")
+    if metrics.get("official_note"):
+        lines.append(f"official: {metrics['official_note']}")
     if metrics.get("missing"):
         lines.append(f"missing predictions (scored as no boxes): {metrics['missing']}")
     if metrics.get("unreadable"):
