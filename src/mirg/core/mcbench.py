@@ -36,9 +36,11 @@ from __future__ import annotations
 
 import bisect
 import dataclasses
+import functools
 import itertools
 import json
 import math
+import operator
 import re
 from collections.abc import Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -220,7 +222,7 @@ def parse_mcbench(raw: object, where: str) -> list[McSample]:
             pairs[img["id"]] = img["pair_image_id"]
 
     owner: dict[int, int] = {}  # image id -> description id
-    descriptions = []
+    descriptions: dict[int, dict] = {}  # by id, in the file's order
     for k, desc in enumerate(_records(raw, "descriptions", where)):
         record = f"descriptions[{k}]"
         if not _int(desc.get("id")):
@@ -243,11 +245,11 @@ def parse_mcbench(raw: object, where: str) -> list[McSample]:
             raise bad(record, "text_style", f"expected one of {', '.join(STYLES)}")
         if not isinstance(desc.get("positive_sample", True), bool):
             raise bad(record, "positive_sample", "expected true or false")
-        descriptions.append(desc)
-    if len({d["id"] for d in descriptions}) != len(descriptions):
-        seen: set[int] = set()
-        dup = next(d["id"] for d in descriptions if d["id"] in seen or seen.add(d["id"]))
-        raise BenchError(f"{where}: field 'descriptions': duplicate description id {dup}")
+        if desc["id"] in descriptions:
+            raise BenchError(
+                f"{where}: field 'descriptions': duplicate description id {desc['id']}"
+            )
+        descriptions[desc["id"]] = desc
 
     targets: dict[int, list[tuple[int, McTarget]]] = {}  # image id -> (order, target)
     ann_ids: set[int] = set()
@@ -281,7 +283,7 @@ def parse_mcbench(raw: object, where: str) -> list[McSample]:
     categories = groups if groups is not None else sorted({c for _, c in in_file})
     file = McFile(tuple(images), pairs, tuple(categories), tuple(second), tuple(in_file))
     samples = []
-    for desc in descriptions:
+    for desc in descriptions.values():
         sample_images = tuple(images[i] for i in desc["images_id"])
         found = sorted(
             (order, replace(t, image=pos))
@@ -355,14 +357,16 @@ def box_iou(dt: Sequence[float], gt: Sequence[float], crowd: bool) -> float:
     return inter / union
 
 
+def _left_sum(values: Iterable[float], start: float = 0.0) -> float:
+    """A plain left-to-right float sum: ``sum()`` compensates rounding since Python 3.12."""
+    return functools.reduce(operator.add, values, start)
+
+
 def _pairwise_sum(values: Sequence[float]) -> float:
     """numpy's pairwise summation, so a mean equals ``np.mean`` to the last bit."""
     n = len(values)
     if n < 8:
-        total = 0.0  # a plain loop: sum() compensates rounding since Python 3.12
-        for v in values:
-            total += v
-        return total
+        return _left_sum(values)
     if n <= 128:
         acc = list(values[:8])
         i = 8
@@ -371,9 +375,7 @@ def _pairwise_sum(values: Sequence[float]) -> float:
                 acc[j] += values[i + j]
             i += 8
         total = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]))
-        for v in values[i:]:
-            total += v
-        return total
+        return _left_sum(values[i:], total)
     half = n // 2
     half -= half % 8
     return _pairwise_sum(values[:half]) + _pairwise_sum(values[half:])
@@ -455,7 +457,7 @@ def _best_choice(
     """The annotated groups that predicted groups 1 to ``n_predicted`` become: of every
     ordered choice, the first whose boxes on ``images`` match best, by the mean IoU of an
     optimal one-to-one matching per image and group (summed left to right, as the script's
-    ``sum()``). None (no renaming) where there are more predicted groups than annotated."""
+    ``sum()``); empty (no renaming) where there are more predicted groups than annotated."""
     best: tuple[int, ...] = ()
     best_score = -1.0
     for choice in itertools.permutations(annotated, n_predicted):
@@ -467,10 +469,7 @@ def _best_choice(
                     ious += _matched(
                         [[box_iou(d.bbox, g.bbox, g.iscrowd) for g in wanted] for d in found]
                     )
-        total = 0.0
-        for iou in ious:
-            total += iou
-        score = total / len(ious) if ious else 0.0
+        score = _left_sum(ious) / len(ious) if ious else 0.0
         if score > best_score:
             best, best_score = choice, score
     return best
