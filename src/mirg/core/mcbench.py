@@ -48,6 +48,7 @@ from pathlib import Path
 from typing import Any
 
 from mirg.core.answers import answer_region
+from mirg.core.boxes import finite_box, is_number
 from mirg.core.migbench import BenchError, read_bench_json
 from mirg.core.profiles import CoordinateProfile, get_profile
 from mirg.core.prompts import COORDINATE_WORDS, THINK_THEN_ANSWER, user_content
@@ -159,17 +160,6 @@ def _int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _box(value: object) -> tuple[float, float, float, float] | None:
-    """A list of four finite numbers as floats; None for anything else."""
-    if isinstance(value, list) and len(value) == 4 and all(_number(v) for v in value):
-        return tuple(float(v) for v in value)  # type: ignore[return-value]
-    return None
-
-
 def _records(raw: dict, name: str, where: str) -> list[dict]:
     records = raw.get(name)
     if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
@@ -267,11 +257,11 @@ def parse_mcbench(raw: object, where: str) -> list[McSample]:
         if groups is not None and ann["category_id"] not in groups:
             raise bad(record, "category_id", f"{ann['category_id']} is not in 'categories'")
         bbox = ann.get("bbox")
-        box = _box(bbox)
+        box = finite_box(bbox)
         if box is None or box[2] < 0 or box[3] < 0:
             raise bad(record, "bbox", f"expected [x, y, w, h] with w, h >= 0, got {bbox!r}")
         area = ann.get("area", bbox[2] * bbox[3])
-        if not _number(area):
+        if not is_number(area):
             raise bad(record, "area", f"expected a number, got {area!r}")
         crowd = ann.get("iscrowd", 0)
         if crowd not in (0, 1) or isinstance(crowd, float):
@@ -330,11 +320,11 @@ def read_results(path: str | Path, samples: Sequence[McSample]) -> list[Detectio
         if det["image_id"] not in known:
             raise BenchError(f"{where}: field 'image_id': no image {det['image_id']} here")
         bbox = det.get("bbox")
-        box = _box(bbox)
+        box = finite_box(bbox)
         if box is None:
             raise BenchError(f"{where}: field 'bbox': expected [x, y, w, h], got {bbox!r}")
         score = det.get("score", 1.0)
-        if not _number(score):
+        if not is_number(score):
             raise BenchError(f"{where}: field 'score': expected a number, got {score!r}")
         out.append(Detection(det["image_id"], det["category_id"], box, score))
     return out
@@ -476,14 +466,13 @@ def _best_choice(
 
 
 def regroup(samples: Sequence[McSample], detections: Sequence[Detection]) -> list[Detection]:
-    """The predicted groups of each regrouped sample renamed to the annotated groups they
-    match best (protocol "corrected").
+    """The predicted groups of each regrouped sample renamed at once to the annotated groups
+    (ascending) that :func:`_best_choice` picks (protocol "corrected"); the detections keep
+    their order.
 
     A sample is regrouped when it holds a target of the category named "group 2" (every
-    sample, where no category has that name). Its ``r`` predicted groups are read as groups
-    1 to ``r``, the script's convention, and become the ordered choice of ``r`` of its
-    annotated groups (ascending) that :func:`_best_choice` finds; all its groups are renamed
-    at once, for every such sample. The order of the detections is kept.
+    sample, where no category has that name); its ``r`` predicted groups are read as groups
+    1 to ``r``, the script's convention.
     """
     dts, gts = _by_group(detections), _targets(samples)
     mapping: dict[tuple[int, int], int] = {}  # (image id, predicted group) -> new group
@@ -512,15 +501,13 @@ def _file(samples: Sequence[McSample]) -> McFile:
 def regroup_as_script(
     samples: Sequence[McSample], detections: Sequence[Detection]
 ) -> list[Detection] | None:
-    """The script's renaming (protocol "official"), its two defects included, on a file
-    holding only ``samples``; None where no image holds a "group 2" target (the script
-    stops there with a NameError).
+    """The script's renaming (protocol "official"), its two defects included (module
+    docstring), on a file holding only ``samples``; None where no image holds a "group 2"
+    target (the script stops there with a NameError).
 
-    The script visits each image of ``coco.getImgIds(catIds=[group 2])`` with its
-    ``pair_image_id`` and chooses as :func:`_best_choice` does (the groups in set order, the
-    boxes of groups the file lacks left out), but it reloads the results file on every
-    visit, so only the last image's renaming survives; and it renames one group after
-    another, so a swap 1 <-> 2 puts both groups into group 1.
+    Of the images of ``coco.getImgIds(catIds=[group 2])`` only the last, with its
+    ``pair_image_id``, counts; its choice is :func:`_best_choice`'s, the groups in set order
+    and the boxes of groups the file lacks left out.
     """
     file = _file(samples)
     keep = {img.id for s in samples for img in s.images}
@@ -557,7 +544,7 @@ def _evaluate_image(gts: Sequence[McTarget], dts: Sequence[Detection]) -> ImageR
     gt_ignored = [g.iscrowd or not lo <= g.area <= hi for g in gts]
     dts = sorted(dts, key=lambda d: -d.score)[:MAX_DETECTIONS]  # sorted() is stable
     taken = [False] * len(gts)
-    matched_id = [0] * len(dts)  # the matched target's id; 0 reads as unmatched, as in COCO
+    matched = [False] * len(dts)
     dt_ignored = [False] * len(dts)
     for d, det in enumerate(dts):
         best, m = min(IOU_THRESHOLD, 1 - 1e-10), -1
@@ -573,9 +560,8 @@ def _evaluate_image(gts: Sequence[McTarget], dts: Sequence[Detection]) -> ImageR
         if m == -1:
             continue
         dt_ignored[d] = gt_ignored[m]
-        matched_id[d] = gts[m].id
+        matched[d] = gts[m].id != 0  # COCO records the target's id: id 0 reads as unmatched
         taken[m] = True
-    matched = [i != 0 for i in matched_id]
     for d, det in enumerate(dts):  # unmatched predictions outside the area range are ignored
         area = det.bbox[2] * det.bbox[3]
         if not matched[d] and not lo <= area <= hi:
@@ -815,7 +801,7 @@ class AnswerBox:
 def _entry(value: object) -> AnswerBox | None:
     if not isinstance(value, dict):
         return None
-    image, box, group = value.get("image"), _box(value.get("bbox_2d")), value.get("group", 1)
+    image, box, group = value.get("image"), finite_box(value.get("bbox_2d")), value.get("group", 1)
     if not _int(image) or not _int(group) or group < 1 or box is None:
         return None
     return AnswerBox(image, box, group)
