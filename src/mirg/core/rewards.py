@@ -116,9 +116,8 @@ def _judgements(
     )
     out = []
     for completion, target, box, profile, sizes, images in rows:
-        text = completion if isinstance(completion, str) else completion_text(completion)
+        parsed = parse_answer(completion_text(completion))
         n_images = len(images) if isinstance(images, (list, tuple)) else None
-        parsed = parse_answer(text)
         verdict = judge(
             parsed, target, box, profile or "normalized", sizes, n_images, read_box=need_box
         )
@@ -155,10 +154,7 @@ def image_reward(completions: Sequence[object], **columns: object) -> list[float
 
 def format_reward(completions: Sequence[object], **columns: object) -> list[float]:
     """1 for exactly one <think> block then exactly one clean <answer> block, else 0."""
-    return [
-        1.0 if has_canonical_format(c if isinstance(c, str) else completion_text(c)) else 0.0
-        for c in completions
-    ]
+    return [1.0 if has_canonical_format(completion_text(c)) else 0.0 for c in completions]
 
 
 @dataclass(frozen=True)
