@@ -18,9 +18,8 @@ reimplemented here without numpy, pycocotools or scipy:
 * **instance-level AP50**: COCO box AP at IoU 0.5 (all areas, at most 100 predictions
   per image and group, precision at 101 recall points), per group, averaged with
   weights equal to each group's share of the annotations. Predictions are ranked by
-  score (ties keep the file's order, image by image), so several boxes and their scores
-  count as in any COCO evaluation; a prediction on an image without that group's target
-  is a false positive.
+  score (ties keep the file's order, image by image); a prediction on an image without
+  that group's target is a false positive.
 
 Before AP the script renames the predicted groups of each image with a "group 2" target
 and its pair to the annotated groups they match best (every ordering tried, scored by the
