@@ -12,9 +12,6 @@ strict protocol and the image reward need, from each task's rules:
 * ``group_grounding``: named only in ``additional_info`` ("It is in the first image.");
 * ``diff``: none (the two images are aligned, the box holds in both).
 
-Reference boxes written inside questions (``<|box_start|>(x1,y1),(x2,y2)<|box_end|>``,
-0..1000 relative) are parsed into relative boxes.
-
 Two files are in use. The public ``MIG_data.json`` (4,295 items, :data:`PUBLIC_COUNTS`)
 and a revised copy that UniVG-R1's evaluation loads (``revised_MIG_bench.json``, not
 published): the published Common, GG and Reason figures of InternVL2-8B, Qwen2-VL-7B,
