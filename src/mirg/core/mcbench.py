@@ -128,8 +128,8 @@ class McSample:
     positive: bool
     images: tuple[McImage, ...]
     targets: tuple[McTarget, ...]
+    file: McFile = dataclasses.field(compare=False, repr=False)
     regrouped: bool = False  # predicted groups are matched to the annotated ones (regroup)
-    file: McFile | None = dataclasses.field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -235,9 +235,7 @@ def parse_mcbench(raw: object, where: str) -> list[McSample]:
         if not isinstance(desc.get("positive_sample", True), bool):
             raise bad(record, "positive_sample", "expected true or false")
         if desc["id"] in descriptions:
-            raise BenchError(
-                f"{where}: field 'descriptions': duplicate description id {desc['id']}"
-            )
+            raise bad(record, "id", f"duplicate description id {desc['id']}")
         descriptions[desc["id"]] = desc
 
     targets: dict[int, list[tuple[int, McTarget]]] = {}  # image id -> (order, target)
@@ -491,10 +489,7 @@ def regroup(samples: Sequence[McSample], detections: Sequence[Detection]) -> lis
 
 
 def _file(samples: Sequence[McSample]) -> McFile:
-    file = samples[0].file if samples else McFile((), {}, (), (), ())
-    if file is None:
-        raise BenchError(f"sample {samples[0].id}: protocol 'official' needs the samples' file")
-    return file
+    return samples[0].file if samples else McFile((), {}, (), (), ())
 
 
 def regroup_as_script(
