@@ -23,7 +23,7 @@ from mirg.errors import MirgError
 
 C = TypeVar("C")
 
-# name -> (module, help). The module provides add_arguments(parser) and run(args).
+# name -> (module, help).
 COMMANDS: dict[str, tuple[str, str]] = {
     "synth": ("mirg.data.synth_cli", "write the synthetic multi-image world (train/val/test)"),
     "trajectories": ("mirg.data.trajectories_cli", "reasoning trajectories for SFT from samples"),
@@ -99,10 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="mirg", description="Multi-image reasoning and grounding with reinforcement learning."
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name, (module, help_text) in COMMANDS.items():
-        p = sub.add_parser(name, help=help_text, description=help_text)
-        p.set_defaults(_module=module)
-        # Arguments are declared lazily by the module itself (see main()).
+    for name, (_, help_text) in COMMANDS.items():
+        sub.add_parser(name, help=help_text, description=help_text)
     return parser
 
 
@@ -255,9 +253,7 @@ def main(argv: list[str] | None = None) -> int:
             if kept:
                 print(f"mirg {argv[0]}: interrupted; {kept}", file=sys.stderr)
             return INTERRUPTED
-        except Exception as exc:
-            # The one error boundary: a user error is one line naming the file and what to
-            # do, exit 2; anything else is a bug and keeps its traceback.
+        except Exception as exc:  # the one error boundary (user_error)
             message = user_error(exc)
             if message is None:
                 raise

@@ -1,13 +1,6 @@
-"""Writing files so that nothing is lost: atomic replacement, content fingerprints, and a
-lock for output folders that one run at a time may write.
-
-* :func:`atomic_write`: the new content goes to a temporary file beside the target, is
-  flushed to disk, then renamed over it; a full disk or a kill leaves the old file whole.
-* :func:`fingerprint`: a content hash of a data file (all of it) or a model folder (its
-  config and a sample of every weight file), so a rerun can tell that the file at the
-  same path changed.
-* :func:`folder_lock`: an advisory lock on an output folder; a second writer is refused,
-  told who holds it. The kernel drops the lock when its holder dies, even by kill -9.
+"""Writing files so that nothing is lost: atomic replacement (a full disk or a kill leaves
+the old file whole), content fingerprints (a rerun can tell that the file at the same path
+changed), and a lock for output folders that one run at a time may write.
 """
 
 from __future__ import annotations
@@ -122,7 +115,10 @@ def fingerprint(path: str | Path) -> str | None:
     return digest.hexdigest()[:16]
 
 
-def _busy(folder: Path, holder: str) -> FolderBusyError:
+def _busy(folder: Path, lock: IO) -> FolderBusyError:
+    """The refusal, naming the holder that ``lock`` (the lock file) records."""
+    lock.seek(0)
+    holder = " ".join(lock.read(500).split()) or "another process"
     return FolderBusyError(
         f"{folder} is in use by {holder}; wait for it to finish, or write to another folder"
     )
@@ -143,7 +139,7 @@ def check_free(folder: str | Path) -> None:
         try:
             fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise _busy(folder, " ".join(handle.read(500).split()) or "another process") from None
+            raise _busy(folder, handle) from None
         except OSError:
             return
         fcntl.flock(handle, fcntl.LOCK_UN)
@@ -152,7 +148,8 @@ def check_free(folder: str | Path) -> None:
 @contextlib.contextmanager
 def folder_lock(folder: str | Path, what: str) -> Iterator[None]:
     """Hold ``folder``'s lock while writing it; a second holder gets FolderBusyError naming
-    the first (process, host, start time).
+    the first (process, host, start time). The lock is advisory (``flock``): the kernel
+    drops it when its holder dies, even by kill -9.
 
     The lock file stays (removing it would let two processes lock two different files),
     but is emptied on release: a finished folder's content does not depend on who wrote it
@@ -172,8 +169,7 @@ def folder_lock(folder: str | Path, what: str) -> Iterator[None]:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            handle.seek(0)
-            raise _busy(folder, " ".join(handle.read(500).split()) or "another process") from None
+            raise _busy(folder, handle) from None
         held = True
         handle.seek(0)
         handle.truncate()

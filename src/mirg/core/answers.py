@@ -21,46 +21,18 @@ from typing import NamedTuple
 
 _NUM = r"(-?\d{1,12}(?:\.\d{1,12})?)"
 _SEP = r"\s{0,8},\s{0,8}"
+_PAIR = _NUM + _SEP + _NUM
+_POINTS_END = r"\s{0,8}\)\s{0,8},?\s{0,8}\(\s{0,8}" + _PAIR + r"\s{0,8}\)"  # "),(x2,y2)"
+_LIST_END = _SEP + _PAIR + r"\s{0,8}[\])]"  # ", x2, y2]"
+_TOKENS = r"<box>\s{0,8}" + r"\s{1,8}".join([_NUM] * 4) + r"\s{0,8}</box>"
 # One alternation, scanned left to right without overlap, so "<|box_start|>(1,2),(3,4)"
-# is one box, not a tokens box plus a pair box.
-_BOX_RE = re.compile(
-    # "(x1,y1),(x2,y2)" and "[x1, y1, x2, y2]"/"(x1, y1, x2, y2)" share their first two
-    # numbers, so each opening bracket is tried once.
-    r"[\[(]\s{0,8}"
-    + _NUM
-    + _SEP
-    + _NUM
-    + r"(?:\s{0,8}\)\s{0,8},?\s{0,8}\(\s{0,8}"
-    + _NUM
-    + _SEP
-    + _NUM
-    + r"\s{0,8}\)"
-    + r"|"
-    + _SEP
-    + _NUM
-    + _SEP
-    + _NUM
-    + r"\s{0,8}[\])])"
-    r"|<box>\s{0,8}"
-    + _NUM
-    + r"\s{1,8}"
-    + _NUM
-    + r"\s{1,8}"
-    + _NUM
-    + r"\s{1,8}"
-    + _NUM
-    + r"\s{0,8}</box>"
-)
+# is one box, not a tokens box plus a pair box. "(x1,y1),(x2,y2)" and "[x1, y1, x2, y2]" or
+# "(x1, y1, x2, y2)" share their first two numbers, so each opening bracket is tried once.
+_BOX_RE = re.compile(rf"[\[(]\s{{0,8}}{_PAIR}(?:{_POINTS_END}|{_LIST_END})|{_TOKENS}")
 # Fast path for the canonical answer body, which is what a trained policy writes.
 _CANONICAL_BODY_RE = re.compile(
     r'\s{0,8}\{\s{0,4}"image":\s{0,4}(\d{1,3}),\s{0,4}"bbox_2d":\s{0,4}\[\s{0,4}'
-    + _NUM
-    + _SEP
-    + _NUM
-    + _SEP
-    + _NUM
-    + _SEP
-    + _NUM
+    + _SEP.join([_NUM] * 4)
     + r"\s{0,4}\]\s{0,4}\}\s{0,8}"
 )
 # The whole canonical completion with tag-free reasoning, answered by one fullmatch.

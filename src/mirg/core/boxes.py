@@ -25,6 +25,19 @@ class BoxError(MirgError):
     """A box that is not four finite, ordered numbers inside the image."""
 
 
+def is_number(value: object) -> bool:
+    """A finite int or float (a bool is not a number here)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def finite_box(value: object) -> Box | None:
+    """A JSON list of four finite numbers as floats, in whatever convention a file stores
+    boxes (unordered, unbounded); None for anything else."""
+    if isinstance(value, list) and len(value) == 4 and all(is_number(v) for v in value):
+        return tuple(float(v) for v in value)  # type: ignore[return-value]
+    return None
+
+
 def validate_box(values: object, *, tolerance: float = BOX_TOLERANCE, where: str = "box") -> Box:
     """Return ``values`` as a relative :data:`Box`, or raise :class:`BoxError` saying why.
 

@@ -18,9 +18,8 @@ reimplemented here without numpy, pycocotools or scipy:
 * **instance-level AP50**: COCO box AP at IoU 0.5 (all areas, at most 100 predictions
   per image and group, precision at 101 recall points), per group, averaged with
   weights equal to each group's share of the annotations. Predictions are ranked by
-  score (ties keep the file's order, image by image), so several boxes and their scores
-  count as in any COCO evaluation; a prediction on an image without that group's target
-  is a false positive.
+  score (ties keep the file's order, image by image); a prediction on an image without
+  that group's target is a false positive.
 
 Before AP the script renames the predicted groups of each image with a "group 2" target
 and its pair to the annotated groups they match best (every ordering tried, scored by the
@@ -36,9 +35,11 @@ from __future__ import annotations
 
 import bisect
 import dataclasses
+import functools
 import itertools
 import json
 import math
+import operator
 import re
 from collections.abc import Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -46,6 +47,7 @@ from pathlib import Path
 from typing import Any
 
 from mirg.core.answers import answer_region
+from mirg.core.boxes import finite_box, is_number
 from mirg.core.migbench import BenchError, read_bench_json
 from mirg.core.profiles import CoordinateProfile, get_profile
 from mirg.core.prompts import COORDINATE_WORDS, THINK_THEN_ANSWER, user_content
@@ -126,8 +128,8 @@ class McSample:
     positive: bool
     images: tuple[McImage, ...]
     targets: tuple[McTarget, ...]
+    file: McFile = dataclasses.field(compare=False, repr=False)
     regrouped: bool = False  # predicted groups are matched to the annotated ones (regroup)
-    file: McFile | None = dataclasses.field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -155,17 +157,6 @@ def is_mcbench(raw: object) -> bool:
 
 def _int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _box(value: object) -> tuple[float, float, float, float] | None:
-    """A list of four finite numbers as floats; None for anything else."""
-    if isinstance(value, list) and len(value) == 4 and all(_number(v) for v in value):
-        return tuple(float(v) for v in value)  # type: ignore[return-value]
-    return None
 
 
 def _records(raw: dict, name: str, where: str) -> list[dict]:
@@ -220,7 +211,7 @@ def parse_mcbench(raw: object, where: str) -> list[McSample]:
             pairs[img["id"]] = img["pair_image_id"]
 
     owner: dict[int, int] = {}  # image id -> description id
-    descriptions = []
+    descriptions: dict[int, dict] = {}  # by id, in the file's order
     for k, desc in enumerate(_records(raw, "descriptions", where)):
         record = f"descriptions[{k}]"
         if not _int(desc.get("id")):
@@ -243,11 +234,9 @@ def parse_mcbench(raw: object, where: str) -> list[McSample]:
             raise bad(record, "text_style", f"expected one of {', '.join(STYLES)}")
         if not isinstance(desc.get("positive_sample", True), bool):
             raise bad(record, "positive_sample", "expected true or false")
-        descriptions.append(desc)
-    if len({d["id"] for d in descriptions}) != len(descriptions):
-        seen: set[int] = set()
-        dup = next(d["id"] for d in descriptions if d["id"] in seen or seen.add(d["id"]))
-        raise BenchError(f"{where}: field 'descriptions': duplicate description id {dup}")
+        if desc["id"] in descriptions:
+            raise bad(record, "id", f"duplicate description id {desc['id']}")
+        descriptions[desc["id"]] = desc
 
     targets: dict[int, list[tuple[int, McTarget]]] = {}  # image id -> (order, target)
     ann_ids: set[int] = set()
@@ -265,11 +254,11 @@ def parse_mcbench(raw: object, where: str) -> list[McSample]:
         if groups is not None and ann["category_id"] not in groups:
             raise bad(record, "category_id", f"{ann['category_id']} is not in 'categories'")
         bbox = ann.get("bbox")
-        box = _box(bbox)
+        box = finite_box(bbox)
         if box is None or box[2] < 0 or box[3] < 0:
             raise bad(record, "bbox", f"expected [x, y, w, h] with w, h >= 0, got {bbox!r}")
         area = ann.get("area", bbox[2] * bbox[3])
-        if not _number(area):
+        if not is_number(area):
             raise bad(record, "area", f"expected a number, got {area!r}")
         crowd = ann.get("iscrowd", 0)
         if crowd not in (0, 1) or isinstance(crowd, float):
@@ -281,7 +270,7 @@ def parse_mcbench(raw: object, where: str) -> list[McSample]:
     categories = groups if groups is not None else sorted({c for _, c in in_file})
     file = McFile(tuple(images), pairs, tuple(categories), tuple(second), tuple(in_file))
     samples = []
-    for desc in descriptions:
+    for desc in descriptions.values():
         sample_images = tuple(images[i] for i in desc["images_id"])
         found = sorted(
             (order, replace(t, image=pos))
@@ -328,11 +317,11 @@ def read_results(path: str | Path, samples: Sequence[McSample]) -> list[Detectio
         if det["image_id"] not in known:
             raise BenchError(f"{where}: field 'image_id': no image {det['image_id']} here")
         bbox = det.get("bbox")
-        box = _box(bbox)
+        box = finite_box(bbox)
         if box is None:
             raise BenchError(f"{where}: field 'bbox': expected [x, y, w, h], got {bbox!r}")
         score = det.get("score", 1.0)
-        if not _number(score):
+        if not is_number(score):
             raise BenchError(f"{where}: field 'score': expected a number, got {score!r}")
         out.append(Detection(det["image_id"], det["category_id"], box, score))
     return out
@@ -355,14 +344,16 @@ def box_iou(dt: Sequence[float], gt: Sequence[float], crowd: bool) -> float:
     return inter / union
 
 
+def _left_sum(values: Iterable[float], start: float = 0.0) -> float:
+    """A plain left-to-right float sum: ``sum()`` compensates rounding since Python 3.12."""
+    return functools.reduce(operator.add, values, start)
+
+
 def _pairwise_sum(values: Sequence[float]) -> float:
     """numpy's pairwise summation, so a mean equals ``np.mean`` to the last bit."""
     n = len(values)
     if n < 8:
-        total = 0.0  # a plain loop: sum() compensates rounding since Python 3.12
-        for v in values:
-            total += v
-        return total
+        return _left_sum(values)
     if n <= 128:
         acc = list(values[:8])
         i = 8
@@ -371,9 +362,7 @@ def _pairwise_sum(values: Sequence[float]) -> float:
                 acc[j] += values[i + j]
             i += 8
         total = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]))
-        for v in values[i:]:
-            total += v
-        return total
+        return _left_sum(values[i:], total)
     half = n // 2
     half -= half % 8
     return _pairwise_sum(values[:half]) + _pairwise_sum(values[half:])
@@ -455,7 +444,7 @@ def _best_choice(
     """The annotated groups that predicted groups 1 to ``n_predicted`` become: of every
     ordered choice, the first whose boxes on ``images`` match best, by the mean IoU of an
     optimal one-to-one matching per image and group (summed left to right, as the script's
-    ``sum()``). None (no renaming) where there are more predicted groups than annotated."""
+    ``sum()``); empty (no renaming) where there are more predicted groups than annotated."""
     best: tuple[int, ...] = ()
     best_score = -1.0
     for choice in itertools.permutations(annotated, n_predicted):
@@ -467,24 +456,20 @@ def _best_choice(
                     ious += _matched(
                         [[box_iou(d.bbox, g.bbox, g.iscrowd) for g in wanted] for d in found]
                     )
-        total = 0.0
-        for iou in ious:
-            total += iou
-        score = total / len(ious) if ious else 0.0
+        score = _left_sum(ious) / len(ious) if ious else 0.0
         if score > best_score:
             best, best_score = choice, score
     return best
 
 
 def regroup(samples: Sequence[McSample], detections: Sequence[Detection]) -> list[Detection]:
-    """The predicted groups of each regrouped sample renamed to the annotated groups they
-    match best (protocol "corrected").
+    """The predicted groups of each regrouped sample renamed at once to the annotated groups
+    (ascending) that :func:`_best_choice` picks (protocol "corrected"); the detections keep
+    their order.
 
     A sample is regrouped when it holds a target of the category named "group 2" (every
-    sample, where no category has that name). Its ``r`` predicted groups are read as groups
-    1 to ``r``, the script's convention, and become the ordered choice of ``r`` of its
-    annotated groups (ascending) that :func:`_best_choice` finds; all its groups are renamed
-    at once, for every such sample. The order of the detections is kept.
+    sample, where no category has that name); its ``r`` predicted groups are read as groups
+    1 to ``r``, the script's convention.
     """
     dts, gts = _by_group(detections), _targets(samples)
     mapping: dict[tuple[int, int], int] = {}  # (image id, predicted group) -> new group
@@ -504,24 +489,19 @@ def regroup(samples: Sequence[McSample], detections: Sequence[Detection]) -> lis
 
 
 def _file(samples: Sequence[McSample]) -> McFile:
-    file = samples[0].file if samples else McFile((), {}, (), (), ())
-    if file is None:
-        raise BenchError(f"sample {samples[0].id}: protocol 'official' needs the samples' file")
-    return file
+    return samples[0].file if samples else McFile((), {}, (), (), ())
 
 
 def regroup_as_script(
     samples: Sequence[McSample], detections: Sequence[Detection]
 ) -> list[Detection] | None:
-    """The script's renaming (protocol "official"), its two defects included, on a file
-    holding only ``samples``; None where no image holds a "group 2" target (the script
-    stops there with a NameError).
+    """The script's renaming (protocol "official"), its two defects included (module
+    docstring), on a file holding only ``samples``; None where no image holds a "group 2"
+    target (the script stops there with a NameError).
 
-    The script visits each image of ``coco.getImgIds(catIds=[group 2])`` with its
-    ``pair_image_id`` and chooses as :func:`_best_choice` does (the groups in set order, the
-    boxes of groups the file lacks left out), but it reloads the results file on every
-    visit, so only the last image's renaming survives; and it renames one group after
-    another, so a swap 1 <-> 2 puts both groups into group 1.
+    Of the images of ``coco.getImgIds(catIds=[group 2])`` only the last, with its
+    ``pair_image_id``, counts; its choice is :func:`_best_choice`'s, the groups in set order
+    and the boxes of groups the file lacks left out.
     """
     file = _file(samples)
     keep = {img.id for s in samples for img in s.images}
@@ -558,7 +538,7 @@ def _evaluate_image(gts: Sequence[McTarget], dts: Sequence[Detection]) -> ImageR
     gt_ignored = [g.iscrowd or not lo <= g.area <= hi for g in gts]
     dts = sorted(dts, key=lambda d: -d.score)[:MAX_DETECTIONS]  # sorted() is stable
     taken = [False] * len(gts)
-    matched_id = [0] * len(dts)  # the matched target's id; 0 reads as unmatched, as in COCO
+    matched = [False] * len(dts)
     dt_ignored = [False] * len(dts)
     for d, det in enumerate(dts):
         best, m = min(IOU_THRESHOLD, 1 - 1e-10), -1
@@ -574,9 +554,8 @@ def _evaluate_image(gts: Sequence[McTarget], dts: Sequence[Detection]) -> ImageR
         if m == -1:
             continue
         dt_ignored[d] = gt_ignored[m]
-        matched_id[d] = gts[m].id
+        matched[d] = gts[m].id != 0  # COCO records the target's id: id 0 reads as unmatched
         taken[m] = True
-    matched = [i != 0 for i in matched_id]
     for d, det in enumerate(dts):  # unmatched predictions outside the area range are ignored
         area = det.bbox[2] * det.bbox[3]
         if not matched[d] and not lo <= area <= hi:
@@ -816,7 +795,7 @@ class AnswerBox:
 def _entry(value: object) -> AnswerBox | None:
     if not isinstance(value, dict):
         return None
-    image, box, group = value.get("image"), _box(value.get("bbox_2d")), value.get("group", 1)
+    image, box, group = value.get("image"), finite_box(value.get("bbox_2d")), value.get("group", 1)
     if not _int(image) or not _int(group) or group < 1 or box is None:
         return None
     return AnswerBox(image, box, group)

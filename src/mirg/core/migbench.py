@@ -12,9 +12,6 @@ strict protocol and the image reward need, from each task's rules:
 * ``group_grounding``: named only in ``additional_info`` ("It is in the first image.");
 * ``diff``: none (the two images are aligned, the box holds in both).
 
-Reference boxes written inside questions (``<|box_start|>(x1,y1),(x2,y2)<|box_end|>``,
-0..1000 relative) are parsed into relative boxes.
-
 Two files are in use. The public ``MIG_data.json`` (4,295 items, :data:`PUBLIC_COUNTS`)
 and a revised copy that UniVG-R1's evaluation loads (``revised_MIG_bench.json``, not
 published): the published Common, GG and Reason figures of InternVL2-8B, Qwen2-VL-7B,
@@ -26,15 +23,15 @@ layout); :func:`bench_file` says which one per-task item counts come from.
 from __future__ import annotations
 
 import json
-import math
 import re
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from mirg.core.answers import ORDINALS
+from mirg.core.boxes import Box, finite_box
 from mirg.core.prompts import reserved_tokens_problem
 from mirg.errors import MirgError
 
@@ -108,13 +105,11 @@ class MigBenchItem:
     task: str
     images: tuple[str, ...]
     question: str
-    target_box: tuple[
-        float, float, float, float
-    ]  # the "answer" box as stored: may be inverted or exceed 1
+    target_box: Box  # the "answer" box as stored: may be inverted or exceed 1
     additional_info: str = ""
     need_format: bool = True
     target_image: int | None = None
-    reference_boxes: tuple[tuple[float, float, float, float], ...] = field(default=())
+    reference_boxes: tuple[Box, ...] = ()
 
     @property
     def key(self) -> int:
@@ -122,7 +117,7 @@ class MigBenchItem:
         return self.index
 
 
-def reference_boxes(question: str) -> tuple[tuple[float, float, float, float], ...]:
+def reference_boxes(question: str) -> tuple[Box, ...]:
     """Relative boxes quoted in a question in the 0..1000 box-token convention."""
     return tuple(
         tuple(int(v) / 1000.0 for v in m.groups())  # type: ignore[misc]
@@ -170,14 +165,9 @@ def _item(raw: object, index: int, where: str) -> MigBenchItem:
         raise bad("question", "expected text")
     if (problem := reserved_tokens_problem(question)) is not None:
         raise bad("question", problem)
-    answer = raw["answer"]
-    if (
-        not isinstance(answer, list)
-        or len(answer) != 4
-        or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in answer)
-        or not all(math.isfinite(v) for v in answer)
-    ):
-        raise bad("answer", f"expected a box of 4 finite numbers, got {answer!r}")
+    answer = finite_box(raw["answer"])
+    if answer is None:
+        raise bad("answer", f"expected a box of 4 finite numbers, got {raw['answer']!r}")
     info = raw.get("additional_info", "") or ""
     if not isinstance(info, str):
         raise bad("additional_info", "expected text")
@@ -194,7 +184,7 @@ def _item(raw: object, index: int, where: str) -> MigBenchItem:
         task=task,
         images=tuple(images),
         question=question,
-        target_box=tuple(float(v) for v in answer),  # type: ignore[arg-type]
+        target_box=answer,
         additional_info=info,
         need_format=bool(raw.get("need_format", True)),
         target_image=target,

@@ -1,26 +1,17 @@
 """Image-aware dual rewards for GRPO, as plain TRL reward functions.
 
-Each function has TRL's signature ``f(completions, **columns) -> list[float]``: TRL passes
-every dataset column as a list with one entry per completion. The columns read are
-
-* ``target_image``: 1-based image that holds the target, or None where the task
-  determines none (then any image counts);
-* ``target_box``: the target box, relative 0..1;
-* ``profile`` (optional, default ``"normalized"``): the coordinate profile the completion
-  writes; ``input_sizes`` (one ``[w, h]`` per image, the frame the model saw) is required
-  for absolute-pixel profiles;
-* ``images`` (optional): used only for its length, so that an answer without an image
-  number counts as Image-1 when the prompt had a single image.
+Each has TRL's signature ``f(completions, **columns) -> list[float]`` (every dataset
+column a list, one entry per completion) and reads ``target_image`` (1-based, or None where
+the task determines none: any image counts), ``target_box`` (relative), ``profile``
+(default ``"normalized"``), ``input_sizes`` (one ``[w, h]`` per image, the frame the model
+saw, for absolute-pixel profiles) and ``images`` (its length only: an answer naming no
+image counts as Image-1 when the prompt had one).
 
 Design (docs/rewards.md): the object reward is the IoU earned *only on the right image*,
-so a box on the wrong image earns nothing; the image reward pays for naming the right
-image; the format reward pays for exactly one think block then one clean answer. Any
-ambiguous answer (several boxes, several answer blocks) earns 0 from all three: hedging is
-never rewarded. Each lies in [0, 1]; the total is a weighted sum.
-
-:data:`REWARDS` is the one registry of built-in rewards (short name -> function, default
-weight): GRPO's ``--rewards``, its weights and verl's total all read it, so adding a
-built-in reward is one function and one line there.
+the image reward pays for naming it, the format reward for one think block then one clean
+answer. An ambiguous answer (several boxes or answer blocks) earns 0 from all three, so
+hedging never pays. Each lies in [0, 1]; the total is a weighted sum. :data:`REWARDS` is
+the one registry of built-ins: GRPO's ``--rewards``, its weights and verl's total read it.
 """
 
 from __future__ import annotations
@@ -116,9 +107,8 @@ def _judgements(
     )
     out = []
     for completion, target, box, profile, sizes, images in rows:
-        text = completion if isinstance(completion, str) else completion_text(completion)
+        parsed = parse_answer(completion_text(completion))
         n_images = len(images) if isinstance(images, (list, tuple)) else None
-        parsed = parse_answer(text)
         verdict = judge(
             parsed, target, box, profile or "normalized", sizes, n_images, read_box=need_box
         )
@@ -127,21 +117,15 @@ def _judgements(
 
 
 def object_reward(completions: Sequence[object], **columns: object) -> list[float]:
-    """IoU with the target box, earned only when the answer names the target image.
-
-    With an ``iou_threshold`` keyword (bind it with functools.partial) the reward is 1 at
-    IoU >= threshold and 0 below.
-    """
+    """IoU with the target box, earned only when the answer names the target image; with
+    an ``iou_threshold`` keyword (bound with functools.partial), 1 at IoU >= threshold."""
     threshold = columns.get("iou_threshold")
     return [_thresholded(v.iou, threshold) for v, _ in _judgements(completions, columns, True)]
 
 
 def iou_reward(completions: Sequence[object], **columns: object) -> list[float]:
-    """Plain IoU with the target box, whichever image the answer names.
-
-    Not image-aware: the baseline of the dual-reward ablation (a box on the wrong image at
-    the target's place still earns). Training uses ``object_reward``.
-    """
+    """Plain IoU with the target box, whichever image the answer names: the baseline of
+    the dual-reward ablation (a box on the wrong image at the target's place still earns)."""
     return [
         iou(v.box, box) if v.box is not None else 0.0
         for v, box in _judgements(completions, columns, True)
@@ -155,10 +139,7 @@ def image_reward(completions: Sequence[object], **columns: object) -> list[float
 
 def format_reward(completions: Sequence[object], **columns: object) -> list[float]:
     """1 for exactly one <think> block then exactly one clean <answer> block, else 0."""
-    return [
-        1.0 if has_canonical_format(c if isinstance(c, str) else completion_text(c)) else 0.0
-        for c in completions
-    ]
+    return [1.0 if has_canonical_format(completion_text(c)) else 0.0 for c in completions]
 
 
 @dataclass(frozen=True)
@@ -171,8 +152,8 @@ class Reward:
     default: bool = True
 
 
-#: The built-in rewards by short name (``mirg train grpo --rewards object``). "iou" is plain
-#: IoU, not gated by the image: the baseline of the dual-reward ablation, outside the default.
+#: The built-in rewards by short name (``mirg train grpo --rewards object``); "iou" (see
+#: :func:`iou_reward`) is outside the default.
 REWARDS: Mapping[str, Reward] = {
     "object": Reward(object_reward, 1.0),
     "image": Reward(image_reward, 1.0),

@@ -16,7 +16,6 @@ datasets), plus ``"input_sizes": [[w, h], …]`` for absolute-pixel profiles.
 from __future__ import annotations
 
 import json
-import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -24,7 +23,7 @@ from pathlib import Path
 from typing import Protocol
 
 from mirg.core.answers import parse_answer
-from mirg.core.boxes import Box, iou
+from mirg.core.boxes import Box, iou, is_number
 from mirg.core.judge import judge, resolved_image
 from mirg.core.migbench import TASKS
 from mirg.core.profiles import ProfileError, get_profile
@@ -242,13 +241,7 @@ def _input_sizes(value: object, where: str) -> tuple[tuple[int, int], ...] | Non
     ok = isinstance(value, list) and all(
         isinstance(s, list)
         and len(s) == 2
-        and all(
-            isinstance(v, (int, float))
-            and not isinstance(v, bool)
-            and math.isfinite(v)
-            and 0 < v <= MAX_FRAME_SIDE
-            for v in s
-        )
+        and all(is_number(v) and 0 < v <= MAX_FRAME_SIDE for v in s)
         for s in value
     )
     if not ok:

@@ -13,10 +13,8 @@ travel in ``ground_truth``: the JSON that ``mirg export --format verl`` writes i
 ``input_sizes``); ``extra_info.n_images`` says how many images the prompt had. A dict
 return makes verl use ``score`` as the reward and log every other key (the components of
 the default reward in :data:`mirg.core.rewards.REWARDS`: ``object``, ``image``,
-``format``) as its own metric.
-
-Only the pure core is imported, because verl runs in its own environment (its own
-transformers and vLLM); ``pip install --no-deps`` mirg there is enough.
+``format``) as its own metric. Only the pure core is imported: ``pip install --no-deps``
+mirg in verl's environment is enough.
 """
 
 from __future__ import annotations
