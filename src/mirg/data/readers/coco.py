@@ -305,8 +305,6 @@ def _sample(
         target_image=k,
         target_box=tuple(target["box"]),  # type: ignore[arg-type]
         objects=objects,
-        relations=[],
-        captions=[],
         reference=reference,
         target={"image": k, "object": index},
         image_sizes=[[images[i].width, images[i].height] for i in chosen],

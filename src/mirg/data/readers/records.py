@@ -296,14 +296,8 @@ def check_sample(sample: Sample, where: str, *, paths: bool = True) -> Sample:
             )
     if paths:
         for k, rel in enumerate(sample.images):
-            confined(rel, f"{where}: field 'images[{k}]'")
+            check_relative_path(rel, f"{where}: field 'images[{k}]'")
     return sample
-
-
-def confined(relative: str, where: str) -> str:
-    """A relative path that stays inside its root, by its text (no file system access)."""
-    check_relative_path(relative, where)
-    return relative
 
 
 def json_object(where: str, record: object) -> dict[str, Any]:
@@ -315,7 +309,7 @@ def json_object(where: str, record: object) -> dict[str, Any]:
     return record
 
 
-def source_where(where: str, record: dict[str, Any], key: str = "id") -> str:
+def source_where(where: str, record: dict[str, Any]) -> str:
     """``where`` with the record's id, when it has one."""
-    value = record.get(key)
+    value = record.get("id")
     return f"{where}: record {value!r}" if isinstance(value, (str, int)) else where

@@ -313,24 +313,16 @@ def refcoco_samples(
             yield sample
 
 
+@dataclass(frozen=True)
 class _Composer:
     """Chooses the images of a sample around the referred one."""
 
-    def __init__(
-        self,
-        dataset: RefCoco,
-        pool: list[int],
-        by_category: dict[str, list[int]],
-        near: dict[str, list[int]],
-        sentences_of: dict[int, set[str]],
-        mode: str,
-    ) -> None:
-        self.dataset = dataset
-        self.pool = pool
-        self.by_category = by_category
-        self.near = near
-        self.sentences_of = sentences_of
-        self.mode = mode
+    dataset: RefCoco
+    pool: list[int]
+    by_category: dict[str, list[int]]
+    near: dict[str, list[int]]
+    sentences_of: dict[int, set[str]]
+    mode: str
 
     def _draw(
         self,
@@ -420,8 +412,6 @@ def _sample(
         target_image=k,
         target_box=tuple(target["box"]),  # type: ignore[arg-type]
         objects=[dataset.objects[i] for i in chosen],
-        relations=[],
-        captions=[],
         reference=Expression(text=text, category=category),
         target={"image": k, "object": j},
         image_sizes=[[dataset.images[i].width, dataset.images[i].height] for i in chosen],
