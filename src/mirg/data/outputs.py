@@ -203,15 +203,6 @@ def check_output(
     return out
 
 
-#: How many of a folder's entries a message names.
-_NAMED = 3
-
-
-def _named(entries: list[str]) -> str:
-    more = f" and {len(entries) - _NAMED} more" if len(entries) > _NAMED else ""
-    return ", ".join(entries[:_NAMED]) + more
-
-
 def claim_folder(
     out: str | Path,
     *,
@@ -241,9 +232,10 @@ def claim_folder(
     found = [n for n in names if writes is None or n in writes]
     if found and not overwrite:
         what = "files" if writes is None else "files a run would replace"
+        more = f" and {len(found) - 3} more" if len(found) > 3 else ""  # name three
         raise OutputError(
-            f"{out} holds {what} ({_named(found)}) that {command} did not write (it holds no "
-            f"{record} of {command}'s); refusing to replace them. Choose another {flag}, or "
-            f"{overwrite_hint}"
+            f"{out} holds {what} ({', '.join(found[:3])}{more}) that {command} did not write "
+            f"(it holds no {record} of {command}'s); refusing to replace them. Choose another "
+            f"{flag}, or {overwrite_hint}"
         )
     return found

@@ -12,10 +12,8 @@ import argparse
 import time
 
 from mirg.cli import config_from_args
-from mirg.data.export_cli import add_common_arguments, run_export, samples_and_exporter
-from mirg.data.exports import KINDS
-from mirg.data.outputs import check_output
-from mirg.data.schema import SkipLog
+from mirg.data.export_cli import add_common_arguments, prepare
+from mirg.data.export_cli import run as run_export
 from mirg.data.teacher import (
     BACKENDS,
     TeacherConfig,
@@ -56,15 +54,8 @@ def run(args: argparse.Namespace) -> int:
     if not args.teacher:
         return run_export(args, "sft")
     cfg = config_from_args(TeacherConfig, args, model=args.teacher, facts=args.teacher_facts)
-    out = check_output(
-        args.out,
-        KINDS["sft"],
-        inputs=[("--data", args.data), ("--model", args.model), ("--teacher", args.teacher)],
-        overwrite=args.overwrite,
-    )
-    skips = SkipLog() if args.skip_bad else None
     start = time.perf_counter()
-    samples, exporter = samples_and_exporter(args, skips)
+    out, skips, samples, exporter = prepare(args, "sft", ("--teacher", args.teacher))
     summary = teacher_trajectories(samples, exporter, cfg, out, progress=not args.no_progress)
     print(format_summary(summary))
     line = (

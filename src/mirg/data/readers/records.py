@@ -1,17 +1,9 @@
-"""What the readers share: source files read record by record, image files sized from
-their headers, and the tally of what a conversion kept and left out.
-
-* :func:`iter_records`: a JSON list (``[{…}, {…}]``, indented or not) or a JSONL file,
-  one record at a time, each with where it starts (``file:line``). A JSON list is parsed
-  incrementally, so a 600k-record file never sits in memory whole.
-* :func:`iter_parquet`: the rows of a parquet file in batches, only the columns asked for.
-* :class:`ImageFiles`: image paths confined to the dataset root, checked as asked
-  (``none``/``exists``/``decode``) and sized from the header (no pixel is decoded) when a
-  coordinate profile needs the size; each file once.
-* :class:`Tally`: counts what was read, written and left out by reason; every left-out
-  record or turn goes to the skip log with its reason. Records a reader cannot use by
-  design (an answer without a box) are always left out and counted; bad records raise a
-  :class:`~mirg.data.schema.DataError` unless ``skip_bad``.
+"""What the readers share: source files read record by record (a JSON list parsed
+incrementally, so a 600k-record file never sits in memory whole), image files confined to
+the root and sized from their headers (no pixel decoded), and the :class:`Tally` of what a
+conversion kept and left out. Records a reader cannot use by design (an answer without a
+box) are always left out and counted; bad records raise a
+:class:`~mirg.data.schema.DataError` unless ``skip_bad``.
 """
 
 from __future__ import annotations
