@@ -1,10 +1,5 @@
-"""``mirg export`` (and ``mirg trajectories``): samples -> training records.
-
-``mirg trajectories --data DIR/train.jsonl --profile NAME --out FILE.jsonl`` is the
-``sft`` export: one line per sample with ``id``, ``prompt``, ``completion`` (the reasoning
-trajectory and canonical answer in the profile's coordinates), ``images`` (absolute
-paths) and the reward target columns.
-"""
+"""``mirg export`` (and ``mirg trajectories``, the ``sft`` export): samples -> training
+records (:mod:`mirg.data.exports`)."""
 
 from __future__ import annotations
 

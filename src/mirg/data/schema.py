@@ -1,13 +1,8 @@
 """One sample schema for every data source (synthetic world, COCO-style, MIG-Bench).
 
-A sample is one JSON object per line of a JSONL file; its images are files under a
-dataset root (the JSONL's folder unless told otherwise), named by relative paths. The
-fields are those of :class:`Sample` (docs/data.md explains each): the question, its
-images (Image-1 first), ``target_image`` (1-based, or null where the task determines
-none) and ``target_box`` (relative ``[x1, y1, x2, y2]``), object-level annotations
-(``objects``: one list per image), image-level ones (``relations``, ``captions``), the
-typed ``reference`` (:mod:`mirg.data.references`), the answer object ``target``,
-``image_sizes`` (``[w, h]`` of each file) and ``meta``.
+A sample is one JSON object per line of a JSONL file, its fields those of :class:`Sample`
+(docs/data.md explains each); its images are files under a dataset root (the JSONL's
+folder unless told otherwise), named by relative paths.
 
 Everything that reads samples validates them (images exist and decode within Pillow's
 pixel limit, counts agree, boxes valid, paths stay inside the root, questions hold none of

@@ -1,10 +1,6 @@
-"""``mirg trajectories``: reasoning trajectories and canonical answers for TRL SFT.
-
-By default every completion is the template trajectory (``mirg.data.trajectories``). With
-``--teacher MODEL`` a model's own reasoning replaces it wherever one of ``--samples``
-answers earns full rewards (``mirg.data.teacher``): rejection sampling, which with the SFT
-model as teacher gives rejection-sampling fine-tuning data.
-"""
+"""``mirg trajectories``: the ``sft`` export, its completions the template trajectories
+(``mirg.data.trajectories``) or, with ``--teacher MODEL``, a model's own reasoning where one
+of its answers earns full rewards (``mirg.data.teacher``)."""
 
 from __future__ import annotations
 
