@@ -257,24 +257,14 @@ class _Writer:
                 failed = next((k for k, v in match.items() if _feature(obj, k) != v), None)
                 if failed is not None:
                     have = _feature(obj, failed)
-                    self.say(
-                        _MISMATCH,
-                        i=i,
-                        a=a,
-                        box=box,
-                        have=_value_words(failed, have if have is not None else "unknown"),
-                        want=_value_words(failed, match[failed]),
-                    )
+                    have = _value_words(failed, have if have is not None else "unknown")
+                    want = _value_words(failed, match[failed])
+                    self.say(_MISMATCH, i=i, a=a, box=box, have=have, want=want)
                     continue
                 same = next((k for k, v in differ.items() if _feature(obj, k) == v), None)
                 if same is not None:
-                    self.say(
-                        _SAME_AS_REFERENCE,
-                        i=i,
-                        a=a,
-                        box=box,
-                        avoid=_value_words(same, differ[same]),
-                    )
+                    avoid = _value_words(same, differ[same])
+                    self.say(_SAME_AS_REFERENCE, i=i, a=a, box=box, avoid=avoid)
                     continue
                 self.say(_FITS, i=i, a=a, box=box)
 
