@@ -525,13 +525,8 @@ def iter_jsonl(path: str | Path) -> Iterator[tuple[int, object | DataError]]:
             try:
                 line = raw.decode("utf-8")
             except UnicodeDecodeError as exc:
-                yield (
-                    number,
-                    DataError(
-                        f"{path}:{number}: not UTF-8 text (byte {raw[exc.start]:#04x} at column "
-                        f"{exc.start + 1}); save the file as UTF-8"
-                    ),
-                )
+                why = f"not UTF-8 text (byte {raw[exc.start]:#04x} at column {exc.start + 1})"
+                yield number, DataError(f"{path}:{number}: {why}; save the file as UTF-8")
                 continue
             if not line.strip():
                 continue

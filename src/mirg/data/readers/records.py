@@ -21,7 +21,6 @@ from mirg.core.prompts import reserved_tokens_problem
 from mirg.data.schema import (
     _IMAGE_NAME_RE,
     IMAGE_CHECKS,
-    MAX_IMAGE_PIXELS,
     DataError,
     Sample,
     SkipLog,
@@ -168,14 +167,11 @@ class ImageFiles:
     checked once as ``check`` says, and sized (header only, unless ``check`` decodes) when
     asked. Sizes are remembered, since records share images."""
 
-    def __init__(
-        self, root: str | Path, check: str = "none", max_pixels: int = MAX_IMAGE_PIXELS
-    ) -> None:
+    def __init__(self, root: str | Path, check: str = "none") -> None:
         if check not in IMAGE_CHECKS:
             raise MirgError(f"check_images must be one of {IMAGE_CHECKS}, got {check!r}")
         self.root = Path(root)
         self.check_mode = check
-        self.max_pixels = max_pixels
         self._checked: set[str] = set()
         self._sizes: dict[str, tuple[int, int]] = {}
 
@@ -184,7 +180,7 @@ class ImageFiles:
         if self.check_mode == "none" or relative in self._checked:
             return
         path = resolve_image_path(self.root, relative, where)
-        size = check_image(path, where, self.check_mode, self.max_pixels)
+        size = check_image(path, where, self.check_mode)
         if size is not None:
             self._sizes[relative] = size
         self._checked.add(relative)
@@ -208,7 +204,7 @@ class ImageFiles:
         size = self._sizes.get(relative)
         if size is None:
             path = resolve_image_path(self.root, relative, where)
-            size = self._sizes[relative] = image_size(path, where, self.max_pixels)
+            size = self._sizes[relative] = image_size(path, where)
         return size
 
 

@@ -58,7 +58,7 @@ from mirg.data.readers import Reader
 from mirg.data.readers.coco import CocoImage, _public, coco_images
 from mirg.data.readers.records import Tally, check_sample, iter_parquet, iter_records
 from mirg.data.references import Expression
-from mirg.data.schema import MAX_IMAGE_PIXELS, DataError, Sample, _int, read_json
+from mirg.data.schema import DataError, Sample, _int, read_json
 from mirg.errors import MirgError
 
 REFCOCO_FAMILIES = ("group_grounding", "referring")
@@ -198,18 +198,13 @@ class RefCoco:
     """The instances and refs of one RefCOCO-family dataset, ready to compose samples."""
 
     def __init__(
-        self,
-        instances: str | Path,
-        image_root: str | Path,
-        *,
-        check_images: str = "none",
-        max_pixels: int = MAX_IMAGE_PIXELS,
+        self, instances: str | Path, image_root: str | Path, *, check_images: str = "none"
     ) -> None:
         path = Path(instances)
         data = read_json(path, "instances file")
         # The dataset's own file: it must be whole, so the first bad entry raises.
         self.images: dict[int, CocoImage] = coco_images(
-            data, path, image_root, check_images=check_images, max_pixels=max_pixels
+            data, path, image_root, check_images=check_images
         )
         self.category_of: dict[int, str] = {}
         self.supercategory: dict[str, str] = {}
