@@ -300,34 +300,32 @@ def image_size(
     return width, height
 
 
-def open_image(
-    source: str | Path | bytes, where: str | None = None, max_pixels: int = MAX_IMAGE_PIXELS
-) -> Image.Image:
+def open_image(source: str | Path | bytes, where: str | None = None) -> Image.Image:
     """The one way mirg opens a sample's image (a file, or a file's bytes): decoded, RGB,
     turned as its EXIF orientation says (see the policy above; the same pixels ``datasets``
     decodes for training), the pixel count checked from the header first. DataError naming
     ``where`` (default: the path) when it cannot be used."""
     source = source if isinstance(source, bytes) else Path(source)
     where = where or ("image bytes" if isinstance(source, bytes) else str(source))
-    with _image(source, where, max_pixels) as image:
+    with _image(source, where, MAX_IMAGE_PIXELS) as image:
         image.load()
         if _orientation(image, source, loaded=True) != 1:
             return ImageOps.exif_transpose(image).convert("RGB")
         return image.convert("RGB")
 
 
-def image_bytes_as_shown(path: str | Path, where: str, max_pixels: int = MAX_IMAGE_PIXELS) -> bytes:
+def image_bytes_as_shown(path: str | Path, where: str) -> bytes:
     """The file's bytes, for records that embed images (verl): as they are where the image
     is shown as stored (exports stay byte-identical), else the turned pixels as PNG without
     the tag, so the record holds the image as shown whether or not its reader applies EXIF
     orientations."""
     path = Path(path)
-    with _image(path, where, max_pixels) as image:
+    with _image(path, where, MAX_IMAGE_PIXELS) as image:
         turned = _orientation(image, path) in range(2, 9)
     if not turned:
         return path.read_bytes()
     buffer = io.BytesIO()
-    open_image(path, where, max_pixels).save(buffer, format="PNG")
+    open_image(path, where).save(buffer, format="PNG")
     return buffer.getvalue()
 
 
