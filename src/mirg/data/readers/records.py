@@ -265,11 +265,10 @@ class Tally:
 def check_sample(sample: Sample, where: str, *, paths: bool = True) -> Sample:
     """Check what a reader takes from its source, as :func:`~mirg.data.schema.read_samples`
     will: a non-empty id and question that names no image the sample lacks and holds none of
-    Qwen-VL's reserved tokens, and image paths
-    that stay inside the root by their text (``paths=False`` where the reader confined them
-    already; every later load also follows symbolic links). Boxes were checked when
-    converted. Cheaper than :func:`~mirg.data.schema.sample_from_json`, whose link
-    resolution would cost more than the rest of a conversion."""
+    Qwen-VL's reserved tokens, and image paths inside the root by their text (``paths=False``
+    where the reader confined them already). Boxes were checked when converted. Cheaper than
+    :func:`~mirg.data.schema.sample_from_json`, whose link resolution would cost more than
+    the rest of a conversion (every later load follows symbolic links)."""
     if not sample.id:
         raise DataError(f"{where}: field 'id': empty")
     if not sample.question.strip():
