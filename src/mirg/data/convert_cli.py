@@ -1,17 +1,9 @@
-"""``mirg convert --format NAME``: published data -> mirg samples (docs/data.md, "Readers").
+"""``mirg convert --format NAME``: published data -> mirg samples (docs/data.md, "Readers",
+has an example per format).
 
-    mirg convert --format mgrounding --input data/MGrounding-630k.json --out mg.jsonl
-    mirg convert --format llava --input rec.jsonl --images coco --profile pixels --out r.jsonl
-    mirg convert --format refcoco --refs refs.json --instances instances.json \
-        --images train2014 --out ref.jsonl
-    mirg convert --format coco-captions --data ref.jsonl --captions captions.json --out c.jsonl
-    mirg convert --format migbench --input MIG_data.json --out migbench.jsonl
-    mirg convert --format my_pkg.readers.READER --input rows.csv --option KEY=VALUE --out s.jsonl
-
-Every format is a :class:`~mirg.data.readers.Reader` record: the built-ins are named in
-``mirg.data.readers.READERS``, a user's own by dotted path. COCO-style instance files
-have their own command, ``mirg coco``. Images are not decoded unless
-``--check-images decode``; sizes are read from headers where a profile needs them
+Every format is a :class:`~mirg.data.readers.Reader`: a built-in of
+``mirg.data.readers.READERS``, or a user's own by dotted path. Images are not decoded
+unless ``--check-images decode``; sizes are read from headers where a profile needs them
 (or ``--image-sizes`` asks). The summary line counts what was written and what was left
 out, by reason; each left-out record is in ``OUT.skipped.log`` with its reason.
 """

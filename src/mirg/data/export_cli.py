@@ -1,16 +1,10 @@
-"""``mirg export`` (and ``mirg trajectories``): samples -> training records.
-
-``mirg trajectories --data DIR/train.jsonl --profile NAME --out FILE.jsonl`` is the
-``sft`` export: one line per sample with ``id``, ``prompt``, ``completion`` (the reasoning
-trajectory and canonical answer in the profile's coordinates), ``images`` (absolute
-paths) and the reward target columns.
-"""
+"""``mirg export`` (and ``mirg trajectories``, the ``sft`` export): samples -> training
+records (:mod:`mirg.data.exports`)."""
 
 from __future__ import annotations
 
 import argparse
 import time
-from collections.abc import Iterable
 from pathlib import Path
 
 from mirg.cli import add_output_arguments
@@ -76,10 +70,19 @@ def frame_rule_of(args: argparse.Namespace) -> FrameRule:
     )
 
 
-def samples_and_exporter(
-    args: argparse.Namespace, skips: SkipLog | None
-) -> tuple[Iterable[Sample], Exporter]:
-    """The samples of ``--data`` and the exporter the common arguments ask for."""
+def prepare(
+    args: argparse.Namespace, fmt: str, *inputs: tuple[str, str | None]
+) -> tuple[Path, SkipLog | None, list[Sample], Exporter]:
+    """``--out`` checked against the inputs (``--data``, ``--model`` and ``inputs``), the
+    skip log ``--skip-bad`` asks for, the samples of ``--data`` and the exporter the common
+    arguments ask for."""
+    out = check_output(
+        args.out,
+        KINDS[fmt],
+        inputs=[("--data", args.data), ("--model", args.model), *inputs],
+        overwrite=args.overwrite,
+    )
+    skips = SkipLog() if args.skip_bad else None
     samples = read_samples(args.data, root=args.root, check_images=args.check_images, skips=skips)
     exporter = Exporter(
         args.profile,
@@ -88,19 +91,14 @@ def samples_and_exporter(
         detail=args.detail,
         frame_rule=frame_rule_of(args),
     )
-    return samples, exporter
+    return out, skips, samples, exporter
 
 
-def run_export(args: argparse.Namespace, fmt: str) -> int:
-    out = check_output(
-        args.out,
-        KINDS[fmt],
-        inputs=[("--data", args.data), ("--model", args.model)],
-        overwrite=args.overwrite,
-    )
-    skips = SkipLog() if args.skip_bad else None
+def run(args: argparse.Namespace, fmt: str | None = None) -> int:
+    """``mirg export`` (``fmt``: ``--format``), and ``mirg trajectories`` without a teacher."""
+    fmt = fmt or args.format
     start = time.perf_counter()
-    samples, exporter = samples_and_exporter(args, skips)
+    out, skips, samples, exporter = prepare(args, fmt)
     count = export(samples, fmt, out, exporter, split=getattr(args, "split", "train"))
     seconds = time.perf_counter() - start
     summary = f"wrote {count} {fmt} records to {out} in {seconds:.1f} s (profile {args.profile})"
@@ -108,7 +106,3 @@ def run_export(args: argparse.Namespace, fmt: str) -> int:
         summary += skips.write(args.skip_log or f"{out}.skipped.log")
     print(summary)
     return 0
-
-
-def run(args: argparse.Namespace) -> int:
-    return run_export(args, args.format)

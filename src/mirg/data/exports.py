@@ -170,10 +170,8 @@ def export(
     """Write ``samples`` in format ``fmt`` to ``out``; returns the number of records."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    if fmt == "sft":
-        return write_jsonl(out, (exporter.sft(s) for s in samples))
-    if fmt == "grpo":
-        return write_jsonl(out, (exporter.grpo(s) for s in samples))
+    if fmt in ("sft", "grpo"):
+        return write_jsonl(out, map(getattr(exporter, fmt), samples))
     if fmt == "sharegpt":
         records = [exporter.sharegpt(s) for s in samples]
         write_text(out, json.dumps(records, ensure_ascii=False, indent=1) + "\n")

@@ -203,47 +203,34 @@ def check_output(
     return out
 
 
-#: How many of a folder's entries a message names.
-_NAMED = 3
-
-
-def _named(entries: list[str]) -> str:
-    more = f" and {len(entries) - _NAMED} more" if len(entries) > _NAMED else ""
-    return ", ".join(entries[:_NAMED]) + more
-
-
 def claim_folder(
     out: str | Path,
     *,
     command: str,
     record: str,
     ours: bool,
-    writes: Collection[str] | None = None,
+    writes: Collection[str],
     overwrite: bool = False,
-    flag: str = "--out",
-    overwrite_hint: str = "pass --overwrite to replace them",
 ) -> list[str]:
     """Refuse output folder ``out`` when a run of ``command`` would replace files it did not
     write; returns those files (empty when there are none, or when ``ours``).
 
     ``ours``: the folder holds ``record``, the file ``command`` writes first, so it is this
     command's earlier output (a rerun resumes it; the caller checks it is the same run).
-    ``writes``: the names a run writes at the top of the folder; None when the names are
-    not known beforehand (the Trainer's and processors' files), and then any entry counts.
-    The folder's lock file never counts. ``overwrite`` lets the caller replace them.
+    ``writes``: the names a run writes at the top of the folder (the folder's lock file never
+    counts). ``overwrite`` lets the caller replace them.
     """
     out = Path(out)
     if out.exists() and not out.is_dir():
-        raise OutputError(f"{out}: {flag} is a file; give the path of a folder to write")
+        raise OutputError(f"{out}: --out is a file; give the path of a folder to write")
     if not out.is_dir() or ours:
         return []
-    names = sorted(child.name for child in out.iterdir() if child.name != LOCK_FILE)
-    found = [n for n in names if writes is None or n in writes]
+    found = sorted(child.name for child in out.iterdir() if child.name in writes)
     if found and not overwrite:
-        what = "files" if writes is None else "files a run would replace"
+        more = f" and {len(found) - 3} more" if len(found) > 3 else ""  # name three
         raise OutputError(
-            f"{out} holds {what} ({_named(found)}) that {command} did not write (it holds no "
-            f"{record} of {command}'s); refusing to replace them. Choose another {flag}, or "
-            f"{overwrite_hint}"
+            f"{out} holds files a run would replace ({', '.join(found[:3])}{more}) that {command} "
+            f"did not write (it holds no {record} of {command}'s); refusing to replace them. "
+            "Choose another --out, or pass --overwrite to replace them"
         )
     return found

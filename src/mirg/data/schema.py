@@ -1,13 +1,8 @@
 """One sample schema for every data source (synthetic world, COCO-style, MIG-Bench).
 
-A sample is one JSON object per line of a JSONL file; its images are files under a
-dataset root (the JSONL's folder unless told otherwise), named by relative paths. The
-fields are those of :class:`Sample` (docs/data.md explains each): the question, its
-images (Image-1 first), ``target_image`` (1-based, or null where the task determines
-none) and ``target_box`` (relative ``[x1, y1, x2, y2]``), object-level annotations
-(``objects``: one list per image), image-level ones (``relations``, ``captions``), the
-typed ``reference`` (:mod:`mirg.data.references`), the answer object ``target``,
-``image_sizes`` (``[w, h]`` of each file) and ``meta``.
+A sample is one JSON object per line of a JSONL file, its fields those of :class:`Sample`
+(docs/data.md explains each); its images are files under a dataset root (the JSONL's
+folder unless told otherwise), named by relative paths.
 
 Everything that reads samples validates them (images exist and decode within Pillow's
 pixel limit, counts agree, boxes valid, paths stay inside the root, questions hold none of
@@ -305,34 +300,32 @@ def image_size(
     return width, height
 
 
-def open_image(
-    source: str | Path | bytes, where: str | None = None, max_pixels: int = MAX_IMAGE_PIXELS
-) -> Image.Image:
+def open_image(source: str | Path | bytes, where: str | None = None) -> Image.Image:
     """The one way mirg opens a sample's image (a file, or a file's bytes): decoded, RGB,
     turned as its EXIF orientation says (see the policy above; the same pixels ``datasets``
     decodes for training), the pixel count checked from the header first. DataError naming
     ``where`` (default: the path) when it cannot be used."""
     source = source if isinstance(source, bytes) else Path(source)
     where = where or ("image bytes" if isinstance(source, bytes) else str(source))
-    with _image(source, where, max_pixels) as image:
+    with _image(source, where, MAX_IMAGE_PIXELS) as image:
         image.load()
         if _orientation(image, source, loaded=True) != 1:
             return ImageOps.exif_transpose(image).convert("RGB")
         return image.convert("RGB")
 
 
-def image_bytes_as_shown(path: str | Path, where: str, max_pixels: int = MAX_IMAGE_PIXELS) -> bytes:
+def image_bytes_as_shown(path: str | Path, where: str) -> bytes:
     """The file's bytes, for records that embed images (verl): as they are where the image
     is shown as stored (exports stay byte-identical), else the turned pixels as PNG without
     the tag, so the record holds the image as shown whether or not its reader applies EXIF
     orientations."""
     path = Path(path)
-    with _image(path, where, max_pixels) as image:
+    with _image(path, where, MAX_IMAGE_PIXELS) as image:
         turned = _orientation(image, path) in range(2, 9)
     if not turned:
         return path.read_bytes()
     buffer = io.BytesIO()
-    open_image(path, where, max_pixels).save(buffer, format="PNG")
+    open_image(path, where).save(buffer, format="PNG")
     return buffer.getvalue()
 
 
@@ -530,13 +523,8 @@ def iter_jsonl(path: str | Path) -> Iterator[tuple[int, object | DataError]]:
             try:
                 line = raw.decode("utf-8")
             except UnicodeDecodeError as exc:
-                yield (
-                    number,
-                    DataError(
-                        f"{path}:{number}: not UTF-8 text (byte {raw[exc.start]:#04x} at column "
-                        f"{exc.start + 1}); save the file as UTF-8"
-                    ),
-                )
+                why = f"not UTF-8 text (byte {raw[exc.start]:#04x} at column {exc.start + 1})"
+                yield number, DataError(f"{path}:{number}: {why}; save the file as UTF-8")
                 continue
             if not line.strip():
                 continue

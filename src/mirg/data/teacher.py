@@ -83,9 +83,6 @@ class Sampler(Protocol):
     ) -> list[list[Any]]: ...
 
 
-# --------------------------------------------------------------------------- prompt
-
-
 def _named(obj: dict[str, Any]) -> str:
     """'a small blue triangle (marked with a red box)', in the trajectories' words."""
     marked = " (marked with a red box)" if obj.get("marked") else ""
@@ -140,9 +137,6 @@ def teacher_messages(
                 "write your reasoning as if you read everything from the images."
             )
     return build_messages(question, sample.n_images, profile)
-
-
-# --------------------------------------------------------------------------- selection
 
 
 @dataclass(frozen=True)
@@ -288,9 +282,6 @@ def choose_all(
         if progress is not None:
             progress.update(len(group))
     return [choices[i] for i in order]
-
-
-# --------------------------------------------------------------------------- the run
 
 
 @dataclass(frozen=True)

@@ -86,7 +86,7 @@ _HOLDS = (
 )
 _COMMON_FOUND = (
     "Only {a} is in every image; in Image-{k} it is at {box}.",
-    "{A} appears in all of them, and in Image-{k} it sits at {box}.",
+    "{a} appears in all of them, and in Image-{k} it sits at {box}.",
     "The shared object is {a}, at {box} in Image-{k}.",
 )
 _INTRO_DIFF = (
@@ -95,24 +95,24 @@ _INTRO_DIFF = (
     "I go through the objects of both images to find the change.",
 )
 _SAME_IN_BOTH = (
-    "{A} at {box} is in both.",
-    "{A} at {box} is unchanged.",
-    "{A} at {box} appears in both images.",
+    "{a} at {box} is in both.",
+    "{a} at {box} is unchanged.",
+    "{a} at {box} appears in both images.",
 )
 _REMOVED = (
-    "{A} at {box} in Image-1 is missing from Image-2.",
+    "{a} at {box} in Image-1 is missing from Image-2.",
     "Image-2 lacks {a} that Image-1 has at {box}.",
-    "{A} at {box} disappears in Image-2.",
+    "{a} at {box} disappears in Image-2.",
 )
 _ADDED = (
     "Image-2 has a new object, {a} at {box}.",
-    "{A} at {box} appears only in Image-2.",
+    "{a} at {box} appears only in Image-2.",
     "Image-2 adds {a} at {box}.",
 )
 _CHANGED = (
     "At {box}, {a} in Image-1 became {b} in Image-2.",
     "The object at {box} changed from {a} to {b}.",
-    "{A} at {box} is {b} in Image-2.",
+    "{a} at {box} is {b} in Image-2.",
 )
 _INTRO_REGION = (
     "Image-{j} is a region cut from Image-{s}; I find where its content lies in Image-{s}.",
@@ -121,8 +121,8 @@ _INTRO_REGION = (
 )
 _REGION_OBJECT = (
     "Image-{j} shows {a}, which Image-{s} has at {box}.",
-    "{A} in Image-{j} is at {box} in Image-{s}.",
-    "{A} of Image-{j} sits at {box} in Image-{s}.",
+    "{a} in Image-{j} is at {box} in Image-{s}.",
+    "{a} of Image-{j} sits at {box} in Image-{s}.",
 )
 _FITS = (
     "Image-{i} has {a} at {box}: it fits.",
@@ -257,24 +257,14 @@ class _Writer:
                 failed = next((k for k, v in match.items() if _feature(obj, k) != v), None)
                 if failed is not None:
                     have = _feature(obj, failed)
-                    self.say(
-                        _MISMATCH,
-                        i=i,
-                        a=a,
-                        box=box,
-                        have=_value_words(failed, have if have is not None else "unknown"),
-                        want=_value_words(failed, match[failed]),
-                    )
+                    have = _value_words(failed, have if have is not None else "unknown")
+                    want = _value_words(failed, match[failed])
+                    self.say(_MISMATCH, i=i, a=a, box=box, have=have, want=want)
                     continue
                 same = next((k for k, v in differ.items() if _feature(obj, k) == v), None)
                 if same is not None:
-                    self.say(
-                        _SAME_AS_REFERENCE,
-                        i=i,
-                        a=a,
-                        box=box,
-                        avoid=_value_words(same, differ[same]),
-                    )
+                    avoid = _value_words(same, differ[same])
+                    self.say(_SAME_AS_REFERENCE, i=i, a=a, box=box, avoid=avoid)
                     continue
                 self.say(_FITS, i=i, a=a, box=box)
 
@@ -430,7 +420,7 @@ def _reasoning(w: _Writer, detail: str) -> None:
             a = _a(_words({"category": ref.match.get("category"), "attributes": ref.match}))
         else:
             a = _a(_words(target)) if target else "the shared object"
-        w.say(_COMMON_FOUND, a=a, A=a, k=k, box=w.box(s.target_box, k))
+        w.say(_COMMON_FOUND, a=a, k=k, box=w.box(s.target_box, k))
     elif isinstance(ref, Difference) and s.n_images == 2:
         w.say(_INTRO_DIFF)
         if full:
@@ -443,9 +433,8 @@ def _reasoning(w: _Writer, detail: str) -> None:
             for obj in s.objects[ref.image - 1][:MAX_CANDIDATES]:
                 there = by_id.get(obj.get("id"))
                 if there is not None:
-                    a = _a(_words(there))
                     box = w.box(there["box"], ref.source)
-                    w.say(_REGION_OBJECT, j=ref.image, s=ref.source, a=a, A=a, box=box)
+                    w.say(_REGION_OBJECT, j=ref.image, s=ref.source, a=_a(_words(there)), box=box)
     else:
         _image_level(w)
 
@@ -458,17 +447,16 @@ def _walk_difference(w: _Writer) -> None:
         a, box = _a(_words(obj)), w.box(obj["box"], 1)
         other = later.get(obj.get("id"))
         if other is None:
-            w.say(_REMOVED, a=a, A=a, box=box)
+            w.say(_REMOVED, a=a, box=box)
             continue
         seen.add(obj.get("id"))
         if _words(other) == _words(obj):
-            w.say(_SAME_IN_BOTH, A=a, box=box)
+            w.say(_SAME_IN_BOTH, a=a, box=box)
         else:
-            w.say(_CHANGED, a=a, A=a, b=_a(_words(other)), box=box)
+            w.say(_CHANGED, a=a, b=_a(_words(other)), box=box)
     for obj in second[:MAX_CANDIDATES]:
         if obj.get("id") not in seen:
-            a = _a(_words(obj))
-            w.say(_ADDED, a=a, A=a, box=w.box(obj["box"], 2))
+            w.say(_ADDED, a=_a(_words(obj)), box=w.box(obj["box"], 2))
 
 
 def _image_level(w: _Writer) -> None:

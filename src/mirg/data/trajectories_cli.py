@@ -1,10 +1,6 @@
-"""``mirg trajectories``: reasoning trajectories and canonical answers for TRL SFT.
-
-By default every completion is the template trajectory (``mirg.data.trajectories``). With
-``--teacher MODEL`` a model's own reasoning replaces it wherever one of ``--samples``
-answers earns full rewards (``mirg.data.teacher``): rejection sampling, which with the SFT
-model as teacher gives rejection-sampling fine-tuning data.
-"""
+"""``mirg trajectories``: the ``sft`` export, its completions the template trajectories
+(``mirg.data.trajectories``) or, with ``--teacher MODEL``, a model's own reasoning where one
+of its answers earns full rewards (``mirg.data.teacher``)."""
 
 from __future__ import annotations
 
@@ -12,10 +8,8 @@ import argparse
 import time
 
 from mirg.cli import config_from_args
-from mirg.data.export_cli import add_common_arguments, run_export, samples_and_exporter
-from mirg.data.exports import KINDS
-from mirg.data.outputs import check_output
-from mirg.data.schema import SkipLog
+from mirg.data.export_cli import add_common_arguments, prepare
+from mirg.data.export_cli import run as run_export
 from mirg.data.teacher import (
     BACKENDS,
     TeacherConfig,
@@ -56,15 +50,8 @@ def run(args: argparse.Namespace) -> int:
     if not args.teacher:
         return run_export(args, "sft")
     cfg = config_from_args(TeacherConfig, args, model=args.teacher, facts=args.teacher_facts)
-    out = check_output(
-        args.out,
-        KINDS["sft"],
-        inputs=[("--data", args.data), ("--model", args.model), ("--teacher", args.teacher)],
-        overwrite=args.overwrite,
-    )
-    skips = SkipLog() if args.skip_bad else None
     start = time.perf_counter()
-    samples, exporter = samples_and_exporter(args, skips)
+    out, skips, samples, exporter = prepare(args, "sft", ("--teacher", args.teacher))
     summary = teacher_trajectories(samples, exporter, cfg, out, progress=not args.no_progress)
     print(format_summary(summary))
     line = (

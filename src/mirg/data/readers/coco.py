@@ -28,7 +28,6 @@ from typing import Any
 from mirg.core.boxes import BOX_TOLERANCE
 from mirg.data.references import CommonObject, Description
 from mirg.data.schema import (
-    MAX_IMAGE_PIXELS,
     DataError,
     Sample,
     SkipLog,
@@ -61,7 +60,6 @@ def read_coco(
     image_root: str | Path,
     *,
     check_images: str = "decode",
-    max_pixels: int = MAX_IMAGE_PIXELS,
     skips: SkipLog | None = None,
 ) -> dict[int, CocoImage]:
     """Validate a COCO-style file; return its images (by id) with their objects.
@@ -71,9 +69,7 @@ def read_coco(
     """
     path = Path(annotation_file)
     data = read_json(path, "annotation file")
-    return coco_images(
-        data, path, image_root, check_images=check_images, max_pixels=max_pixels, skips=skips
-    )
+    return coco_images(data, path, image_root, check_images=check_images, skips=skips)
 
 
 def coco_images(
@@ -82,7 +78,6 @@ def coco_images(
     image_root: str | Path,
     *,
     check_images: str = "decode",
-    max_pixels: int = MAX_IMAGE_PIXELS,
     skips: SkipLog | None = None,
 ) -> dict[int, CocoImage]:
     """:func:`read_coco` on a file already parsed (``path`` names it in messages), for
@@ -147,7 +142,7 @@ def coco_images(
             continue
         try:
             file_path = resolve_image_path(root, name, f"{path}: {where}: field 'file_name'")
-            size = check_image(file_path, f"{path}: {where}", check_images, max_pixels)
+            size = check_image(file_path, f"{path}: {where}", check_images)
             if size is not None and size != (w, h):
                 raise DataError(
                     f"{path}: {where}: fields 'width'/'height' say {w}x{h}, "
@@ -305,8 +300,6 @@ def _sample(
         target_image=k,
         target_box=tuple(target["box"]),  # type: ignore[arg-type]
         objects=objects,
-        relations=[],
-        captions=[],
         reference=reference,
         target={"image": k, "object": index},
         image_sizes=[[images[i].width, images[i].height] for i in chosen],

@@ -41,14 +41,13 @@ from mirg.data.readers.records import (
     ImageFiles,
     Tally,
     check_sample,
-    confined,
     input_files,
     iter_records,
     json_object,
     source_where,
 )
 from mirg.data.references import Description, QuotedBox, Reference
-from mirg.data.schema import DataError, Sample, data_box
+from mirg.data.schema import DataError, Sample, _bad, check_relative_path, data_box
 from mirg.models.loading import FrameRule
 
 #: Coordinate conventions a source may declare: the model profiles, and ``pixels``
@@ -84,10 +83,6 @@ class Turn:
     answer: str
 
 
-def _bad(where: str, name: str, why: str) -> DataError:
-    return DataError(f"{where}: field {name!r}: {why}")
-
-
 def record_images(record: dict[str, Any], where: str, key: str = "images") -> list[str]:
     """The record's image paths ("./a.jpg" -> "a.jpg"), a list even for one path, each
     relative and inside the root (by its text)."""
@@ -101,7 +96,8 @@ def record_images(record: dict[str, Any], where: str, key: str = "images") -> li
         if not isinstance(image, str) or not image.strip():
             raise _bad(where, f"{key}[{k}]", f"expected a relative path, got {image!r}")
         image = image[2:] if image.startswith("./") else image
-        out.append(confined(image, f"{where}: field '{key}[{k}]'"))
+        check_relative_path(image, f"{where}: field '{key}[{k}]'")
+        out.append(image)
     return out
 
 
@@ -212,9 +208,9 @@ def target_only_sample(
     target_image: int | None,
     box: Box,
     reference: Reference | None,
-    relations: list[dict[str, Any]],
     sizes: list[list[int]] | None,
     meta: dict[str, Any],
+    relations: list[dict[str, Any]] | None = None,
 ) -> Sample:
     """A sample that annotates only its answer (as the target object of its image)."""
     objects: list[list[dict[str, Any]]] = [[] for _ in images]
@@ -230,8 +226,7 @@ def target_only_sample(
         target_image=target_image,
         target_box=box,
         objects=objects,
-        relations=relations,
-        captions=[],
+        relations=relations or [],
         reference=reference,
         target=target,
         image_sizes=sizes,
@@ -342,7 +337,6 @@ def read_conversations(
             target_image=target,
             box=relative_box(numbers, profile, size, frame_rule, where),  # type: ignore[arg-type]
             reference=question_reference(turn.question, where),
-            relations=[],
             sizes=sizes,
             meta={
                 "source": source,

@@ -45,7 +45,6 @@ def read_items(
                 target_image=item.target_image,
                 box=data_box(list(item.target_box), here, "answer"),
                 reference=question_reference(item.question, here),
-                relations=[],
                 sizes=images.record(paths, here, sizes=sizes),
                 meta={"source": "MIG-Bench", "index": item.index},
             )

@@ -1,17 +1,9 @@
-"""What the readers share: source files read record by record, image files sized from
-their headers, and the tally of what a conversion kept and left out.
-
-* :func:`iter_records`: a JSON list (``[{…}, {…}]``, indented or not) or a JSONL file,
-  one record at a time, each with where it starts (``file:line``). A JSON list is parsed
-  incrementally, so a 600k-record file never sits in memory whole.
-* :func:`iter_parquet`: the rows of a parquet file in batches, only the columns asked for.
-* :class:`ImageFiles`: image paths confined to the dataset root, checked as asked
-  (``none``/``exists``/``decode``) and sized from the header (no pixel is decoded) when a
-  coordinate profile needs the size; each file once.
-* :class:`Tally`: counts what was read, written and left out by reason; every left-out
-  record or turn goes to the skip log with its reason. Records a reader cannot use by
-  design (an answer without a box) are always left out and counted; bad records raise a
-  :class:`~mirg.data.schema.DataError` unless ``skip_bad``.
+"""What the readers share: source files read record by record (a JSON list parsed
+incrementally, so a 600k-record file never sits in memory whole), image files confined to
+the root and sized from their headers (no pixel decoded), and the :class:`Tally` of what a
+conversion kept and left out. Records a reader cannot use by design (an answer without a
+box) are always left out and counted; bad records raise a
+:class:`~mirg.data.schema.DataError` unless ``skip_bad``.
 """
 
 from __future__ import annotations
@@ -29,7 +21,6 @@ from mirg.core.prompts import reserved_tokens_problem
 from mirg.data.schema import (
     _IMAGE_NAME_RE,
     IMAGE_CHECKS,
-    MAX_IMAGE_PIXELS,
     DataError,
     Sample,
     SkipLog,
@@ -176,14 +167,11 @@ class ImageFiles:
     checked once as ``check`` says, and sized (header only, unless ``check`` decodes) when
     asked. Sizes are remembered, since records share images."""
 
-    def __init__(
-        self, root: str | Path, check: str = "none", max_pixels: int = MAX_IMAGE_PIXELS
-    ) -> None:
+    def __init__(self, root: str | Path, check: str = "none") -> None:
         if check not in IMAGE_CHECKS:
             raise MirgError(f"check_images must be one of {IMAGE_CHECKS}, got {check!r}")
         self.root = Path(root)
         self.check_mode = check
-        self.max_pixels = max_pixels
         self._checked: set[str] = set()
         self._sizes: dict[str, tuple[int, int]] = {}
 
@@ -192,7 +180,7 @@ class ImageFiles:
         if self.check_mode == "none" or relative in self._checked:
             return
         path = resolve_image_path(self.root, relative, where)
-        size = check_image(path, where, self.check_mode, self.max_pixels)
+        size = check_image(path, where, self.check_mode)
         if size is not None:
             self._sizes[relative] = size
         self._checked.add(relative)
@@ -216,7 +204,7 @@ class ImageFiles:
         size = self._sizes.get(relative)
         if size is None:
             path = resolve_image_path(self.root, relative, where)
-            size = self._sizes[relative] = image_size(path, where, self.max_pixels)
+            size = self._sizes[relative] = image_size(path, where)
         return size
 
 
@@ -277,11 +265,10 @@ class Tally:
 def check_sample(sample: Sample, where: str, *, paths: bool = True) -> Sample:
     """Check what a reader takes from its source, as :func:`~mirg.data.schema.read_samples`
     will: a non-empty id and question that names no image the sample lacks and holds none of
-    Qwen-VL's reserved tokens, and image paths
-    that stay inside the root by their text (``paths=False`` where the reader confined them
-    already; every later load also follows symbolic links). Boxes were checked when
-    converted. Cheaper than :func:`~mirg.data.schema.sample_from_json`, whose link
-    resolution would cost more than the rest of a conversion."""
+    Qwen-VL's reserved tokens, and image paths inside the root by their text (``paths=False``
+    where the reader confined them already). Boxes were checked when converted. Cheaper than
+    :func:`~mirg.data.schema.sample_from_json`, whose link resolution would cost more than
+    the rest of a conversion (every later load follows symbolic links)."""
     if not sample.id:
         raise DataError(f"{where}: field 'id': empty")
     if not sample.question.strip():
@@ -296,14 +283,8 @@ def check_sample(sample: Sample, where: str, *, paths: bool = True) -> Sample:
             )
     if paths:
         for k, rel in enumerate(sample.images):
-            confined(rel, f"{where}: field 'images[{k}]'")
+            check_relative_path(rel, f"{where}: field 'images[{k}]'")
     return sample
-
-
-def confined(relative: str, where: str) -> str:
-    """A relative path that stays inside its root, by its text (no file system access)."""
-    check_relative_path(relative, where)
-    return relative
 
 
 def json_object(where: str, record: object) -> dict[str, Any]:
@@ -315,7 +296,7 @@ def json_object(where: str, record: object) -> dict[str, Any]:
     return record
 
 
-def source_where(where: str, record: dict[str, Any], key: str = "id") -> str:
+def source_where(where: str, record: dict[str, Any]) -> str:
     """``where`` with the record's id, when it has one."""
-    value = record.get(key)
+    value = record.get("id")
     return f"{where}: record {value!r}" if isinstance(value, (str, int)) else where

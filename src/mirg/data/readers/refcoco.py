@@ -58,7 +58,7 @@ from mirg.data.readers import Reader
 from mirg.data.readers.coco import CocoImage, _public, coco_images
 from mirg.data.readers.records import Tally, check_sample, iter_parquet, iter_records
 from mirg.data.references import Expression
-from mirg.data.schema import MAX_IMAGE_PIXELS, DataError, Sample, _int, read_json
+from mirg.data.schema import DataError, Sample, _int, read_json
 from mirg.errors import MirgError
 
 REFCOCO_FAMILIES = ("group_grounding", "referring")
@@ -198,18 +198,13 @@ class RefCoco:
     """The instances and refs of one RefCOCO-family dataset, ready to compose samples."""
 
     def __init__(
-        self,
-        instances: str | Path,
-        image_root: str | Path,
-        *,
-        check_images: str = "none",
-        max_pixels: int = MAX_IMAGE_PIXELS,
+        self, instances: str | Path, image_root: str | Path, *, check_images: str = "none"
     ) -> None:
         path = Path(instances)
         data = read_json(path, "instances file")
         # The dataset's own file: it must be whole, so the first bad entry raises.
         self.images: dict[int, CocoImage] = coco_images(
-            data, path, image_root, check_images=check_images, max_pixels=max_pixels
+            data, path, image_root, check_images=check_images
         )
         self.category_of: dict[int, str] = {}
         self.supercategory: dict[str, str] = {}
@@ -313,24 +308,16 @@ def refcoco_samples(
             yield sample
 
 
+@dataclass(frozen=True)
 class _Composer:
     """Chooses the images of a sample around the referred one."""
 
-    def __init__(
-        self,
-        dataset: RefCoco,
-        pool: list[int],
-        by_category: dict[str, list[int]],
-        near: dict[str, list[int]],
-        sentences_of: dict[int, set[str]],
-        mode: str,
-    ) -> None:
-        self.dataset = dataset
-        self.pool = pool
-        self.by_category = by_category
-        self.near = near
-        self.sentences_of = sentences_of
-        self.mode = mode
+    dataset: RefCoco
+    pool: list[int]
+    by_category: dict[str, list[int]]
+    near: dict[str, list[int]]
+    sentences_of: dict[int, set[str]]
+    mode: str
 
     def _draw(
         self,
@@ -420,8 +407,6 @@ def _sample(
         target_image=k,
         target_box=tuple(target["box"]),  # type: ignore[arg-type]
         objects=[dataset.objects[i] for i in chosen],
-        relations=[],
-        captions=[],
         reference=Expression(text=text, category=category),
         target={"image": k, "object": j},
         image_sizes=[[dataset.images[i].width, dataset.images[i].height] for i in chosen],

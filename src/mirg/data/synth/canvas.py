@@ -193,9 +193,6 @@ class Canvas:
         return None
 
 
-# ---------------------------------------------------------------------------- pixels
-
-
 def _render_background(spec: Background, size: int) -> Image.Image:
     if spec[0] == "flat":
         return Image.new("RGB", (size, size), spec[1])

@@ -128,6 +128,13 @@ class Ctx:
             canvas.try_place(*self.look_alike(shape, colour), self.uid())
         self.fill(canvas, count - 1, lambda s, c, z: (s, c) != (shape, colour))
 
+    def target_scene(self, least: int) -> tuple[list[Canvas], tuple[str, str, str], int, Obj]:
+        """At least ``least`` canvases, a random kind, and an object of it placed in Image-k."""
+        canvases = [self.canvas() for _ in range(self.n_images(least))]
+        kind = self.kind()
+        k = self.rng.randint(1, len(canvases))
+        return canvases, kind, k, canvases[k - 1].place(*kind, self.uid(), protected=True)
+
     def template(self, options: Sequence[str], **values: object) -> str:
         text = options[0] if self.config.fixed_layout else self.rng.choice(options)
         return text.format(**values)
@@ -217,11 +224,7 @@ def name_object(ctx: Ctx) -> Built:
 
 
 def referring(ctx: Ctx) -> Built:
-    n = ctx.n_images(1)
-    canvases = [ctx.canvas() for _ in range(n)]
-    shape, colour, size = ctx.kind()
-    k = ctx.rng.randint(1, n)
-    target = canvases[k - 1].place(shape, colour, size, ctx.uid(), protected=True)
+    canvases, (shape, colour, size), k, target = ctx.target_scene(1)
     for i, canvas in enumerate(canvases, 1):
         if i == k:
             ctx.distract(canvas, shape, colour)
@@ -238,11 +241,8 @@ def referring(ctx: Ctx) -> Built:
 
 
 def group_grounding(ctx: Ctx) -> Built:
-    n = ctx.n_images(2)
-    canvases = [ctx.canvas() for _ in range(n)]
-    shape, colour, size = ctx.kind()
-    k = ctx.rng.randint(1, n)
-    target = canvases[k - 1].place(shape, colour, size, ctx.uid(), protected=True)
+    canvases, (shape, colour, size), k, target = ctx.target_scene(2)
+    n = len(canvases)
     # A same-shape, same-colour object of the other size elsewhere makes the size word matter.
     size_trap = len(ctx.config.sizes) > 1 and n > 1 and ctx.rng.random() < 0.3
     if size_trap:
