@@ -26,24 +26,21 @@ THUMB_SIDE = 256
 
 @dataclass
 class ItemView:
-    """One evaluated item as the gallery shows it."""
+    """One evaluated item as the gallery shows it: the ground-truth and predicted boxes as
+    (1-based image, relative box), ``hit`` (IoU >= 0.5 under the run's protocol; MC-Bench:
+    each image rightly said to hold a target or not) and ``note``, what the model answered."""
 
     key: int | str
     task: str
     question: str
     images: Sequence[str]
     target_image: int | None
-    target_box: Sequence[float]
     response: str
-    chosen_image: int | None
-    box: tuple[float, float, float, float] | None  # predicted, relative
     iou: float
-    hit: bool  # IoU >= 0.5 under the run's protocol
-    # MC-Bench: every target and every predicted box, each as (1-based image, relative box);
-    # ``hit`` is then image-level correctness and ``note`` says how many targets were found.
-    gt_boxes: Sequence[tuple[int, Box]] = ()
-    pred_boxes: Sequence[tuple[int, Box]] | None = None
-    note: str = ""
+    hit: bool
+    gt_boxes: Sequence[tuple[int, Sequence[float]]]
+    pred_boxes: Sequence[tuple[int, Box]]
+    note: str
 
 
 def item_views(
@@ -57,6 +54,7 @@ def item_views(
         chosen = score.image
         if protocol == "official":
             chosen = chosen or it.target_image or 1  # the official protocol never checks
+        on = range(1, len(it.images) + 1)
         views.append(
             ItemView(
                 it.key,
@@ -64,12 +62,12 @@ def item_views(
                 it.question,
                 it.images,
                 it.target_image,
-                it.target_box,
                 pred.response if pred else "",
-                chosen,
-                score.box,
                 score.iou,
                 score.iou >= 0.5,
+                [(k, it.target_box) for k in on if it.target_image in (None, k)],
+                [(chosen, score.box)] if score.box is not None and chosen else [],
+                f"answered Image-{chosen or '?'}",
             )
         )
     return views
@@ -248,25 +246,17 @@ def gallery(views: Sequence[ItemView], limit: int = GALLERY_LIMIT) -> str:
                 img = f'<img src="{uri}" alt="Image-{k}">'
             except OSError:
                 img = f'<div class="noimg">Image-{k} unavailable</div>'
-            boxes = ""
-            if v.pred_boxes is not None:  # every target and every box (MC-Bench)
-                boxes += "".join(_box_div(b, "gt") for i, b in v.gt_boxes if i == k)
-                boxes += "".join(_box_div(b, "pred") for i, b in v.pred_boxes if i == k)
-            else:
-                if v.target_image in (None, k):
-                    boxes += _box_div(v.target_box, "gt")
-                if v.box is not None and v.chosen_image == k:
-                    boxes += _box_div(v.box, "pred")
+            boxes = "".join(_box_div(b, "gt") for i, b in v.gt_boxes if i == k)
+            boxes += "".join(_box_div(b, "pred") for i, b in v.pred_boxes if i == k)
             figs.append(
                 f'<figure><div class="frame">{img}{boxes}</div><figcaption>Image-{k}'
                 f"{' (target)' if v.target_image == k else ''}</figcaption></figure>"
             )
         outcome = "hit" if v.hit else "miss"
-        said = esc(v.note) if v.note else f"answered Image-{esc(v.chosen_image or '?')}"
         cards.append(
             f'<div class="card {outcome}" data-task="{esc(v.task)}" data-hit="{outcome}">'
             f'<div class="meta"><b>{esc(v.key)}</b> · {esc(v.task)} · IoU {v.iou:.2f} · '
-            f'<span class="{outcome}">{outcome}</span> · {said}'
+            f'<span class="{outcome}">{outcome}</span> · {esc(v.note)}'
             f'</div><div class="images">{"".join(figs)}</div>'
             f'<p class="q">{esc(v.question)}</p>'
             f"<details><summary>reasoning / response</summary><pre>{esc(v.response)}</pre></details></div>"

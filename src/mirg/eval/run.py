@@ -29,8 +29,8 @@ from mirg.data.schema import read_json
 from mirg.errors import MirgError, shown
 from mirg.eval.benchmarks import (
     BENCHMARKS,
-    Benchmark,
     EvalItem,
+    GroundingBenchmark,
     get_benchmark,
     load_eval_items,
 )
@@ -95,7 +95,7 @@ class EvalConfig:
                 OFFICIAL_MAX_NEW_TOKENS if self.prompt == "official" else REASONING_MAX_NEW_TOKENS
             )
 
-    def benchmark(self) -> Benchmark:
+    def benchmark(self) -> GroundingBenchmark:
         return get_benchmark(self.bench, self.data)
 
     def writes(self) -> tuple[str, ...]:

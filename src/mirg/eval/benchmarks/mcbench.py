@@ -17,7 +17,14 @@ from mirg.core.migbench import BenchError
 from mirg.core.profiles import CoordinateProfile
 from mirg.core.prompts import reserved_tokens_problem
 from mirg.errors import MirgError
-from mirg.eval.benchmarks.base import NUMBER, EvalItem, Items, confined, require_images
+from mirg.eval.benchmarks.base import (
+    NUMBER,
+    EvalItem,
+    GroundingBenchmark,
+    Items,
+    confined,
+    require_images,
+)
 from mirg.files import write_json
 
 #: Folders an MC-Bench image root may hold its images under (its archive unpacks to one).
@@ -48,7 +55,7 @@ def _best_ious(targets: Sequence[tuple[int, Box]], boxes: Sequence[tuple[int, Bo
     return [max((iou(b, t) for k, b in boxes if k == i), default=0.0) for i, t in targets]
 
 
-class McBench:
+class McBench(GroundingBenchmark):
     name = "MC-Bench"
     summary = "overall"
     row_fields: Mapping[str, Any] = {"n": int, "ap50": NUMBER, "accuracy": NUMBER}
@@ -150,7 +157,7 @@ class McBench:
 
         views = mcbench_views(items, predictions, profile)
         styles = metrics["tasks"]
-        target_ious = [x for v in views for x in _best_ious(v.gt_boxes, v.pred_boxes or ())]
+        target_ious = [x for v in views for x in _best_ious(v.gt_boxes, v.pred_boxes)]
         return [
             ("MC-Bench metrics (%)", mcbench_table(metrics)),
             ("AP50 per text style (official)", svg_bars({s: r["ap50"] for s, r in styles.items()})),
@@ -197,15 +204,12 @@ def mcbench_views(items: Items, predictions: Mapping, profile: str) -> list:
                 sample.text,
                 it.images,
                 None,
-                it.target_box,
                 pred.response if pred else "",
-                None,
-                None,
                 sum(best) / len(best) if best else 0.0,
                 right,
-                gt_boxes=targets,
-                pred_boxes=boxes,
-                note=f"{sum(v >= 0.5 for v in best)} of {len(best)} targets found (IoU ≥ 0.5), "
+                targets,
+                boxes,
+                f"{sum(v >= 0.5 for v in best)} of {len(best)} targets found (IoU ≥ 0.5), "
                 f"{len(boxes)} boxes, images {'right' if right else 'wrong'}",
             )
         )
