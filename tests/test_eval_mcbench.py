@@ -180,3 +180,14 @@ def test_report_shows_the_note_on_the_official_figures(images_root, tmp_path):
     assert main(["report", str(out)]) == 0
     html = (out / "report.html").read_text()
     assert f'<p class="legend">{esc("official: " + mcbench.NO_GROUP_2)}</p>' in html
+
+
+def test_report_names_metrics_written_before_the_corrected_protocol(tmp_path, capsys):
+    """A metrics.json without ``corrected`` (an older run) is named, with what to do."""
+    samples = load_mcbench(BENCH)
+    metrics = mcbench.metrics(samples, [])
+    del metrics["corrected"]
+    _report_folder(tmp_path / "run", BENCH, metrics, tmp_path)
+    assert main(["report", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert "metrics.json: field 'corrected': missing" in err and "rerun mirg eval" in err

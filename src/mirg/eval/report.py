@@ -388,7 +388,8 @@ def _metrics_file(path: Path, bench: Any) -> dict:
     from mirg.data.schema import read_json
 
     metrics = read_json(path)
-    _fields(path, metrics, {"protocol": str, "tasks": dict, "missing": int, bench.summary: dict})
+    needs = {"protocol": str, "tasks": dict, "missing": int, bench.summary: dict}
+    _fields(path, metrics, {**needs, **bench.metrics_fields})
     for task, row in metrics["tasks"].items():
         _fields(path, row, {"n": int, **bench.row_fields}, f"tasks.{task}.")
     _fields(path, metrics[bench.summary], bench.row_fields, f"{bench.summary}.")

@@ -48,15 +48,17 @@ class GroundingBenchmark:
     - ``check`` refuses before generation what the benchmark cannot score (a prompt;
       ``sizes``, each image's (width, height)).
     - ``score`` returns the metrics JSON: ``protocol``, ``tasks`` (a row per task, each with
-      ``n``), ``missing`` and the all-items row under ``summary``; every row holds
-      ``row_fields`` (``mirg report`` checks them; the training callback logs the
-      ``summary`` row). It may write ``writes`` into ``out`` (None outside a run folder).
+      ``n``), ``missing``, the all-items row under ``summary`` and ``metrics_fields``;
+      every row holds ``row_fields`` (``mirg report`` checks them all; the training
+      callback logs the ``summary`` row). It may write ``writes`` into ``out`` (None
+      outside a run folder).
     - ``table`` is what the terminal shows, ``sections`` the report's (heading, HTML) pairs.
     """
 
     name = "grounding"  # shown in the report and the terminal
     summary = "average"
     row_fields: Mapping[str, Any] = dict.fromkeys(("acc@0.3", "acc@0.5", "acc@0.7", "miou"), NUMBER)
+    metrics_fields: Mapping[str, Any] = {}
     writes: tuple[str, ...] = ()
 
     def recognises(self, path: Path) -> bool:

@@ -59,6 +59,7 @@ class McBench(GroundingBenchmark):
     name = "MC-Bench"
     summary = "overall"
     row_fields: Mapping[str, Any] = {"n": int, "ap50": NUMBER, "accuracy": NUMBER}
+    metrics_fields: Mapping[str, Any] = {"corrected": dict}
     writes = (MCBENCH_RESULTS,)
 
     def recognises(self, path: Path) -> bool:
@@ -189,11 +190,8 @@ def mcbench_views(items: Items, predictions: Mapping, profile: str) -> list:
         found = (
             mcbench.detections(sample, pred.response, profile, pred.input_sizes)[0] if pred else []
         )
-        position = {img.id: k for k, img in enumerate(sample.images, 1)}
-        boxes = []
-        for d in found:
-            k = position[d.image_id]
-            boxes.append((k, sample.images[k - 1].relative(d.bbox)))
+        image = {img.id: (k, img) for k, img in enumerate(sample.images, 1)}
+        boxes = [(image[d.image_id][0], image[d.image_id][1].relative(d.bbox)) for d in found]
         targets = [(t.image, t.relative(sample.images[t.image - 1])) for t in sample.targets]
         best = _best_ious(targets, boxes)
         right = mcbench.image_accuracy([sample], found) == 1.0
