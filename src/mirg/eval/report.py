@@ -304,51 +304,30 @@ def evaluation_sections(
 ) -> list[tuple[str, str]]:
     """Table, charts and gallery of a run scored one box per item (``mirg score``'s
     metrics); a benchmark adds its own sections around them."""
-    sections = [("Metrics per task", metrics_table(metrics, chance))]
     acc = {t: r["acc@0.5"] for t, r in metrics["tasks"].items()}
     ref = {t: r["acc@0.5"] for t, r in (chance or {}).get("tasks", {}).items()} or None
     legend = ' <span class="legend">(dashed red: chance level)</span>' if ref else ""
-    sections.append(
-        (
-            f"Acc@0.5 per task{' and chance' if ref else ''}",
-            svg_bars(acc, reference=ref) + legend,
-        )
-    )
-    sections.append(("IoU histogram", svg_histogram([v.iou for v in views])))
-    sections.append(
+    return [
+        ("Metrics per task", metrics_table(metrics, chance)),
+        (f"Acc@0.5 per task{' and chance' if ref else ''}", svg_bars(acc, reference=ref) + legend),
+        ("IoU histogram", svg_histogram([v.iou for v in views])),
         (
             "Gallery",
             '<p class="legend"><span style="color:#2ca02c">■ ground truth</span>'
             '<span style="color:#d62728">▢ prediction, on the image the model named</span></p>'
             + gallery(views, gallery_limit),
-        )
-    )
-    return sections
+        ),
+    ]
 
 
 def write_report(out: str | Path, gallery_limit: int = GALLERY_LIMIT) -> Path:
-    """(Re)build ``out/report.html`` from an evaluation folder (``mirg report DIR``): the
-    sections are the benchmark's, the one run.json names or else the one recognising the
-    data file."""
-    from mirg.eval.benchmarks import load_eval_items
-    from mirg.eval.run import METRICS, PREDICTIONS, REPORT, RUN
+    """(Re)build ``out/report.html`` from an evaluation folder (``mirg report DIR``) with
+    its benchmark's sections."""
+    from mirg.eval.run import REPORT
 
-    out = Path(out)
-    if not out.is_dir():
-        raise MirgError(f"{out}: not a folder; give a mirg eval --out folder")
-    for name in (RUN, PREDICTIONS, METRICS):
-        if not (out / name).is_file():
-            raise MirgError(f"{out}: no {name}; is this a mirg eval output folder?")
-    run = _run_file(out / RUN)
+    run, items, metrics, predictions = read_run(Path(out))
     cfg = run["config"]
-    items = load_eval_items(
-        cfg["data"], cfg.get("images"), cfg.get("tasks"), cfg.get("limit"), cfg.get("bench")
-    )
-    if not items:
-        raise MirgError(f"{cfg['data']}: no items to report on")
     bench = items[0].benchmark
-    metrics = _metrics_file(out / METRICS, bench)
-    predictions = read_predictions(out / PREDICTIONS)
     info = (
         f"<p>model <code>{esc(cfg['model'])}</code> · data <code>{esc(cfg['data'])}</code> · "
         f"benchmark {esc(bench.name)} · prompt {esc(cfg['prompt'])} · protocol "
@@ -356,9 +335,41 @@ def write_report(out: str | Path, gallery_limit: int = GALLERY_LIMIT) -> Path:
         f"predictions {metrics['missing']}</p>"
     )
     sections = bench.sections(items, predictions, metrics, run["profile_used"], gallery_limit)
-    path = out / REPORT
+    path = Path(out) / REPORT
     write_text(path, page("mirg evaluation", [("Run", info), *sections]))
     return path
+
+
+def read_run(out: Path) -> tuple[dict, list, dict, dict]:
+    """An evaluation folder's run.json, items (of the benchmark run.json names, else the one
+    recognising the data file), metrics.json and predictions; the JSON files are checked
+    for the fields the report reads, the metrics for those its benchmark's rows hold."""
+    from mirg.data.schema import read_json
+    from mirg.eval.benchmarks import load_eval_items
+    from mirg.eval.run import METRICS, PREDICTIONS, RUN
+
+    if not out.is_dir():
+        raise MirgError(f"{out}: not a folder; give a mirg eval --out folder")
+    for name in (RUN, PREDICTIONS, METRICS):
+        if not (out / name).is_file():
+            raise MirgError(f"{out}: no {name}; is this a mirg eval output folder?")
+    run = read_json(out / RUN)
+    _fields(out / RUN, run, {"config": dict, "profile_used": str})
+    cfg = run["config"]
+    _fields(out / RUN, cfg, {"data": str, "model": str, "prompt": str}, "config.")
+    items = load_eval_items(
+        cfg["data"], cfg.get("images"), cfg.get("tasks"), cfg.get("limit"), cfg.get("bench")
+    )
+    if not items:
+        raise MirgError(f"{cfg['data']}: no items to report on")
+    bench = items[0].benchmark
+    metrics = read_json(out / METRICS)
+    needs = {"protocol": str, "tasks": dict, "missing": int, bench.summary: dict}
+    _fields(out / METRICS, metrics, {**needs, **bench.metrics_fields})
+    for task, row in metrics["tasks"].items():
+        _fields(out / METRICS, row, {"n": int, **bench.row_fields}, f"tasks.{task}.")
+    _fields(out / METRICS, metrics[bench.summary], bench.row_fields, f"{bench.summary}.")
+    return run, items, metrics, read_predictions(out / PREDICTIONS)
 
 
 def _fields(path: Path, obj: object, needs: Mapping[str, Any], prefix: str = "") -> None:
@@ -372,25 +383,3 @@ def _fields(path: Path, obj: object, needs: Mapping[str, Any], prefix: str = "")
                 f"{path}: field '{prefix}{name}': missing or of the wrong type; rerun mirg "
                 "eval on this folder to rewrite it"
             )
-
-
-def _run_file(path: Path) -> dict:
-    from mirg.data.schema import read_json
-
-    run = read_json(path)
-    _fields(path, run, {"config": dict, "profile_used": str})
-    _fields(path, run["config"], {"data": str, "model": str, "prompt": str}, "config.")
-    return run
-
-
-def _metrics_file(path: Path, bench: Any) -> dict:
-    """metrics.json, checked for the fields its benchmark's rows hold."""
-    from mirg.data.schema import read_json
-
-    metrics = read_json(path)
-    needs = {"protocol": str, "tasks": dict, "missing": int, bench.summary: dict}
-    _fields(path, metrics, {**needs, **bench.metrics_fields})
-    for task, row in metrics["tasks"].items():
-        _fields(path, row, {"n": int, **bench.row_fields}, f"tasks.{task}.")
-    _fields(path, metrics[bench.summary], bench.row_fields, f"{bench.summary}.")
-    return metrics
