@@ -80,18 +80,12 @@ def esc(value: object) -> str:
     return html.escape(str(value), quote=True)
 
 
-def svg_bars(
-    values: Mapping[str, float],
-    *,
-    maximum: float = 100.0,
-    unit: str = "%",
-    reference: Mapping[str, float] | None = None,
-    width: int = 640,
-) -> str:
-    """Horizontal bar chart; ``reference`` draws a dashed tick per bar (chance level)."""
-    row, label_w = 22, 150
+def svg_bars(values: Mapping[str, float], *, reference: Mapping[str, float] | None = None) -> str:
+    """Horizontal bar chart of percentages; ``reference`` draws a dashed tick per bar
+    (chance level)."""
+    row, label_w, width = 22, 150, 640
     height = row * len(values) + 10
-    scale = (width - label_w - 60) / maximum if maximum else 0
+    scale = (width - label_w - 60) / 100
     parts = [f'<svg class="chart" width="{width}" height="{height}" role="img">']
     for i, (name, v) in enumerate(values.items()):
         y = 5 + i * row
@@ -100,7 +94,7 @@ def svg_bars(
         parts.append(
             f'<rect x="{label_w}" y="{y + 3}" width="{w:.1f}" height="{row - 8}" fill="#4c78a8"/>'
         )
-        parts.append(f'<text x="{label_w + w + 4:.1f}" y="{y + 14}">{v:.1f}{unit}</text>')
+        parts.append(f'<text x="{label_w + w + 4:.1f}" y="{y + 14}">{v:.1f}%</text>')
         if reference and name in reference:
             x = label_w + reference[name] * scale
             parts.append(
@@ -111,10 +105,9 @@ def svg_bars(
     return "".join(parts)
 
 
-def svg_histogram(
-    values: Sequence[float], bins: int = 10, width: int = 640, height: int = 180
-) -> str:
+def svg_histogram(values: Sequence[float]) -> str:
     """Histogram of values in [0, 1] (IoU)."""
+    bins, width, height = 10, 640, 180
     counts = [0] * bins
     for v in values:
         counts[min(bins - 1, max(0, int(v * bins)))] += 1
@@ -138,13 +131,9 @@ def svg_histogram(
     return "".join(parts)
 
 
-def svg_lines(
-    series: Mapping[str, Sequence[tuple[float, float]]],
-    width: int = 640,
-    height: int = 220,
-    xlabel: str = "step",
-) -> str:
-    """Line chart of named (x, y) series (training curves)."""
+def svg_lines(series: Mapping[str, Sequence[tuple[float, float]]]) -> str:
+    """Line chart of named (x, y) series (training curves, by step)."""
+    width, height = 640, 220
     colours = ["#4c78a8", "#f58518", "#54a24b", "#e45756", "#b279a2", "#9d755d"]
     points = [p for s in series.values() for p in s]
     if not points:
@@ -162,7 +151,7 @@ def svg_lines(
         f'<line x1="{L}" y1="{B}" x2="{width - 10}" y2="{B}" stroke="#999"/>',
         f'<text x="{L - 4}" y="{B}" text-anchor="end" font-size="10">{y0:.3g}</text>',
         f'<text x="{L - 4}" y="14" text-anchor="end" font-size="10">{y1:.3g}</text>',
-        f'<text x="{width - 10}" y="{B + 14}" text-anchor="end" font-size="10">{xlabel} {x1:.0f}</text>',
+        f'<text x="{width - 10}" y="{B + 14}" text-anchor="end" font-size="10">step {x1:.0f}</text>',
     ]
     for i, (name, s) in enumerate(series.items()):
         c = colours[i % len(colours)]
