@@ -7,10 +7,12 @@ from pathlib import Path
 import pytest
 
 from mirg.cli import main
+from mirg.core import mcbench
 from mirg.core.mcbench import evaluate, load_mcbench, read_results
 from mirg.errors import MirgError
 from mirg.eval.benchmarks import load_eval_items
 from mirg.eval.benchmarks.mcbench import MCBENCH_RESULTS
+from mirg.eval.report import esc
 from mirg.eval.run import EvalConfig, score_run
 from mirg.eval.run import evaluate as run_eval
 
@@ -129,3 +131,63 @@ def test_refuses_the_official_prompt_and_resized_images(images_root, tiny_model_
                      images=str(resized))  # fmt: skip
     with pytest.raises(MirgError, match=r"description 3: images\[1\] .* the file is 64x48"):
         run_eval(cfg, progress=False)
+
+
+def _report_folder(out, bench, metrics, images, tasks=None):
+    """A mirg eval folder holding ``metrics`` as metrics.json, for ``mirg report``."""
+    out.mkdir()
+    (out / "predictions.jsonl").touch()
+    (out / "metrics.json").write_text(json.dumps(metrics))
+    config = {"model": "handmade", "data": str(bench), "images": str(images), "tasks": tasks,
+              "limit": None, "prompt": "reasoning"}  # fmt: skip
+    (out / "run.json").write_text(json.dumps({"config": config, "profile_used": "qwen3-vl"}))
+
+
+def test_report_and_terminal_show_both_protocols_by_name(tmp_path, monkeypatch, capsys):
+    """Where the script's regrouping misfires, the report's table and mirg eval's terminal
+    table show the official figures and the corrected ones, each under its name."""
+    bench = FIXTURES / "misfire.json"
+    samples = load_mcbench(bench)
+    metrics = mcbench.metrics(samples, read_results(FIXTURES / "results-misfire.json", samples))
+    official, corrected = metrics["overall"], metrics["corrected"]["overall"]
+    assert f"{official['ap50']:.2f}" != f"{corrected['ap50']:.2f}"
+    figures = [f"{r[k]:.2f}" for r in (official, corrected) for k in ("ap50", "accuracy")]
+    _report_folder(tmp_path / "run", bench, metrics, tmp_path)
+    assert main(["report", str(tmp_path / "run")]) == 0
+    html = (tmp_path / "run" / "report.html").read_text()
+    table = html.split("MC-Bench metrics (%)", 1)[1].split("</table>", 1)[0]
+    assert '<th colspan="2">official</th><th colspan="2">corrected</th>' in table
+    assert "<td>all samples</td><td>3</td>" + "".join(f"<td>{f}</td>" for f in figures) in table
+    assert esc(mcbench.NO_GROUP_2) not in html  # the note only where it is set
+    # mirg eval prints core/mcbench's table: both protocols by name, the same figures
+    monkeypatch.setattr("mirg.eval.eval_cli.evaluate", lambda cfg, progress: metrics)
+    assert main(["eval", "--model", "handmade", "--data", str(bench), "--images",
+                 str(tmp_path), "--out", str(tmp_path / "eval")]) == 0  # fmt: skip
+    lines = capsys.readouterr().out.splitlines()
+    assert ["official", "corrected"] in [line.split() for line in lines]
+    assert ["overall", "3", *figures] in [line.split() for line in lines]
+
+
+def test_report_shows_the_note_on_the_official_figures(images_root, tmp_path):
+    """Referring samples alone hold no "group 2" target: the script stops there, and the
+    report says so under the official figures."""
+    out = tmp_path / "run"
+    _report_folder(out, BENCH, {}, images_root, tasks=["Referring"])
+    shutil.copy(FIXTURES / "predictions.jsonl", out / "predictions.jsonl")
+    items = load_eval_items(BENCH, images_root, tasks=["Referring"])
+    metrics = score_run(out, items, "strict", "qwen3-vl")
+    assert metrics["official_note"] == mcbench.NO_GROUP_2
+    assert main(["report", str(out)]) == 0
+    html = (out / "report.html").read_text()
+    assert f'<p class="legend">{esc("official: " + mcbench.NO_GROUP_2)}</p>' in html
+
+
+def test_report_names_metrics_written_before_the_corrected_protocol(tmp_path, capsys):
+    """A metrics.json without ``corrected`` (an older run) is named, with what to do."""
+    samples = load_mcbench(BENCH)
+    metrics = mcbench.metrics(samples, [])
+    del metrics["corrected"]
+    _report_folder(tmp_path / "run", BENCH, metrics, tmp_path)
+    assert main(["report", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert "metrics.json: field 'corrected': missing" in err and "rerun mirg eval" in err

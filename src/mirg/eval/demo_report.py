@@ -5,8 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from mirg.core.scoring import read_predictions
-from mirg.eval.benchmarks import load_eval_items
+from mirg.eval import report
 from mirg.eval.report import esc, evaluation_sections, item_views, page, svg_bars, svg_lines
 
 KEYS = ("acc@0.3", "acc@0.5", "acc@0.7", "miou", "image_acc")
@@ -118,14 +117,8 @@ def _unseen_section(summary: dict) -> list[tuple[str, str]]:
 
 def write_demo_report(out: str | Path, summary: dict) -> Path:
     out = Path(out)
-    final = out / "eval-grpo"
-    run = json.loads((final / "run.json").read_text(encoding="utf-8"))
-    cfg = run["config"]
-    items = load_eval_items(cfg["data"], cfg.get("images"), cfg.get("tasks"), cfg.get("limit"))
-    metrics = json.loads((final / "metrics.json").read_text(encoding="utf-8"))
-    views = item_views(
-        items, read_predictions(final / "predictions.jsonl"), "strict", run["profile_used"]
-    )
+    run, items, metrics, predictions = report.read_run(out / "eval-grpo")
+    views = item_views(items, predictions, "strict", run["profile_used"])
     chance = {"tasks": summary["chance"]["tasks"], "average": summary["chance"]}
     per_stage = {s: summary[s]["acc@0.5"] for s in ("base", "sft", "grpo")}
     per_stage_image = {s: summary[s]["image_acc"] for s in ("base", "sft", "grpo")}

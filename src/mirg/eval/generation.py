@@ -56,10 +56,8 @@ def load_images(paths: Sequence[str]) -> list[Any]:
 def predict(
     generator: Any, processor: Any, items: Sequence[Any], messages: Sequence[list[dict]]
 ) -> list[dict]:
-    """Greedy answers for a batch of items (``messages``: one prompt each) as prediction
-    records, the lines of ``predictions.jsonl`` that the scorers read: the item's key, its
-    task, the response, each image's input size and ``truncated`` when cut at the limit.
-    ``mirg eval`` and the training callback both generate through it."""
+    """Greedy answers for a batch of items (``messages``: one prompt each) as the lines of
+    ``predictions.jsonl``, for ``mirg eval`` and the training callback alike."""
     from mirg.models.loading import input_sizes
 
     images = [load_images(it.images) for it in items]
@@ -245,15 +243,12 @@ def vllm_engine_args(
     gpu_memory_utilization: float = 0.9,
     tensor_parallel_size: int = 1,
 ) -> dict[str, Any]:
-    """vLLM ``LLM(...)`` arguments from the processor that defines the model's inputs, for
-    evaluation and for GRPO rollouts alike: the same pixel caps (so image-token counts and
-    Qwen2.5-VL's absolute frames match what training and the ``input_sizes`` of
-    predictions assume), room for the largest image count and no video, and a context of
-    the longest prompt (:func:`prompt_tokens`) plus the answer instead of the model's full
-    context (128k tokens would not leave memory for the cache).
-
-    ``max_model_len`` given wins; it must then hold ``longest_prompt + max_new_tokens``
-    where those are given, or the longest prompts would fail inside vLLM mid-run.
+    """vLLM ``LLM(...)`` arguments for evaluation and GRPO rollouts alike: the processor's
+    pixel caps (so image-token counts and Qwen2.5-VL's absolute frames match training and
+    the predictions' ``input_sizes``), room for the largest image count and no video, and a
+    context of the longest prompt plus the answer, not the model's full context (128k
+    tokens would leave no memory for the cache). ``max_model_len`` given wins, but must
+    hold the longest prompt and answer where given, or they would fail inside vLLM mid-run.
     """
     from mirg.models.loading import pixel_caps
 

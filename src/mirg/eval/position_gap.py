@@ -57,12 +57,7 @@ def shifted_text_positions(model: Any, k: int) -> Iterator[None]:
 
 
 def gap_accuracy(
-    loaded: Any,
-    data: str | Path,
-    out: str | Path,
-    shifts: Sequence[int] = (0, 8, 32),
-    limit: int | None = None,
-    max_new_tokens: int = 160,
+    loaded: Any, data: str | Path, out: str | Path, shifts: Sequence[int]
 ) -> dict[int, float]:
     """Strict Acc@0.5 on ``data`` (a mirg split) at each position shift."""
     result = {}
@@ -73,8 +68,7 @@ def gap_accuracy(
                     model=str(loaded.path),
                     data=str(data),
                     out=str(Path(out) / f"shift-{k}"),
-                    limit=limit,
-                    max_new_tokens=max_new_tokens,
+                    max_new_tokens=160,
                 ),
                 loaded=loaded,
                 progress=False,

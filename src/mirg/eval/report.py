@@ -26,24 +26,21 @@ THUMB_SIDE = 256
 
 @dataclass
 class ItemView:
-    """One evaluated item as the gallery shows it."""
+    """One evaluated item as the gallery shows it: the ground-truth and predicted boxes as
+    (1-based image, relative box), ``hit`` (IoU >= 0.5 under the run's protocol; MC-Bench:
+    each image rightly said to hold a target or not) and ``note``, what the model answered."""
 
     key: int | str
     task: str
     question: str
     images: Sequence[str]
     target_image: int | None
-    target_box: Sequence[float]
     response: str
-    chosen_image: int | None
-    box: tuple[float, float, float, float] | None  # predicted, relative
     iou: float
-    hit: bool  # IoU >= 0.5 under the run's protocol
-    # MC-Bench: every target and every predicted box, each as (1-based image, relative box);
-    # ``hit`` is then image-level correctness and ``note`` says how many targets were found.
-    gt_boxes: Sequence[tuple[int, Box]] = ()
-    pred_boxes: Sequence[tuple[int, Box]] | None = None
-    note: str = ""
+    hit: bool
+    gt_boxes: Sequence[tuple[int, Sequence[float]]]
+    pred_boxes: Sequence[tuple[int, Box]]
+    note: str
 
 
 def item_views(
@@ -57,6 +54,7 @@ def item_views(
         chosen = score.image
         if protocol == "official":
             chosen = chosen or it.target_image or 1  # the official protocol never checks
+        on = range(1, len(it.images) + 1)
         views.append(
             ItemView(
                 it.key,
@@ -64,12 +62,12 @@ def item_views(
                 it.question,
                 it.images,
                 it.target_image,
-                it.target_box,
                 pred.response if pred else "",
-                chosen,
-                score.box,
                 score.iou,
                 score.iou >= 0.5,
+                [(k, it.target_box) for k in on if it.target_image in (None, k)],
+                [(chosen, score.box)] if score.box is not None and chosen else [],
+                f"answered Image-{chosen or '?'}",
             )
         )
     return views
@@ -82,18 +80,12 @@ def esc(value: object) -> str:
     return html.escape(str(value), quote=True)
 
 
-def svg_bars(
-    values: Mapping[str, float],
-    *,
-    maximum: float = 100.0,
-    unit: str = "%",
-    reference: Mapping[str, float] | None = None,
-    width: int = 640,
-) -> str:
-    """Horizontal bar chart; ``reference`` draws a dashed tick per bar (chance level)."""
-    row, label_w = 22, 150
+def svg_bars(values: Mapping[str, float], *, reference: Mapping[str, float] | None = None) -> str:
+    """Horizontal bar chart of percentages; ``reference`` draws a dashed tick per bar
+    (chance level)."""
+    row, label_w, width = 22, 150, 640
     height = row * len(values) + 10
-    scale = (width - label_w - 60) / maximum if maximum else 0
+    scale = (width - label_w - 60) / 100
     parts = [f'<svg class="chart" width="{width}" height="{height}" role="img">']
     for i, (name, v) in enumerate(values.items()):
         y = 5 + i * row
@@ -102,7 +94,7 @@ def svg_bars(
         parts.append(
             f'<rect x="{label_w}" y="{y + 3}" width="{w:.1f}" height="{row - 8}" fill="#4c78a8"/>'
         )
-        parts.append(f'<text x="{label_w + w + 4:.1f}" y="{y + 14}">{v:.1f}{unit}</text>')
+        parts.append(f'<text x="{label_w + w + 4:.1f}" y="{y + 14}">{v:.1f}%</text>')
         if reference and name in reference:
             x = label_w + reference[name] * scale
             parts.append(
@@ -113,10 +105,9 @@ def svg_bars(
     return "".join(parts)
 
 
-def svg_histogram(
-    values: Sequence[float], bins: int = 10, width: int = 640, height: int = 180
-) -> str:
+def svg_histogram(values: Sequence[float]) -> str:
     """Histogram of values in [0, 1] (IoU)."""
+    bins, width, height = 10, 640, 180
     counts = [0] * bins
     for v in values:
         counts[min(bins - 1, max(0, int(v * bins)))] += 1
@@ -140,13 +131,9 @@ def svg_histogram(
     return "".join(parts)
 
 
-def svg_lines(
-    series: Mapping[str, Sequence[tuple[float, float]]],
-    width: int = 640,
-    height: int = 220,
-    xlabel: str = "step",
-) -> str:
-    """Line chart of named (x, y) series (training curves)."""
+def svg_lines(series: Mapping[str, Sequence[tuple[float, float]]]) -> str:
+    """Line chart of named (x, y) series (training curves, by step)."""
+    width, height = 640, 220
     colours = ["#4c78a8", "#f58518", "#54a24b", "#e45756", "#b279a2", "#9d755d"]
     points = [p for s in series.values() for p in s]
     if not points:
@@ -164,7 +151,7 @@ def svg_lines(
         f'<line x1="{L}" y1="{B}" x2="{width - 10}" y2="{B}" stroke="#999"/>',
         f'<text x="{L - 4}" y="{B}" text-anchor="end" font-size="10">{y0:.3g}</text>',
         f'<text x="{L - 4}" y="14" text-anchor="end" font-size="10">{y1:.3g}</text>',
-        f'<text x="{width - 10}" y="{B + 14}" text-anchor="end" font-size="10">{xlabel} {x1:.0f}</text>',
+        f'<text x="{width - 10}" y="{B + 14}" text-anchor="end" font-size="10">step {x1:.0f}</text>',
     ]
     for i, (name, s) in enumerate(series.items()):
         c = colours[i % len(colours)]
@@ -248,25 +235,17 @@ def gallery(views: Sequence[ItemView], limit: int = GALLERY_LIMIT) -> str:
                 img = f'<img src="{uri}" alt="Image-{k}">'
             except OSError:
                 img = f'<div class="noimg">Image-{k} unavailable</div>'
-            boxes = ""
-            if v.pred_boxes is not None:  # every target and every box (MC-Bench)
-                boxes += "".join(_box_div(b, "gt") for i, b in v.gt_boxes if i == k)
-                boxes += "".join(_box_div(b, "pred") for i, b in v.pred_boxes if i == k)
-            else:
-                if v.target_image in (None, k):
-                    boxes += _box_div(v.target_box, "gt")
-                if v.box is not None and v.chosen_image == k:
-                    boxes += _box_div(v.box, "pred")
+            boxes = "".join(_box_div(b, "gt") for i, b in v.gt_boxes if i == k)
+            boxes += "".join(_box_div(b, "pred") for i, b in v.pred_boxes if i == k)
             figs.append(
                 f'<figure><div class="frame">{img}{boxes}</div><figcaption>Image-{k}'
                 f"{' (target)' if v.target_image == k else ''}</figcaption></figure>"
             )
         outcome = "hit" if v.hit else "miss"
-        said = esc(v.note) if v.note else f"answered Image-{esc(v.chosen_image or '?')}"
         cards.append(
             f'<div class="card {outcome}" data-task="{esc(v.task)}" data-hit="{outcome}">'
             f'<div class="meta"><b>{esc(v.key)}</b> · {esc(v.task)} · IoU {v.iou:.2f} · '
-            f'<span class="{outcome}">{outcome}</span> · {said}'
+            f'<span class="{outcome}">{outcome}</span> · {esc(v.note)}'
             f'</div><div class="images">{"".join(figs)}</div>'
             f'<p class="q">{esc(v.question)}</p>'
             f"<details><summary>reasoning / response</summary><pre>{esc(v.response)}</pre></details></div>"
@@ -314,51 +293,30 @@ def evaluation_sections(
 ) -> list[tuple[str, str]]:
     """Table, charts and gallery of a run scored one box per item (``mirg score``'s
     metrics); a benchmark adds its own sections around them."""
-    sections = [("Metrics per task", metrics_table(metrics, chance))]
     acc = {t: r["acc@0.5"] for t, r in metrics["tasks"].items()}
     ref = {t: r["acc@0.5"] for t, r in (chance or {}).get("tasks", {}).items()} or None
     legend = ' <span class="legend">(dashed red: chance level)</span>' if ref else ""
-    sections.append(
-        (
-            f"Acc@0.5 per task{' and chance' if ref else ''}",
-            svg_bars(acc, reference=ref) + legend,
-        )
-    )
-    sections.append(("IoU histogram", svg_histogram([v.iou for v in views])))
-    sections.append(
+    return [
+        ("Metrics per task", metrics_table(metrics, chance)),
+        (f"Acc@0.5 per task{' and chance' if ref else ''}", svg_bars(acc, reference=ref) + legend),
+        ("IoU histogram", svg_histogram([v.iou for v in views])),
         (
             "Gallery",
             '<p class="legend"><span style="color:#2ca02c">■ ground truth</span>'
             '<span style="color:#d62728">▢ prediction, on the image the model named</span></p>'
             + gallery(views, gallery_limit),
-        )
-    )
-    return sections
+        ),
+    ]
 
 
 def write_report(out: str | Path, gallery_limit: int = GALLERY_LIMIT) -> Path:
-    """(Re)build ``out/report.html`` from an evaluation folder (``mirg report DIR``): the
-    sections are the benchmark's, the one run.json names or else the one recognising the
-    data file."""
-    from mirg.eval.benchmarks import load_eval_items
-    from mirg.eval.run import METRICS, PREDICTIONS, REPORT, RUN
+    """(Re)build ``out/report.html`` from an evaluation folder (``mirg report DIR``) with
+    its benchmark's sections."""
+    from mirg.eval.run import REPORT
 
-    out = Path(out)
-    if not out.is_dir():
-        raise MirgError(f"{out}: not a folder; give a mirg eval --out folder")
-    for name in (RUN, PREDICTIONS, METRICS):
-        if not (out / name).is_file():
-            raise MirgError(f"{out}: no {name}; is this a mirg eval output folder?")
-    run = _run_file(out / RUN)
+    run, items, metrics, predictions = read_run(Path(out))
     cfg = run["config"]
-    items = load_eval_items(
-        cfg["data"], cfg.get("images"), cfg.get("tasks"), cfg.get("limit"), cfg.get("bench")
-    )
-    if not items:
-        raise MirgError(f"{cfg['data']}: no items to report on")
     bench = items[0].benchmark
-    metrics = _metrics_file(out / METRICS, bench)
-    predictions = read_predictions(out / PREDICTIONS)
     info = (
         f"<p>model <code>{esc(cfg['model'])}</code> · data <code>{esc(cfg['data'])}</code> · "
         f"benchmark {esc(bench.name)} · prompt {esc(cfg['prompt'])} · protocol "
@@ -366,9 +324,41 @@ def write_report(out: str | Path, gallery_limit: int = GALLERY_LIMIT) -> Path:
         f"predictions {metrics['missing']}</p>"
     )
     sections = bench.sections(items, predictions, metrics, run["profile_used"], gallery_limit)
-    path = out / REPORT
+    path = Path(out) / REPORT
     write_text(path, page("mirg evaluation", [("Run", info), *sections]))
     return path
+
+
+def read_run(out: Path) -> tuple[dict, list, dict, dict]:
+    """An evaluation folder's run.json, items (of the benchmark run.json names, else the one
+    recognising the data file), metrics.json and predictions; the JSON files are checked
+    for the fields the report reads, the metrics for those its benchmark's rows hold."""
+    from mirg.data.schema import read_json
+    from mirg.eval.benchmarks import load_eval_items
+    from mirg.eval.run import METRICS, PREDICTIONS, RUN
+
+    if not out.is_dir():
+        raise MirgError(f"{out}: not a folder; give a mirg eval --out folder")
+    for name in (RUN, PREDICTIONS, METRICS):
+        if not (out / name).is_file():
+            raise MirgError(f"{out}: no {name}; is this a mirg eval output folder?")
+    run = read_json(out / RUN)
+    _fields(out / RUN, run, {"config": dict, "profile_used": str})
+    cfg = run["config"]
+    _fields(out / RUN, cfg, {"data": str, "model": str, "prompt": str}, "config.")
+    items = load_eval_items(
+        cfg["data"], cfg.get("images"), cfg.get("tasks"), cfg.get("limit"), cfg.get("bench")
+    )
+    if not items:
+        raise MirgError(f"{cfg['data']}: no items to report on")
+    bench = items[0].benchmark
+    metrics = read_json(out / METRICS)
+    needs = {"protocol": str, "tasks": dict, "missing": int, bench.summary: dict}
+    _fields(out / METRICS, metrics, {**needs, **bench.metrics_fields})
+    for task, row in metrics["tasks"].items():
+        _fields(out / METRICS, row, {"n": int, **bench.row_fields}, f"tasks.{task}.")
+    _fields(out / METRICS, metrics[bench.summary], bench.row_fields, f"{bench.summary}.")
+    return run, items, metrics, read_predictions(out / PREDICTIONS)
 
 
 def _fields(path: Path, obj: object, needs: Mapping[str, Any], prefix: str = "") -> None:
@@ -382,24 +372,3 @@ def _fields(path: Path, obj: object, needs: Mapping[str, Any], prefix: str = "")
                 f"{path}: field '{prefix}{name}': missing or of the wrong type; rerun mirg "
                 "eval on this folder to rewrite it"
             )
-
-
-def _run_file(path: Path) -> dict:
-    from mirg.data.schema import read_json
-
-    run = read_json(path)
-    _fields(path, run, {"config": dict, "profile_used": str})
-    _fields(path, run["config"], {"data": str, "model": str, "prompt": str}, "config.")
-    return run
-
-
-def _metrics_file(path: Path, bench: Any) -> dict:
-    """metrics.json, checked for the fields its benchmark's rows hold."""
-    from mirg.data.schema import read_json
-
-    metrics = read_json(path)
-    _fields(path, metrics, {"protocol": str, "tasks": dict, "missing": int, bench.summary: dict})
-    for task, row in metrics["tasks"].items():
-        _fields(path, row, {"n": int, **bench.row_fields}, f"tasks.{task}.")
-    _fields(path, metrics[bench.summary], bench.row_fields, f"{bench.summary}.")
-    return metrics

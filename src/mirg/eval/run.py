@@ -29,8 +29,8 @@ from mirg.data.schema import read_json
 from mirg.errors import MirgError, shown
 from mirg.eval.benchmarks import (
     BENCHMARKS,
-    Benchmark,
     EvalItem,
+    GroundingBenchmark,
     get_benchmark,
     load_eval_items,
 )
@@ -95,7 +95,7 @@ class EvalConfig:
                 OFFICIAL_MAX_NEW_TOKENS if self.prompt == "official" else REASONING_MAX_NEW_TOKENS
             )
 
-    def benchmark(self) -> Benchmark:
+    def benchmark(self) -> GroundingBenchmark:
         return get_benchmark(self.bench, self.data)
 
     def writes(self) -> tuple[str, ...]:
@@ -210,9 +210,8 @@ def repair_predictions(path: Path) -> int:
 
 
 def score_run(out: Path, items: Sequence[EvalItem], protocol: str, profile: str) -> dict:
-    """metrics.json from predictions.jsonl, by the items' benchmark (MIG-Bench and mirg
-    splits: the same scorer as ``mirg score``), with how many answers were cut at the token
-    limit (``truncated``)."""
+    """metrics.json from predictions.jsonl, by the items' benchmark (as ``mirg score``
+    scores), with how many answers were cut at the token limit (``truncated``)."""
     predictions = read_predictions(out / PREDICTIONS)
     metrics = items[0].benchmark.score(items, predictions, protocol, profile, out)
     metrics["truncated"] = _truncated(out / PREDICTIONS)
@@ -323,10 +322,8 @@ def _evaluate(cfg: EvalConfig, loaded: Any, progress: bool) -> dict:
     else:
         processor, profile = loaded.processor, loaded.profile
 
-    write_json(
-        out / RUN,
-        {"identity": cfg.identity(), "config": asdict(cfg), "profile_used": profile.name},
-    )
+    run = {"identity": cfg.identity(), "config": asdict(cfg), "profile_used": profile.name}
+    write_json(out / RUN, run)
 
     def messages(it: EvalItem) -> list[dict]:
         return bench.messages(it, cfg.prompt, profile)
@@ -365,7 +362,6 @@ def _evaluate(cfg: EvalConfig, loaded: Any, progress: bool) -> dict:
     seconds = time.perf_counter() - t0
 
     metrics = score_run(out, items, cfg.protocol, profile.name)
-    run = json.loads((out / RUN).read_text(encoding="utf-8"))
     run["last_run"] = {"predicted": len(todo), "resumed_from": len(done), "seconds": seconds}
     write_json(out / RUN, run)
     from mirg.eval.report import write_report

@@ -1,48 +1,34 @@
-"""Grounding metrics while training: strict Acc@0.5 and image accuracy on held-out items.
+"""Grounding metrics while training, on held-out items.
 
 Loss and reward curves do not say whether the model grounds better; this callback greedy-
-decodes a held-out split every ``every`` steps (and at the last step) and logs its
-benchmark's figures (the strict protocol where it has one; a held-out MC-Bench file its AP50
-and image accuracy) through the Trainer's logging (so they reach ``report_to`` beside the
-loss). Each process decodes its share of the items; ZeRO-3 weights are gathered for
-generation by TRL's ``unwrap_model_for_generation``. ``mirg train`` adds it when the recipe
-sets ``grounding_eval_path`` (:func:`add_grounding_eval`).
+decodes a held-out split and logs its benchmark's figures through the Trainer's logging (so
+they reach ``report_to`` beside the loss). Each process decodes its share of the items;
+ZeRO-3 weights are gathered for generation by TRL's ``unwrap_model_for_generation``.
+``mirg train`` adds it when the recipe sets ``grounding_eval_path``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from transformers import Trainer, TrainerCallback
 
-from mirg.errors import MirgError
 
-
+@dataclass(eq=False)
 class GroundingEvalCallback(TrainerCallback):
     """Log ``grounding/<figure>`` for each figure of the items' benchmark over all of them
     (``acc@0.5``, ``miou``, ``image_acc``… under the strict protocol) every ``every``
-    optimizer steps and at the last step."""
+    optimizer steps (checked at least 1 by the config) and at the last step."""
 
-    def __init__(
-        self,
-        trainer: Any,
-        items: Sequence[Any],
-        profile: str,
-        every: int,
-        *,
-        batch_size: int = 8,
-        max_new_tokens: int = 256,
-    ) -> None:
-        if every < 1:
-            raise MirgError(f"grounding evaluation every {every} steps: need at least 1")
-        self.trainer = trainer
-        self.items = list(items)
-        self.profile = profile
-        self.every = every
-        self.batch_size = batch_size
-        self.max_new_tokens = max_new_tokens
-        self.history: list[dict[str, float]] = []
+    trainer: Any
+    items: Sequence[Any]
+    profile: str
+    every: int
+    batch_size: int
+    max_new_tokens: int
+    history: list[dict[str, float]] = field(default_factory=list)
 
     def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         if state.global_step % self.every == 0 or state.global_step == state.max_steps:
@@ -99,8 +85,8 @@ def add_grounding_eval(
         items,
         profile,
         config.grounding_eval_steps,
-        batch_size=config.grounding_eval_batch_size,
-        max_new_tokens=config.grounding_eval_max_new_tokens or max_new_tokens,
+        config.grounding_eval_batch_size,
+        config.grounding_eval_max_new_tokens or max_new_tokens,
     )
     trainer.add_callback(callback)
     return callback

@@ -13,10 +13,10 @@ from dataclasses import replace
 from pathlib import Path
 
 from mirg.errors import MirgError, shown
-from mirg.eval.benchmarks.base import Benchmark, EvalItem, GroundingBenchmark
+from mirg.eval.benchmarks.base import EvalItem, GroundingBenchmark
 from mirg.registry import resolve
 
-__all__ = ["BENCHMARKS", "Benchmark", "EvalItem", "GroundingBenchmark", "get_benchmark"]
+__all__ = ["BENCHMARKS", "EvalItem", "GroundingBenchmark", "get_benchmark"]
 
 BENCHMARKS = {
     "splits": "mirg.eval.benchmarks.splits:SPLITS",
@@ -26,7 +26,7 @@ BENCHMARKS = {
 }
 
 
-def get_benchmark(name: str | None, data: str | Path) -> Benchmark:
+def get_benchmark(name: str | None, data: str | Path) -> GroundingBenchmark:
     """The benchmark ``name`` (a short name or a dotted path), or without one the first
     built-in that recognises ``data``."""
     if name:

@@ -1,22 +1,10 @@
 """A benchmark as a task: what ``mirg eval``, ``mirg report`` and the training callback ask
 of one benchmark, so that none of them branches on which benchmark it is.
 
-To add a benchmark (RefCOCO, or a user's own), write one module with an object that has
-the attributes and methods of :class:`Benchmark`, usually an instance of a
-:class:`GroundingBenchmark` subclass (one target box per item, scored by mirg's judge as
-MIG-Bench is) that writes only ``name``, ``recognises`` and ``load``; then either add one
-line to ``BENCHMARKS`` in ``mirg/eval/benchmarks/__init__.py`` or name it by dotted path
+To add one (RefCOCO, or a user's own), subclass :class:`GroundingBenchmark` in one module,
+usually writing only ``name``, ``recognises`` and ``load``; then add one line to
+``BENCHMARKS`` in ``mirg/eval/benchmarks/__init__.py`` or name it by dotted path
 (``mirg eval --bench my_pkg.my_bench.BENCH``). Nothing else in mirg changes.
-
-- ``load`` turns the file into :class:`EvalItem` (absolute image paths, refused outside the
-  images root: :func:`confined`); the benchmark's own record rides along in ``record``.
-  ``--tasks`` and ``--limit`` are applied after it, by ``task``.
-- ``score`` returns the metrics JSON (``metrics.json``): ``protocol``, ``tasks`` (a row per
-  task, each with ``n``), ``missing`` and the all-items row under ``summary``; every row
-  holds ``row_fields`` (``mirg report`` checks them; the training callback logs the numbers
-  of the ``summary`` row). It may write its own files (``writes``) into ``out`` (None:
-  scoring outside a run folder, as ``mirg score`` and the callback do).
-- ``table`` is what the terminal shows, ``sections`` the report's (heading, HTML) pairs.
 """
 
 from __future__ import annotations
@@ -24,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from mirg.core.migbench import BenchError
 
@@ -50,36 +38,27 @@ class EvalItem:
 Items = Sequence[EvalItem]
 
 
-class Benchmark(Protocol):
-    """What a benchmark provides (see the module's docstring); ``check`` refuses before
-    generation what it cannot score (a prompt; ``sizes``, each image's (width, height))."""
-
-    name: str  # shown in the report and the terminal
-    summary: str  # the metrics key of the all-items row ("average", "overall")
-    row_fields: Mapping[str, Any]  # field -> type(s) every metrics row holds
-    writes: tuple[str, ...]  # files of its own that ``score`` writes into the run folder
-
-    def recognises(self, path: Path) -> bool: ...
-    def load(self, data: Path, images: Path | None) -> list[EvalItem]: ...
-    def check(self, data: Path, items: Items, prompt: str, sizes: Mapping) -> None: ...
-    def messages(self, item: EvalItem, prompt: str, profile: Any) -> list[dict]: ...
-    def score(
-        self, items: Items, predictions: Mapping, protocol: str, profile: str, out: Path | None
-    ) -> dict: ...
-    def table(self, metrics: Mapping) -> str: ...
-    def sections(
-        self, items: Items, predictions: Mapping, metrics: Mapping, profile: str, gallery_limit: int
-    ) -> list[tuple[str, str]]: ...
-
-
 class GroundingBenchmark:
-    """The common case: one target box per item, prompted with ``--prompt``, scored by
-    mirg's judge under ``--protocol`` (Acc@0.3/0.5/0.7 and mIoU per task, their unweighted
-    mean), reported with the generic table, charts and gallery."""
+    """A benchmark. The defaults are the common case: one target box per item, prompted with
+    ``--prompt``, scored by mirg's judge under ``--protocol`` (Acc@0.3/0.5/0.7 and mIoU per
+    task, their unweighted mean), reported with the generic table, charts and gallery.
 
-    name = "grounding"
+    - ``load`` turns the file into :class:`EvalItem` (absolute image paths, refused outside
+      the images root: :func:`confined`); ``--tasks`` and ``--limit`` apply after it.
+    - ``check`` refuses before generation what the benchmark cannot score (a prompt;
+      ``sizes``, each image's (width, height)).
+    - ``score`` returns the metrics JSON: ``protocol``, ``tasks`` (a row per task, each with
+      ``n``), ``missing``, the all-items row under ``summary`` and ``metrics_fields``;
+      every row holds ``row_fields`` (``mirg report`` checks them all; the training
+      callback logs the ``summary`` row). It may write ``writes`` into ``out`` (None
+      outside a run folder).
+    - ``table`` is what the terminal shows, ``sections`` the report's (heading, HTML) pairs.
+    """
+
+    name = "grounding"  # shown in the report and the terminal
     summary = "average"
     row_fields: Mapping[str, Any] = dict.fromkeys(("acc@0.3", "acc@0.5", "acc@0.7", "miou"), NUMBER)
+    metrics_fields: Mapping[str, Any] = {}
     writes: tuple[str, ...] = ()
 
     def recognises(self, path: Path) -> bool:

@@ -17,7 +17,14 @@ from mirg.core.migbench import BenchError
 from mirg.core.profiles import CoordinateProfile
 from mirg.core.prompts import reserved_tokens_problem
 from mirg.errors import MirgError
-from mirg.eval.benchmarks.base import NUMBER, EvalItem, Items, confined, require_images
+from mirg.eval.benchmarks.base import (
+    NUMBER,
+    EvalItem,
+    GroundingBenchmark,
+    Items,
+    confined,
+    require_images,
+)
 from mirg.files import write_json
 
 #: Folders an MC-Bench image root may hold its images under (its archive unpacks to one).
@@ -48,10 +55,11 @@ def _best_ious(targets: Sequence[tuple[int, Box]], boxes: Sequence[tuple[int, Bo
     return [max((iou(b, t) for k, b in boxes if k == i), default=0.0) for i, t in targets]
 
 
-class McBench:
+class McBench(GroundingBenchmark):
     name = "MC-Bench"
     summary = "overall"
     row_fields: Mapping[str, Any] = {"n": int, "ap50": NUMBER, "accuracy": NUMBER}
+    metrics_fields: Mapping[str, Any] = {"corrected": dict}
     writes = (MCBENCH_RESULTS,)
 
     def recognises(self, path: Path) -> bool:
@@ -150,12 +158,12 @@ class McBench:
 
         views = mcbench_views(items, predictions, profile)
         styles = metrics["tasks"]
-        target_ious = [x for v in views for x in _best_ious(v.gt_boxes, v.pred_boxes or ())]
+        target_ious = [x for v in views for x in _best_ious(v.gt_boxes, v.pred_boxes)]
         return [
             ("MC-Bench metrics (%)", mcbench_table(metrics)),
-            ("AP50 per text style", svg_bars({s: r["ap50"] for s, r in styles.items()})),
+            ("AP50 per text style (official)", svg_bars({s: r["ap50"] for s, r in styles.items()})),
             (
-                "Image-level accuracy per text style",
+                "Image-level accuracy per text style (official)",
                 svg_bars({s: r["accuracy"] for s, r in styles.items()}),
             ),
             ("Best IoU of each target", svg_histogram(target_ious)),
@@ -182,11 +190,8 @@ def mcbench_views(items: Items, predictions: Mapping, profile: str) -> list:
         found = (
             mcbench.detections(sample, pred.response, profile, pred.input_sizes)[0] if pred else []
         )
-        position = {img.id: k for k, img in enumerate(sample.images, 1)}
-        boxes = []
-        for d in found:
-            k = position[d.image_id]
-            boxes.append((k, sample.images[k - 1].relative(d.bbox)))
+        image = {img.id: (k, img) for k, img in enumerate(sample.images, 1)}
+        boxes = [(image[d.image_id][0], image[d.image_id][1].relative(d.bbox)) for d in found]
         targets = [(t.image, t.relative(sample.images[t.image - 1])) for t in sample.targets]
         best = _best_ious(targets, boxes)
         right = mcbench.image_accuracy([sample], found) == 1.0
@@ -197,15 +202,12 @@ def mcbench_views(items: Items, predictions: Mapping, profile: str) -> list:
                 sample.text,
                 it.images,
                 None,
-                it.target_box,
                 pred.response if pred else "",
-                None,
-                None,
                 sum(best) / len(best) if best else 0.0,
                 right,
-                gt_boxes=targets,
-                pred_boxes=boxes,
-                note=f"{sum(v >= 0.5 for v in best)} of {len(best)} targets found (IoU ≥ 0.5), "
+                targets,
+                boxes,
+                f"{sum(v >= 0.5 for v in best)} of {len(best)} targets found (IoU ≥ 0.5), "
                 f"{len(boxes)} boxes, images {'right' if right else 'wrong'}",
             )
         )
@@ -213,17 +215,33 @@ def mcbench_views(items: Items, predictions: Mapping, profile: str) -> list:
 
 
 def mcbench_table(metrics: Mapping) -> str:
-    """MC-Bench's figures per text style and over all samples (the published ones)."""
+    """MC-Bench's figures per text style and over all samples under each protocol, by
+    name: ``official`` (the published script's) beside ``corrected`` (mirg's regrouping),
+    and the note on the official figures when there is one."""
     from mirg.eval.report import esc
 
-    head = "<tr><th>text style</th><th>n</th><th>AP50</th><th>image accuracy</th></tr>"
+    protocols = (metrics, metrics["corrected"])
+    head = (
+        '<tr><th></th><th></th><th colspan="2">official</th><th colspan="2">corrected</th>'
+        "</tr><tr><th>text style</th><th>n</th>"
+        + "<th>AP50</th><th>image accuracy</th>" * 2
+        + "</tr>"
+    )
     rows = []
-    for style, r in [*metrics["tasks"].items(), ("all samples", metrics["overall"])]:
+    for style in [*metrics["tasks"], None]:
+        pair = [p["tasks"][style] if style else p["overall"] for p in protocols]
+        figures = "".join(f"<td>{r['ap50']:.2f}</td><td>{r['accuracy']:.2f}</td>" for r in pair)
         rows.append(
-            f'<tr class="{"avg" if style == "all samples" else ""}"><td>{esc(style)}</td>'
-            f"<td>{r['n']}</td><td>{r['ap50']:.2f}</td><td>{r['accuracy']:.2f}</td></tr>"
+            f'<tr class="{"" if style else "avg"}"><td>{esc(style or "all samples")}</td>'
+            f"<td>{pair[0]['n']}</td>{figures}</tr>"
         )
-    return f'<table class="metrics">{head}{"".join(rows)}</table>'
+    notes = [
+        "official: the published evaluation script's figures, its regrouping defects "
+        "included; corrected: mirg's regrouping of each sample's groups",
+        *([f"official: {metrics['official_note']}"] if metrics.get("official_note") else []),
+    ]
+    legend = "".join(f'<p class="legend">{esc(n)}</p>' for n in notes)
+    return f'<table class="metrics">{head}{"".join(rows)}</table>{legend}'
 
 
 MCBENCH = McBench()
