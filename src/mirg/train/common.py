@@ -200,6 +200,7 @@ class TrainResult:
     global_step: int
     log_history: list[dict]
     train_loss: float | None
+    resumed_from: str | None = None
 
 
 def train_and_save(
@@ -229,4 +230,5 @@ def train_and_save(
         global_step=trainer.state.global_step,
         log_history=list(trainer.state.log_history),
         train_loss=getattr(output, "training_loss", None),
+        resumed_from=resume,
     )
