@@ -65,6 +65,17 @@ def prepare_run(config: Any, stage: str, records: Callable[..., list[dict]]) -> 
     return PreparedRun(loaded, train, evaluation, held_out, identity)
 
 
+def training_attention(config: Any) -> str:
+    """``attn_implementation`` resolved for where this run trains: ``auto`` is
+    flash_attention_2 on a GPU with flash-attn installed, else sdpa (as evaluation does)."""
+    import torch
+
+    from mirg.models.placement import resolve_attention
+
+    on_gpu = torch.cuda.is_available() and not config.use_cpu
+    return resolve_attention(config.attn_implementation, "cuda" if on_gpu else "cpu")
+
+
 def load_for_training(config: Any) -> LoadedModel:
     """The model and processor named by the config, with its pixel caps and profile; LoRA
     targets the family's modules unless the config names them.
@@ -72,14 +83,9 @@ def load_for_training(config: Any) -> LoadedModel:
     ``dtype``, ``model_revision`` and the 4/8-bit keys are TRL's ``ModelConfig``'s, applied
     as TRL's own scripts apply them. The attention that runs is logged.
     """
-    import torch
     from trl import get_quantization_config
 
-    from mirg.models.placement import resolve_attention
-
-    # auto: flash_attention_2 on a GPU with flash-attn installed, else sdpa (as evaluation)
-    on_gpu = torch.cuda.is_available() and not config.use_cpu
-    attention = resolve_attention(config.attn_implementation, "cuda" if on_gpu else "cpu")
+    attention = training_attention(config)
     loaded = load_model_and_processor(
         config.model_name_or_path,
         profile=config.profile,
