@@ -1,18 +1,13 @@
 """``mirg demo``: the whole MIRG-RL pipeline on this laptop, with nothing downloaded.
 
-synthetic world (train/val/test) -> reasoning trajectories -> base model -> SFT ->
-image-aware GRPO (dual reward) -> strict evaluation of every stage on the held-out test
-split -> ``report.html`` (training curves, per-stage table beside chance levels, gallery)
-and ``summary.json``.
+synthetic world -> reasoning trajectories -> base model -> SFT -> image-aware GRPO ->
+strict evaluation of every stage on the held-out test split -> ``report.html`` and
+``summary.json``, every figure beside the chance level of the same split
+(:mod:`mirg.eval.chance`): a tiny model trained for minutes is far from a pretrained VLM.
 
-The base model plays the part of a user's pretrained VLM: a tiny Qwen3-VL that mirg
-pre-trained on single-image localisation and ships in ``mirg/assets/`` (retrain it with
-``mirg demo --pretrain-base DIR``, about 15 minutes on 2 cores). ``--from-scratch`` starts
-from random weights instead; ``--model PATH`` from your own model.
-
-Every figure is printed beside the chance level of the same test split
-(:mod:`mirg.eval.chance`): a tiny model trained for minutes from random weights is far from
-a pretrained VLM, and the report says what it learned and what it did not.
+The base plays a user's pretrained VLM: a tiny Qwen3-VL shipped in ``mirg/assets/``
+(:mod:`mirg.demo_base`); ``--from-scratch`` starts from random weights, ``--model PATH``
+from your own model.
 """
 
 from __future__ import annotations
@@ -61,14 +56,10 @@ GRPO_FAMILY_WEIGHTS = (1.0, 1.0, 8.0)
 
 @dataclass
 class DemoPlan:
-    """Sizes and budgets of one demo run (``--quick`` shrinks everything).
-
-    The defaults come from measured probes on this CPU (docs/demo.md): the shipped 128-wide
-    two-layer Qwen3-VL base, SFT at 1e-4 with a cosine schedule, and the ``lookup``
-    trajectory detail: a table of each image's deciding value followed by its number where
-    the model must choose the image (the choice became learnable with it), the conclusion
-    only elsewhere, so completions stay short enough for GRPO's sampling on a CPU.
-    """
+    """Sizes and budgets of one demo run (``--quick`` shrinks everything); the defaults are
+    measured on this CPU (docs/demo.md). The ``lookup`` detail (a table of each image's
+    deciding value where the model must choose the image, the conclusion only elsewhere)
+    made the choice learnable and keeps completions short enough for GRPO on a CPU."""
 
     samples: int = 3000
     grpo_samples: int = 2500  # GRPO's own prompts: a fresh world (seed + 1), binding-weighted
@@ -104,10 +95,8 @@ DEMO_MODEL = {
 
 
 def demo_config(stage: str, **values: Any) -> Any:
-    """The demo's recipe for ``stage`` (``DEMO_RECIPES/<stage>.yaml``: the whole model
-    trains on the CPU with a cosine schedule; GRPO samples at temperature 0.7 without a KL
-    term, two passes per generation batch with clip-higher, dynamic sampling) with this
-    run's values, by TRL's names. A rerun trains afresh."""
+    """The demo's recipe for ``stage`` (``DEMO_RECIPES/<stage>.yaml``) with this run's
+    values, by TRL's names. A rerun trains afresh."""
     from mirg.train.configs import GRPOTrainConfig, SFTTrainConfig
     from mirg.train.recipes import load_config
 

@@ -1,10 +1,6 @@
-"""How the demo's shipped base model is made (``mirg demo --pretrain-base DIR``).
-
-The base plays the part of a user's pretrained VLM: a tiny Qwen3-VL (:data:`DEMO_MODEL`)
-pre-trained in three SFT stages on single-image localisation, then with the image's place
-moved around the prompt, then on a multi-image curriculum. ``mirg/assets/`` ships the
-result; docs/demo.md has its figures and the attempts before it.
-"""
+"""How the demo's shipped base model is made (``mirg demo --pretrain-base DIR``): the
+recipe is :func:`pretrain_base`; ``mirg/assets/`` ships the result, docs/demo.md has its
+figures and the attempts before it."""
 
 from __future__ import annotations
 

@@ -47,30 +47,22 @@ class ModelFamily:
 #: LoRA on the language model's linear layers only: the vision tower has its own q/k/v and
 #: MLP names in some families, hence the explicit language-model prefix.
 LM_LINEAR = r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)"
-TINY = "mirg.models.tiny:"  # where the Qwen tiny builders live
-QWEN2_VL = ModelFamily(
-    "qwen2-vl", ("qwen2_vl",), "qwen2-vl", 28, LM_LINEAR, ("visual",), TINY + "qwen2_vl"
-)
-QWEN2_5_VL = ModelFamily(
-    "qwen2.5-vl", ("qwen2_5_vl",), "qwen2.5-vl", 28, LM_LINEAR, ("visual",), TINY + "qwen2_5_vl"
-)
-QWEN3_VL = ModelFamily(
-    "qwen3-vl",
-    ("qwen3_vl", "qwen3_vl_moe"),
-    "qwen3-vl",
-    32,
-    LM_LINEAR,
-    ("visual",),
-    TINY + "qwen3_vl",
-)
+
+
+def _qwen(name: str, model_types: tuple[str, ...], frame_factor: int) -> ModelFamily:
+    """A built-in Qwen-VL family: it answers in its own profile, and its tiny builder and
+    its constant here are named after its first model_type."""
+    tiny = f"mirg.models.tiny:{model_types[0]}"
+    return ModelFamily(name, model_types, name, frame_factor, LM_LINEAR, ("visual",), tiny)
+
+
+QWEN2_VL = _qwen("qwen2-vl", ("qwen2_vl",), 28)
+QWEN2_5_VL = _qwen("qwen2.5-vl", ("qwen2_5_vl",), 28)
+QWEN3_VL = _qwen("qwen3-vl", ("qwen3_vl", "qwen3_vl_moe"), 32)
 
 #: The families mirg ships, by name; a model's ``model_type`` is looked up among these.
 FAMILIES: dict[str, ModelFamily] = {f.name: f for f in (QWEN2_VL, QWEN2_5_VL, QWEN3_VL)}
-_BUILT_IN = {
-    "qwen2-vl": f"{__name__}:QWEN2_VL",
-    "qwen2.5-vl": f"{__name__}:QWEN2_5_VL",
-    "qwen3-vl": f"{__name__}:QWEN3_VL",
-}
+_BUILT_IN = {name: f"{__name__}:{f.model_types[0].upper()}" for name, f in FAMILIES.items()}
 
 
 def get_family(name: str | ModelFamily) -> ModelFamily:

@@ -149,12 +149,8 @@ DEFAULT_MAX_PIXELS = 28 * 28 * 1280
 class FrameRule:
     """How a Qwen-VL processor resizes an image into the frame the model sees: sides a
     multiple of ``factor`` (patch size x spatial merge), area within the pixel caps.
-
     Absolute-pixel profiles (Qwen2.5-VL) write boxes in frame pixels, so data, rewards and
-    evaluation must all use the frames of the processor that will see the images: take the
-    rule from that processor (:func:`frame_rule`), or from the family's defaults
-    (:func:`default_frame_rule`) where no model is at hand.
-    """
+    evaluation must use the rule of the processor that will see the images."""
 
     factor: int = 28
     min_pixels: int = DEFAULT_MIN_PIXELS
@@ -286,21 +282,21 @@ def load_model_and_processor(
     padding_side: str = "left",
     model_kwargs: dict | None = None,
 ) -> LoadedModel:
-    """Load a model folder (or hub name) with its processor, family and profile.
-
-    Errors name the problem before any weights load: a missing folder, a folder without a
-    processor, a model family mirg does not know without an explicit ``profile``. A LoRA
-    adapter folder (``adapter_config.json``) loads its base model and merges the adapter.
-    """
+    """Load a model folder (or hub name) with its processor, family and profile; a LoRA
+    adapter folder loads its base model and merges the adapter. Errors name the problem
+    before any weights load."""
     from transformers import AutoModelForImageTextToText
 
     path_str = str(Path(path).expanduser()) if _is_local(path) else str(path)
     p = Path(path_str)
     if _is_local(p) and not (p / "config.json").is_file():
         if (p / "adapter_config.json").is_file():
-            return _load_adapter(
-                p, profile, min_pixels, max_pixels, dtype, device_map, padding_side
-            )
+            caps = {
+                "min_pixels": min_pixels,
+                "max_pixels": max_pixels,
+                "padding_side": padding_side,
+            }
+            return _load_adapter(p, caps, profile=profile, dtype=dtype, device_map=device_map)
         raise ModelLoadError(
             f"{p} is not a model folder (no config.json)"
             if p.is_dir()
@@ -321,38 +317,18 @@ def load_model_and_processor(
     return LoadedModel(model, processor, family, prof, path_str)
 
 
-def _load_adapter(
-    folder: Path,
-    profile: str | CoordinateProfile | None,
-    min_pixels: int | None,
-    max_pixels: int | None,
-    dtype: Any,
-    device_map: Any,
-    padding_side: str,
-) -> LoadedModel:
-    """A PEFT adapter folder: base model + adapter, merged (processor from either)."""
+def _load_adapter(folder: Path, caps: dict[str, Any], **options: Any) -> LoadedModel:
+    """A PEFT adapter folder: base model + adapter, merged (processor from either; ``caps``:
+    the processor's options)."""
     from peft import PeftModel
 
     base = _read_json(folder / "adapter_config.json").get("base_model_name_or_path")
     if not base:
         raise ModelLoadError(f"{folder}/adapter_config.json names no base_model_name_or_path")
-    loaded = load_model_and_processor(
-        base,
-        profile=profile,
-        min_pixels=min_pixels,
-        max_pixels=max_pixels,
-        dtype=dtype,
-        device_map=device_map,
-        padding_side=padding_side,
-    )
+    loaded = load_model_and_processor(base, **caps, **options)
     model = PeftModel.from_pretrained(loaded.model, str(folder)).merge_and_unload()
-    processor = (
-        load_processor(
-            folder, min_pixels=min_pixels, max_pixels=max_pixels, padding_side=padding_side
-        )
-        if any((folder / f).is_file() for f in PROCESSOR_FILES)
-        else loaded.processor
-    )
+    own_processor = any((folder / f).is_file() for f in PROCESSOR_FILES)
+    processor = load_processor(folder, **caps) if own_processor else loaded.processor
     return LoadedModel(model, processor, loaded.model_family, loaded.profile, str(folder))
 
 

@@ -1,12 +1,8 @@
 """Tiny random-init Qwen-VL models built fully offline (no hub), for tests and the demo.
 
-A tiny model is a real ``Qwen2VL``/``Qwen2_5_VL``/``Qwen3VL`` architecture (its family's
-record names the builder, :mod:`mirg.models.families`) with small
-towers, a small byte-level BPE tokenizer trained locally with Qwen's pre-tokenizer and the
-family's special tokens, the family's chat template and a real processor (image and
-video processors), all written with ``save_pretrained`` so the Auto classes reload it like
-any downloaded checkpoint. Everything downstream (SFT, GRPO, evaluation) therefore runs
-the same code path on a tiny model as on Qwen2.5-VL-7B.
+A tiny model is its family's real architecture with small towers, a locally trained BPE
+tokenizer, the family's chat template and a real processor, saved with ``save_pretrained``
+so that SFT, GRPO and evaluation run the same code path on it as on Qwen2.5-VL-7B.
 """
 
 from __future__ import annotations
@@ -93,13 +89,8 @@ QWEN3_VL_CHAT_TEMPLATE = (
 
 @dataclass(frozen=True)
 class TinySpec:
-    """Dimensions of a tiny model. The defaults build in seconds.
-
-    The optional fields exist for real-dimension stand-ins (``benchmarks/stand-ins/*.json``,
-    :func:`load_spec`): Qwen3-VL's attention heads are wider than ``hidden_size /
-    num_heads`` and its vision tower has a fixed position-embedding grid and DeepStack taps.
-    None means what a tiny model of the family uses.
-    """
+    """Dimensions of a tiny model; the defaults build in seconds. The optional fields serve
+    real-dimension stand-ins (:func:`load_spec`); None means the family's tiny default."""
 
     hidden_size: int = 64
     num_layers: int = 2
@@ -131,11 +122,8 @@ class TinySpec:
 
 
 def load_spec(path: str | Path) -> tuple[str, TinySpec]:
-    """(family, spec) from a stand-in JSON file: ``{"family": ..., "spec": {field: value}}``.
-
-    Real-dimension stand-ins are measurement data, not part of the package: they live as
-    such files (``benchmarks/stand-ins/``), and any other size can be written the same way.
-    """
+    """(family, spec) from a stand-in JSON file: ``{"family": ..., "spec": {field: value}}``
+    (real-dimension stand-ins are measurement data: ``benchmarks/stand-ins/``)."""
     p = Path(path)
     try:
         data = json.loads(p.read_text(encoding="utf-8"))
@@ -201,11 +189,8 @@ def _corpus(seed: int) -> list[str]:
 
 
 def corpus_from_files(paths: Sequence[str | Path]) -> list[str]:
-    """Text to train the tokenizer on, from JSONL (every string value) or plain text files.
-
-    Training the tiny tokenizer on the data it will read (e.g. the trajectories) shortens
-    sequences a lot: CPU step time grows with sequence length.
-    """
+    """Tokenizer training text from JSONL (every string value) or plain text files: trained
+    on the data it will read, the tokenizer makes shorter sequences and faster CPU steps."""
     texts: list[str] = []
 
     def strings(value: object) -> None:
@@ -236,13 +221,9 @@ def corpus_from_files(paths: Sequence[str | Path]) -> list[str]:
 def build_tokenizer(
     vocab_size: int = 1024, seed: int = 0, corpus: Sequence[str] | None = None
 ) -> Any:
-    """A Qwen2 byte-level BPE tokenizer trained locally, with Qwen's special tokens.
-
-    transformers 5 builds ``Qwen2Tokenizer`` in memory from ``vocab`` and ``merges`` (as
-    tuples); the vocabulary is trained here with ``tokenizers`` under Qwen's own
-    pre-tokenizer (digits split one by one), so the tokenization matches Qwen's behaviour.
-    ``corpus`` adds training text (the data the model will read) to mirg's built-in one.
-    """
+    """A Qwen2 byte-level BPE tokenizer trained locally under Qwen's own pre-tokenizer
+    (digits split one by one, as Qwen tokenizes), with Qwen's special tokens; ``corpus``
+    adds training text (the data the model will read) to mirg's built-in one."""
     from tokenizers import AddedToken, Regex, Tokenizer, models, pre_tokenizers, trainers
     from transformers import Qwen2Tokenizer
     from transformers.models.qwen2.tokenization_qwen2 import PRETOKENIZE_REGEX
@@ -438,11 +419,8 @@ def build_config(family: str, tokenizer: Any, spec: TinySpec) -> Any:
 def build_tiny_model(
     family: str = "qwen3-vl", spec: TinySpec | None = None, corpus: Sequence[str] | None = None
 ) -> tuple[Any, Any]:
-    """(model, processor) of a tiny random-init model of ``family``, built offline.
-
-    ``family`` is a built-in's name or a dotted path to a user's record; the config of a
-    family that is not built in names it (``mirg_family``), so loading finds it again.
-    """
+    """(model, processor) of a tiny random-init model of ``family`` (a built-in's name or a
+    dotted path, which the config then records as ``mirg_family`` for loading)."""
     import torch
     from transformers import AutoModelForImageTextToText
 
@@ -472,11 +450,8 @@ def save_tiny_model(
     corpus: Sequence[str] | None = None,
     dtype: str | None = None,
 ) -> Path:
-    """Build a tiny model and write it (safetensors, config, processor) to ``out``.
-
-    ``dtype`` (e.g. ``"bfloat16"``) converts the weights before saving: real-size
-    stand-ins are written in bf16 like the checkpoints they imitate.
-    """
+    """Build a tiny model and write it to ``out``; ``dtype`` (``"bfloat16"``) converts the
+    weights first, as real-size stand-ins are written like the checkpoints they imitate."""
     import torch
 
     out = Path(out)

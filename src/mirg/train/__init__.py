@@ -3,7 +3,4 @@
 mirg owns the data, prompts, rewards and configuration; TRL's ``SFTTrainer`` and
 ``GRPOTrainer`` own the training loop, the GRPO loss and generation. Heavy modules import
 lazily: ``from mirg.train.sft import run_sft`` / ``from mirg.train.grpo import run_grpo``.
-Beside them: ``configs`` (recipes, checked before anything loads), ``runs`` (which run an
-output folder holds, complete checkpoints), ``vllm_engine`` (vLLM set up from the training
-processor) and ``callbacks`` (grounding metrics while training).
 """

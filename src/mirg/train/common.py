@@ -28,11 +28,9 @@ class PreparedRun:
 
 
 def prepare_run(config: Any, stage: str, records: Callable[..., list[dict]]) -> PreparedRun:
-    """Every input check that needs no model first (required keys, the output folder,
-    which must not hold another run, the held-out grounding split, the images and prompt
-    texts of the training and evaluation data), then the model (its vision tower frozen
-    when asked) and the training rows ``records`` builds for it. A missing or oversized
-    image is named (file, line, sample, field) before minutes go into loading a model."""
+    """Every input check that needs no model first (required keys, the output folder, the
+    held-out split, the data's images and prompt texts), so a bad image is named before
+    minutes go into loading a model; then the model and the rows ``records`` builds."""
     from mirg.train.callbacks import grounding_items
     from mirg.train.data import check_record_images
     from mirg.train.runs import check_output_dir
@@ -164,12 +162,9 @@ def whole_model_loading() -> Iterator[None]:
 
 
 def merge_adapter(adapter_dir: str | Path, out: str | Path, dtype: Any = "auto") -> None:
-    """Write base model + the adapter in ``adapter_dir``, merged, to ``out``.
-
-    The base loads afresh from disk (on the CPU), so this works whatever held the trained
-    weights: under DeepSpeed ZeRO-3 every process holds only a shard of the model in
-    memory, and merging those shards on one process would write a broken model.
-    """
+    """Write base model + the adapter in ``adapter_dir``, merged, to ``out``. The base loads
+    afresh from disk: under DeepSpeed ZeRO-3 each process holds only a shard of the trained
+    model, and merging those shards on one process would write a broken model."""
     adapter_dir, out = Path(adapter_dir), Path(out)
     if not any(adapter_dir.glob("adapter_model.*")):
         raise ConfigError(
@@ -186,13 +181,9 @@ def merge_adapter(adapter_dir: str | Path, out: str | Path, dtype: Any = "auto")
 
 
 def save_final(trainer: Any, config: Any, merge_lora: bool) -> None:
-    """Save the final model and processor to output_dir (merged, when LoRA was trained).
-
-    With LoRA the adapter goes to output_dir/adapter (every process takes part: under
-    ZeRO-3 the Trainer gathers the adapter's shards) and the main process then writes the
-    merged full model to output_dir, so ``load_model_and_processor(output_dir)`` gets the
-    trained model.
-    """
+    """Save the final model and processor to output_dir. With LoRA the adapter goes to
+    output_dir/adapter (every process takes part: under ZeRO-3 the Trainer gathers its
+    shards) and the main process writes the merged full model to output_dir."""
     out = Path(config.output_dir)
     is_peft = hasattr(trainer.model, "peft_config")
     if not (is_peft and merge_lora):

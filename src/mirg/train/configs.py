@@ -1,11 +1,7 @@
-"""Training configuration: TRL's config dataclasses, parsed by TRL's parser, plus mirg's data.
-
-``SFTTrainConfig`` is TRL's ``ModelConfig`` + ``SFTConfig`` and ``GRPOTrainConfig`` is
-``ModelConfig`` + ``GRPOConfig``, each with the few fields mirg owns (data, coordinate
-profile, pixel caps, vision-tower freezing, reward weights). Every TRL and transformers
-option (``learning_rate``, ``dtype``, ``lora_r``, ``num_generations``, ``use_vllm`` …) is a
-key under its usual name, in recipes read and checked by :mod:`mirg.train.recipes`; the
-precision policy is :mod:`mirg.train.precision`'s.
+"""Training configuration: TRL's ``ModelConfig`` + ``SFTConfig``/``GRPOConfig`` with the few
+fields mirg owns (data, coordinate profile, pixel caps, vision-tower freezing, rewards).
+Every TRL and transformers option is a key under its usual name, in recipes read and
+checked by :mod:`mirg.train.recipes`.
 """
 
 from __future__ import annotations
@@ -155,12 +151,8 @@ class MirgArguments:
 
 @dataclass
 class SFTTrainConfig(MirgArguments, ModelConfig, SFTConfig):
-    """``mirg train sft``: TRL ``ModelConfig`` + ``SFTConfig`` + mirg's data fields.
-
-    Data: trajectory JSONL (``mirg trajectories``) with ``prompt`` (question text or
-    messages), ``completion`` (text or messages) and ``images``. Prompt/completion format:
-    the loss covers the answer only.
-    """
+    """``mirg train sft``: TRL ``ModelConfig`` + ``SFTConfig`` + mirg's data fields, on
+    trajectory JSONL (prompt/completion: the loss covers the answer only)."""
 
     max_length: int | None = field(
         default=None,
@@ -180,12 +172,8 @@ class SFTTrainConfig(MirgArguments, ModelConfig, SFTConfig):
 
 @dataclass
 class GRPOTrainConfig(MirgArguments, ModelConfig, GRPOConfig):
-    """``mirg train grpo``: TRL ``ModelConfig`` + ``GRPOConfig`` + mirg's data and rewards.
-
-    Data: sample JSONL (``mirg synth`` splits) or a GRPO export: ``question`` or
-    ``prompt``, ``images``, ``target_image``, ``target_box``. Rewards: the core's object,
-    image and format rewards as separate functions, weighted, each logged on its own.
-    """
+    """``mirg train grpo``: TRL ``ModelConfig`` + ``GRPOConfig`` + mirg's data fields and
+    rewards, on sample JSONL (``mirg synth`` splits or a GRPO export)."""
 
     rewards: list[str] = field(
         default_factory=lambda: list(DEFAULT_WEIGHTS),

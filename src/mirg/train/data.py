@@ -1,26 +1,15 @@
 """Training data: JSONL records -> TRL rows, validated before any training starts.
 
-SFT reads trajectory records (``mirg trajectories``, or the TRL SFT export):
-``prompt`` (the question text, or conversational messages), ``completion`` (the
-answer text, or messages) and ``images``. GRPO reads samples (``mirg synth`` splits, or the
-TRL GRPO export): ``question`` or ``prompt``, ``images``, ``target_image``, ``target_box``.
-A question is turned into messages by the core's one prompt builder, so SFT, GRPO and
-evaluation prompt the model identically.
+SFT reads trajectory records (``prompt``, ``completion``, ``images``); GRPO reads samples
+(``question`` or ``prompt``, ``images``, ``target_image``, ``target_box``). A question becomes
+messages by the core's one prompt builder, so SFT, GRPO and evaluation prompt alike.
 
-Records are checked by the data layer's rules (:mod:`mirg.data.schema`: JSONL lines,
-image files, reward targets, placeholders), so every problem is a
-:class:`~mirg.data.schema.DataError` naming file, line, sample and field, found before
-training starts: an unreadable line, a missing image, placeholders and images that
-disagree in number, a missing reward column, data written
-for another coordinate profile or for other frames. The images (found and confined under
-the root, checked, sized within the pixel limit) and the prompt texts are checked before
-the model even loads (:func:`check_record_images`). Frames come from the processor that
-will see the images (:func:`~mirg.models.loading.frame_rule`), at each image's size as
-shown (EXIF orientation applied, as ``datasets`` decodes it for the trainers); without a
-processor, from the records' own ``input_sizes``.
-
-Images are read only under one root (:func:`image_root_of`): ``image_root`` when set, else
-the folder above the JSONL's folder.
+Records are checked by the data layer's rules (:mod:`mirg.data.schema`), each problem a
+``DataError`` naming file, line, sample and field; images and prompt texts are checked
+before the model loads (:func:`check_record_images`). Frames come from the processor that
+will see the images, at each image's size as shown (EXIF applied, as ``datasets`` decodes
+it); without a processor, from the records' ``input_sizes``. Images are read only under one
+root (:func:`image_root_of`).
 """
 
 from __future__ import annotations

@@ -1,38 +1,27 @@
 """Dynamic sampling (DAPO, arXiv 2503.14476) on TRL's ``GRPOTrainer``, its loss untouched.
 
-A group whose completions all earn the same reward has advantage 0 for every completion:
-it moves nothing but still fills the batch and the token count the loss divides by. With
-``dynamic_sampling: true`` the trainer drops such groups after scoring and generates more
-groups from further prompts until the generation batch is full again, so every optimizer
-step learns from as many informative groups as the batch holds. TRL 1.16 lacks it (its
-issue #3708), so mirg adds it by overriding one method, ``_generate_and_score_completions``:
-the batch it returns has the shape TRL expects and goes to TRL's own loss.
+A group whose completions all earn the same weighted total reward has advantage 0: it moves
+nothing but fills the batch and the token count the loss divides by. With
+``dynamic_sampling: true`` such groups are dropped after scoring, and groups of further
+prompts (drawn at random, seeded from the run's seed and the process; as many as the keep
+rate so far says are missing) are generated until the batch is full again, for at most
+``dynamic_sampling_max_rounds`` rounds. TRL 1.16 lacks it (its issue #3708), so mirg
+overrides ``_generate_and_score_completions``; the batch keeps TRL's shape and goes to TRL's
+own loss.
 
-- A group is dropped when its weighted total reward does not vary (what TRL counts in
-  ``frac_reward_zero_std`` under group scaling).
-- Refill prompts are drawn at random from the training set (a generator seeded from the
-  run's seed and the process), ``num_generations`` completions each: as many prompts as the
-  missing groups need at the step's keep rate so far (at most a batch's worth), for at most
-  ``dynamic_sampling_max_rounds`` rounds (the first included).
 - A batch still short after the last round is completed with dropped groups whose loss
-  mask is zeroed: they add nothing to the loss, nor to its token count under the
-  token-level losses (``dapo``, TRL's default, ``bnpo``, ``cispo``); the per-sequence
-  ``grpo`` loss still averages over them, so a short batch steps less far, by
-  ``masked_frac``.
-- Logged at each generation (every ``steps_per_generation × num_iterations`` optimizer
-  steps), over all processes: ``dynamic_sampling/dropped_frac`` (share of the generated
-  groups dropped), ``dynamic_sampling/rounds``, ``dynamic_sampling/extra_completions``
-  (generated beyond the batch) and ``dynamic_sampling/masked_frac`` (share of the batch
-  completed with masked groups). TRL's own metrics (``reward``, ``rewards/*``,
-  ``completions/*``) average over every round's generations, dropped groups included.
-- Advantages are TRL's, computed per round: with ``scale_rewards`` ``group`` or ``none``
-  and ``sum_then_normalize`` (TRL's defaults) a group's advantages depend on that group
-  only, so groups from different rounds mix safely; the other settings normalise over a
-  round's batch and are refused with dynamic sampling.
+  mask is zeroed: they add nothing to the token-level losses (``dapo``, ``bnpo``,
+  ``cispo``); the per-sequence ``grpo`` loss still averages over them, so a short batch
+  steps less far, by ``masked_frac``.
+- Logged at each generation, over all processes: ``dynamic_sampling/dropped_frac``,
+  ``/rounds``, ``/extra_completions`` (beyond the batch) and ``/masked_frac``. TRL's own
+  metrics average over every round's generations, dropped groups included.
+- Advantages are TRL's, per round: with ``scale_rewards`` ``group`` or ``none`` and
+  ``sum_then_normalize`` a group's advantages depend on that group only, so rounds mix
+  safely; the other settings are refused with dynamic sampling.
 
-Each process keeps whole groups of its own (its generation batch must hold a multiple of
-``num_generations``); every process runs the same number of rounds, as collective
-generation (vLLM) and reward gathering need.
+Each process keeps whole groups of its own; every process runs the same number of rounds,
+as collective generation (vLLM) and reward gathering need.
 """
 
 from __future__ import annotations

@@ -1,13 +1,9 @@
 """Image-aware GRPO with TRL's ``GRPOTrainer`` and the core's dual rewards.
 
-The object reward (IoU, earned only on the right image), the image reward and the format
-reward (or any reward named by dotted path) go to TRL as *separate* reward functions with
-``reward_weights``, so TRL logs each component on its own (``rewards/object_reward/mean``
-…) and sums them for the advantage. The dataset carries the columns they read
-(``target_image``, ``target_box``, ``profile``, ``input_sizes``); TRL hands every column
-to every reward function, one entry per completion. Generation, the GRPO loss, the KL term
-and vLLM are TRL's; with ``use_vllm`` mirg sets vLLM up from the training processor
-(:mod:`mirg.train.vllm_engine`).
+Each reward goes to TRL as a *separate* function with ``reward_weights``, so TRL logs each
+component on its own (``rewards/object_reward/mean`` …) and sums them for the advantage;
+every dataset column (``target_image``, ``target_box``, ``profile``, ``input_sizes`` …)
+reaches every reward. Generation, the loss, the KL term and vLLM are TRL's.
 """
 
 from __future__ import annotations

@@ -1,12 +1,10 @@
 """Rewards checked before and during GRPO: a reward that fails, or returns what GRPO
 cannot use, stops the run in one line naming the function and the step.
 
-Before training each reward is called as TRL will call it, on the first training rows with
-a few completions each (:func:`check_reward_columns`): a missing column, an exception, the
-wrong number of values, a non-number, NaN or infinity fails there. During training every
-user reward is wrapped (:func:`checked_reward`) so the same faults stop the run naming the
-step. TRL treats None as "this reward does not apply"; it would treat NaN the same way,
-which would hide a bug in the reward, so NaN is refused. mirg's own rewards are not
+Before training each reward scores the first rows as TRL will call it
+(:func:`check_reward_columns`); during training every user reward is wrapped
+(:func:`checked_reward`). TRL treats None as "this reward does not apply" and would treat NaN
+the same way, hiding a bug in the reward, so NaN is refused. mirg's own rewards are not
 wrapped: a failure there is a bug in mirg and keeps its traceback.
 """
 
@@ -19,6 +17,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+from mirg.core.rewards import completion_text
 from mirg.errors import shown
 from mirg.registry import where_raised
 from mirg.train.recipes import ConfigError
@@ -88,15 +87,9 @@ def check_reward_output(name: str, values: Any, completions: Any, when: str) -> 
         if not math.isfinite(number):
             raise RewardError(
                 f"reward {name} returned {number} for completion {i} {when} (completion: "
-                f"{shown(_text(completions[i]))}); a reward must be a finite number, or None "
-                "where it does not apply"
+                f"{shown(completion_text(completions[i]))}); a reward must be a finite number, "
+                "or None where it does not apply"
             )
-
-
-def _text(completion: Any) -> str:
-    from mirg.core.rewards import completion_text
-
-    return completion_text(completion)
 
 
 def _failed(name: str, exc: Exception, when: str) -> RewardError:

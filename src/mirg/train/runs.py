@@ -1,24 +1,14 @@
 """Which run an output folder holds, and which of its checkpoints can be resumed.
 
-A run records who it is in ``output_dir/mirg_run.json``: the stage, the model it started
-from and the training data, each with a content fingerprint (:func:`mirg.files.fingerprint`),
-so a path that now holds other weights or other data counts as other. On start:
-
-* a folder that holds *another* run (other stage, model or data), or checkpoints and
-  models no mirg run recorded, or any file a run would write over (:func:`would_replace`:
-  the Trainer's model card README.md, the model's and processor's files …) without a
-  record saying the folder is mirg's, is refused before any model loads, unless
-  ``overwrite_output_dir`` (start afresh: its checkpoints are removed) or
-  ``resume_from_checkpoint`` names a checkpoint explicitly (resume it on purpose). The
-  recipes' ``resume_from_checkpoint: auto`` therefore only ever resumes the same run;
-* ``auto`` resumes from the newest *complete* checkpoint. A kill during a save leaves a
-  ``checkpoint-N`` without the files the Trainer writes last (``trainer_state.json``, after
-  the weights, optimizer, scheduler and RNG states) or with weights cut short; such folders
-  are skipped, named in the log and removed, so the rerun neither fails on them nor
-  mixes them with the checkpoints it writes again.
-
-What was decided (resumed from where, what was skipped, the attention used) is logged and
-appended to the record's ``starts`` list.
+A run records who it is in ``output_dir/mirg_run.json``: stage, model and data, each with a
+content fingerprint, so a path that now holds other weights or data counts as another run.
+A folder holding another run, or files a run would write over (:func:`would_replace`) with
+no record, is refused before any model loads, unless ``overwrite_output_dir`` (start
+afresh) or ``resume_from_checkpoint`` names a checkpoint; so ``auto`` only ever resumes the
+same run, from its newest *complete* checkpoint. A kill during a save leaves a
+``checkpoint-N`` without ``trainer_state.json`` (the Trainer writes it last) or with weights
+cut short: such folders are skipped, logged and removed. Each decision is logged and
+appended to the record's ``starts``.
 """
 
 from __future__ import annotations

@@ -1,26 +1,15 @@
 """vLLM for GRPO rollouts, set up from the processor the model trains with.
 
-TRL 1.16 starts colocated vLLM itself, as ``vllm.LLM(model=model.name_or_path,
-max_model_len=vllm_max_model_length, …)``, with no pixel caps and no per-prompt image
-limit. A checkpoint whose saved processor has other caps than training (any hub model
-trained with the recipes' ``max_pixels``) then gets other image-token counts in vLLM than in
-the trainer, and an unset ``vllm_max_model_length`` sizes vLLM for the model's full context
-(128k tokens), which does not fit beside training. So, before the trainer is built:
+TRL 1.16 starts colocated vLLM as ``vllm.LLM(model=model.name_or_path, …)`` with no pixel
+caps and no per-prompt image limit: a checkpoint whose saved processor has other caps gets
+other image-token counts in vLLM than in training, and an unset ``vllm_max_model_length``
+sizes vLLM for the model's full context (128k tokens), which does not fit beside training.
+So before the trainer is built, :func:`write_vllm_model` saves the training processor beside
+links to the model's files (``output_dir/vllm-model``, for ``trl vllm-serve`` too),
+:func:`engine_args` computes caps, image limit and ``max_model_len`` as evaluation does, and
+:func:`trl_vllm_arguments` hands them to TRL's ``LLM(...)`` call.
 
-* :func:`write_vllm_model` writes ``output_dir/vllm-model``: the training processor (its
-  caps, tokenizer and template) saved, plus links to the model's own config and weight
-  files. vLLM reads its processor from there, so its frames and image-token counts are
-  training's; ``trl vllm-serve --model output_dir/vllm-model`` serves the same for server
-  mode;
-* :func:`engine_args` computes the engine arguments with the same function evaluation uses
-  (:func:`mirg.eval.generation.vllm_engine_args`): caps, ``limit_mm_per_prompt`` from the
-  data's largest image count, and ``max_model_len`` from the longest prompt of the data (in
-  tokens, at the processor's frames) plus ``max_completion_length`` when unset;
-* :func:`trl_vllm_arguments` hands TRL's ``LLM(...)`` call what it cannot pass (the
-  folder, caps, limits, the compute dtype) while the trainer is built, and nothing after.
-
-Unmeasured here (no GPU): the memory estimate of :func:`memory_need` against vLLM's
-real use, and the run itself.
+Unmeasured here (no GPU): :func:`memory_need` against vLLM's real use, and the run itself.
 """
 
 from __future__ import annotations
