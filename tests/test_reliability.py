@@ -29,9 +29,9 @@ from PIL import Image
 
 from data_fixtures import make_world, sample_line, write_bomb_png, write_coco, write_png
 from mirg.cli import main, user_error
-from mirg.data.outputs import kind_of
 from mirg.data.synth import PRESETS
 from mirg.errors import MirgError
+from mirg.outputs import kind_of
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 

@@ -141,7 +141,7 @@ class ModelLoaded(Exception):
 @pytest.fixture
 def no_model_loads(monkeypatch):
     """Training's model loading, replaced by a tripwire."""
-    import mirg.train.common as common
+    import mirg.train.setup as common
 
     def tripwire(config):
         raise ModelLoaded(config.model_name_or_path)

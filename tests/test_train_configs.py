@@ -231,7 +231,7 @@ def test_attention_defaults_to_auto_and_is_checked():
     assert load_config(SFTTrainConfig, None, ON_CPU).attn_implementation == "auto"
     with pytest.raises(ConfigError, match="attn_implementation must be one of auto"):
         load_config(SFTTrainConfig, None, [*ON_CPU, "--attn_implementation", "flash"])
-    from mirg.train.common import training_attention
+    from mirg.train.setup import training_attention
 
     config = load_config(SFTTrainConfig, None, ON_CPU)
     assert training_attention(config) == "sdpa"  # CPU: flash_attention_2 never runs there

@@ -229,7 +229,7 @@ def test_freezing_counts_zero3_partitioned_weights_by_their_full_size():
     """Under ZeRO-3 each process holds an empty shard (numel 0) of every weight."""
     from torch import nn
 
-    from mirg.train.common import freeze_vision_tower
+    from mirg.train.setup import freeze_vision_tower
 
     class Model(nn.Module):
         def __init__(self) -> None:
@@ -251,7 +251,7 @@ def test_adapter_merge_reloads_the_base_so_sharded_training_weights_do_not_matte
 ):
     """save_final merges from the saved adapter and the base on disk, never from the
     training model in memory (a ZeRO-3 shard on each process)."""
-    from mirg.train.common import merge_adapter
+    from mirg.train.setup import merge_adapter
 
     out = tmp_path / "lora"
     config = _config(

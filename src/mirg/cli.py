@@ -39,7 +39,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "score predictions on MIG-Bench (official or strict protocol)",
     ),
     "eval": ("mirg.eval.eval_cli", "evaluate a model on MIG-Bench or a mirg dataset split"),
-    "predict": ("mirg.eval.predict", "ask a model about your own images; saves the drawn box"),
+    "predict": ("mirg.eval.predict_cli", "ask a model about your own images; saves the drawn box"),
     "report": ("mirg.eval.report_cli", "rebuild report.html from an evaluation output folder"),
     "demo": ("mirg.demo_cli", "run the main job end to end on the built-in synthetic world"),
     "train": ("mirg.train.cli", "train with TRL: sft on trajectories, grpo with the dual rewards"),

@@ -259,8 +259,8 @@ def run_demo(
     ``out`` must be empty, new, or an earlier demo's folder (it holds ``mirg_demo.json``):
     a folder holding files a demo would replace that no demo wrote is refused unless
     ``overwrite``. One demo at a time writes a folder (its lock)."""
-    from mirg.data.outputs import claim_folder
     from mirg.files import check_free, folder_lock, write_json
+    from mirg.outputs import claim_folder
 
     out = Path(out)
     check_free(out)
@@ -416,7 +416,7 @@ def _run_stages(out: Path, plan: DemoPlan, model: str | None, seed: int) -> dict
         },
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-    from mirg.eval.demo_report import write_demo_report
+    from mirg.demo_report import write_demo_report
 
     write_demo_report(out, summary)
     print(summary_table(summary))

@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 
 from mirg.cli import add_output_arguments, int_range
-from mirg.data.outputs import SAMPLES, check_output
 from mirg.data.readers.captions import add_captions, read_captions
 from mirg.data.readers.coco import COCO_FAMILIES, coco_samples, read_coco
 from mirg.data.schema import IMAGE_CHECKS, SkipLog, write_samples
 from mirg.errors import MirgError
+from mirg.outputs import SAMPLES, check_output
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

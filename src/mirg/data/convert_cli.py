@@ -15,7 +15,6 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from mirg.cli import add_output_arguments, int_range, key_value
-from mirg.data.outputs import SAMPLES, check_output
 from mirg.data.readers import READERS, Reader, get_reader
 from mirg.data.readers.captions import CaptionIndex, add_captions, read_captions
 from mirg.data.readers.conversations import SOURCE_PROFILES
@@ -24,6 +23,7 @@ from mirg.data.readers.refcoco import DISTRACTORS, REFCOCO_FAMILIES
 from mirg.data.schema import IMAGE_CHECKS, Sample, write_jsonl
 from mirg.errors import MirgError
 from mirg.models.loading import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS
+from mirg.outputs import SAMPLES, check_output
 
 #: Options naming a source file (beside --input): the output may not overwrite them.
 _SOURCES = ("refs", "instances", "captions", "data")

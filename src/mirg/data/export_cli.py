@@ -10,7 +10,6 @@ from pathlib import Path
 from mirg.cli import add_output_arguments
 from mirg.core.profiles import PROFILES
 from mirg.data.exports import FORMATS, KINDS, Exporter, export
-from mirg.data.outputs import check_output
 from mirg.data.schema import IMAGE_CHECKS, Sample, SkipLog, read_samples
 from mirg.data.trajectories import DETAILS
 from mirg.models.loading import (
@@ -21,6 +20,7 @@ from mirg.models.loading import (
     frame_rule,
     load_processor,
 )
+from mirg.outputs import check_output
 
 
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:

@@ -34,7 +34,6 @@ from mirg.core.prompts import (
     image_label,
     system_prompt,
 )
-from mirg.data.outputs import GRPO, SFT, SHAREGPT, VERL
 from mirg.data.schema import (
     DataError,
     Sample,
@@ -48,6 +47,7 @@ from mirg.data.trajectories import build_trajectory
 from mirg.errors import MirgError
 from mirg.files import atomic_write, write_text
 from mirg.models.loading import FrameRule, default_frame_rule
+from mirg.outputs import GRPO, SFT, SHAREGPT, VERL
 
 FORMATS = ("sft", "grpo", "verl", "sharegpt")
 
@@ -189,7 +189,7 @@ def export(
     raise MirgError(f"unknown export format {fmt!r}; known: {', '.join(FORMATS)}")
 
 
-#: The kind of output each format writes, as :func:`mirg.data.outputs.check_output` names it.
+#: The kind of output each format writes, as :func:`mirg.outputs.check_output` names it.
 KINDS = {"sft": SFT, "grpo": GRPO, "verl": VERL, "sharegpt": SHAREGPT}
 
 

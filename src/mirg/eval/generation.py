@@ -53,7 +53,7 @@ def load_images(paths: Sequence[str]) -> list[Any]:
     return [open_image(path) for path in paths]
 
 
-def predict(
+def answer_batch(
     generator: Any, processor: Any, items: Sequence[Any], messages: Sequence[list[dict]]
 ) -> list[dict]:
     """Greedy answers for a batch of items (``messages``: one prompt each) as the lines of

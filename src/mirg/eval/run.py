@@ -9,7 +9,7 @@ predicted again, so every item ends with exactly one line.
 
 ``run.json`` is also what makes a folder mirg eval's own: a folder without it that holds
 any file a run writes (a ``report.html`` or ``metrics.json`` of the user's) is refused
-unless ``--overwrite`` (:func:`mirg.data.outputs.claim_folder`).
+unless ``--overwrite`` (:func:`mirg.outputs.claim_folder`).
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import IO, Any
 
 from mirg.core.scoring import PROTOCOLS, read_predictions
-from mirg.data.outputs import claim_folder
 from mirg.data.schema import read_json
 from mirg.errors import MirgError, shown
 from mirg.eval.benchmarks import (
@@ -40,13 +39,14 @@ from mirg.eval.generation import (
     REASONING_MAX_NEW_TOKENS,
     HFGenerator,
     VLLMGenerator,
+    answer_batch,
     batches_by_shape,
     image_sizes,
-    predict,
     prompt_tokens,
     vllm_engine_args,
 )
 from mirg.files import check_free, fingerprint, folder_lock, write_json
+from mirg.outputs import claim_folder
 
 PREDICTIONS, METRICS, RUN, REPORT = "predictions.jsonl", "metrics.json", "run.json", "report.html"
 #: Every file a run writes at the top of its folder (besides the lock and the benchmark's own).
@@ -353,7 +353,7 @@ def _evaluate(cfg: EvalConfig, loaded: Any, progress: bool) -> dict:
     t0 = time.perf_counter()
     with _appending(pred_path) as fh:
         for batch in batches_by_shape(todo, batch_size, lambda it: lengths[it.key]):
-            for record in predict(generator, processor, batch, [messages(it) for it in batch]):
+            for record in answer_batch(generator, processor, batch, [messages(it) for it in batch]):
                 fh.write(json.dumps(record, ensure_ascii=False) + "\n")
             fh.flush()
             os.fsync(fh.fileno())

@@ -9,9 +9,9 @@ from pathlib import Path
 from mirg.cli import add_output_arguments
 from mirg.core.profiles import PROFILES
 from mirg.core.scoring import PROTOCOLS, PredictionError, read_predictions
-from mirg.data.outputs import METRICS, check_output
 from mirg.eval.benchmarks import BENCHMARKS, load_eval_items
 from mirg.files import write_json
+from mirg.outputs import METRICS, check_output
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

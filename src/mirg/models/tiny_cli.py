@@ -8,11 +8,11 @@ import json
 from pathlib import Path
 
 from mirg.cli import add_output_arguments, config_from_args
-from mirg.data.outputs import TINY_MODEL, check_output
 from mirg.errors import MirgError
 from mirg.files import check_free, folder_lock, write_json
 from mirg.models.families import get_family
 from mirg.models.tiny import FAMILIES, TinySpec, corpus_from_files, load_spec, save_tiny_model
+from mirg.outputs import TINY_MODEL, check_output
 
 #: TinySpec fields that are command-line options (``hidden_size`` -> ``--hidden-size``).
 SIZE_OPTIONS = (

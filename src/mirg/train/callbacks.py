@@ -39,7 +39,7 @@ class GroundingEvalCallback(TrainerCallback):
         from trl.models import unwrap_model_for_generation
 
         from mirg.core.scoring import Prediction
-        from mirg.eval.generation import HFGenerator, predict
+        from mirg.eval.generation import HFGenerator, answer_batch
 
         accelerator = self.trainer.accelerator
         processor = self.trainer.processing_class
@@ -52,7 +52,7 @@ class GroundingEvalCallback(TrainerCallback):
             for start in range(0, len(mine), self.batch_size):
                 batch = mine[start : start + self.batch_size]
                 messages = [bench.messages(it, "reasoning", self.profile) for it in batch]
-                records += predict(generator, processor, batch, messages)
+                records += answer_batch(generator, processor, batch, messages)
             model.train(was_training)
         predictions = {}
         for r in gather_object(records):

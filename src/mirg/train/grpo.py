@@ -12,11 +12,11 @@ import contextlib
 from typing import Any
 
 from mirg.train.callbacks import add_grounding_eval
-from mirg.train.common import PreparedRun, TrainResult, prepare_run, train_and_save
 from mirg.train.configs import GRPOTrainConfig
 from mirg.train.data import grpo_records, to_dataset
 from mirg.train.recipes import reward_function
 from mirg.train.reward_checks import check_reward_columns, checked_reward
+from mirg.train.setup import PreparedRun, TrainResult, prepare_run, train_and_save
 
 
 def build_grpo_trainer(

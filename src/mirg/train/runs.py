@@ -25,8 +25,8 @@ from typing import Any
 
 from mirg.errors import shown
 from mirg.files import LOCK_FILE, fingerprint, write_json
-from mirg.train.common import logger
 from mirg.train.recipes import ConfigError
+from mirg.train.setup import logger
 
 RUN_FILE = "mirg_run.json"
 CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")

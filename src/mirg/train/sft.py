@@ -10,9 +10,9 @@ from __future__ import annotations
 from typing import Any
 
 from mirg.train.callbacks import add_grounding_eval
-from mirg.train.common import PreparedRun, TrainResult, prepare_run, train_and_save
 from mirg.train.configs import SFTTrainConfig
 from mirg.train.data import sft_records, to_dataset
+from mirg.train.setup import PreparedRun, TrainResult, prepare_run, train_and_save
 
 #: Longest answer while scoring the held-out split during SFT (evaluation's own default).
 SFT_EVAL_MAX_NEW_TOKENS = 1024

@@ -22,8 +22,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from mirg.train.common import logger
 from mirg.train.recipes import ConfigError
+from mirg.train.setup import logger
 
 VLLM_FOLDER = "vllm-model"
 MARKER = "mirg_vllm_model.json"
