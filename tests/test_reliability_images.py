@@ -177,6 +177,7 @@ def test_export_training_evaluation_predict_and_report_see_the_photo_as_shown(
     orientation, fmt, late_exif, q25, tmp_path, monkeypatch, capsys
 ):
     from mirg.eval import predict as predict_module
+    from mirg.eval import predict_cli
     from mirg.eval.benchmarks import load_eval_items
     from mirg.eval.generation import Generation, image_sizes, load_images
     from mirg.eval.report import thumbnail
@@ -258,7 +259,7 @@ def test_export_training_evaluation_predict_and_report_see_the_photo_as_shown(
         input_sizes=lambda images: [list(im.size) for im in images],
     )  # fmt: skip
     monkeypatch.setattr(predict_module, "HFGenerator", Answers)
-    monkeypatch.setattr(predict_module, "load_model_and_processor", lambda *a, **k: loaded)
+    monkeypatch.setattr(predict_cli, "load_model_and_processor", lambda *a, **k: loaded)
     picture = tmp_path / "picture.png"
     code = main(
         ["predict", question, "--model", "any", "--image", str(photo), "--save", str(picture)]
