@@ -9,7 +9,9 @@ callers catching ``ValueError`` keep working.
 
 from __future__ import annotations
 
+import difflib
 import reprlib
+from collections.abc import Iterable
 
 #: The longest stretch of a user's value an error message repeats.
 SHOWN_CHARS = 80
@@ -27,6 +29,12 @@ def shown(value: object) -> str:
     characters (cut with "…"), computed in bounded time."""
     text = _SHOWN.repr(value)
     return text if len(text) <= SHOWN_CHARS else text[: SHOWN_CHARS - 1] + "…"
+
+
+def did_you_mean(name: str, known: Iterable[str]) -> str:
+    """``; did you mean 'x'?`` for the known name closest to a mistyped one, else ``""``."""
+    close = difflib.get_close_matches(name, list(known), n=1)
+    return f"; did you mean {close[0]!r}?" if close else ""
 
 
 class MirgError(ValueError):

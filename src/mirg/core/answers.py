@@ -226,9 +226,7 @@ def _canonical_layout(text: str) -> bool:
     body = text.strip()
     if not body.startswith(THINK_OPEN) or not body.endswith(ANSWER_CLOSE):
         return False
-    if body.count(THINK_OPEN) != 1 or body.count(THINK_CLOSE) != 1:
-        return False
-    if body.count(ANSWER_OPEN) != 1 or body.count(ANSWER_CLOSE) != 1:
+    if any(body.count(tag) != 1 for tag in (THINK_OPEN, THINK_CLOSE, ANSWER_OPEN, ANSWER_CLOSE)):
         return False
     think_end = body.find(THINK_CLOSE)
     answer_start = body.find(ANSWER_OPEN)

@@ -75,6 +75,9 @@ class CoordinateProfile:
         return self.scale is None
 
     def _frame(self, frame: Sequence[int] | None) -> tuple[float, float]:
+        """What the numbers are relative to: the scale, or the frame for absolute pixels."""
+        if self.scale is not None:
+            return self.scale, self.scale
         if frame is None:
             raise ProfileError(
                 f"profile {self.name!r} writes absolute pixels of the resized frame the model "
@@ -88,26 +91,19 @@ class CoordinateProfile:
     def to_relative(self, values: Sequence[float], frame: Sequence[int] | None = None) -> Box:
         """Model text coordinates -> relative box (no validation, no clipping)."""
         x1, y1, x2, y2 = values
-        if self.scale is None:
-            w, h = self._frame(frame)
-            return (x1 / w, y1 / h, x2 / w, y2 / h)
-        s = self.scale
-        return (x1 / s, y1 / s, x2 / s, y2 / s)
+        w, h = self._frame(frame)
+        return (x1 / w, y1 / h, x2 / w, y2 / h)
 
     def from_relative(
         self, box: Sequence[float], frame: Sequence[int] | None = None
     ) -> tuple[float, float, float, float]:
         """Relative box -> the numbers this family writes (ints, or 3-decimal floats)."""
         x1, y1, x2, y2 = (float(v) for v in box)
-        if self.scale is None:
-            w, h = self._frame(frame)
-            vals = (x1 * w, y1 * h, x2 * w, y2 * h)
-            lims = (w, h, w, h)
-            return tuple(int(min(lim, max(0, round(v)))) for v, lim in zip(vals, lims, strict=True))  # type: ignore[return-value]
         if self.scale == 1:
             return tuple(round(min(1.0, max(0.0, v)), 3) for v in (x1, y1, x2, y2))  # type: ignore[return-value]
-        s = self.scale
-        return tuple(int(min(s, max(0, round(v * s)))) for v in (x1, y1, x2, y2))  # type: ignore[return-value]
+        w, h = self._frame(frame)
+        vals, lims = (x1 * w, y1 * h, x2 * w, y2 * h), (w, h, w, h)
+        return tuple(int(min(lim, max(0, round(v)))) for v, lim in zip(vals, lims, strict=True))  # type: ignore[return-value]
 
     def render_box(self, box: Sequence[float], frame: Sequence[int] | None = None) -> str:
         """The box as a JSON list in this family's numbers, e.g. ``[120, 45, 300, 210]``."""

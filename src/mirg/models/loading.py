@@ -209,7 +209,6 @@ def load_processor(
     *,
     min_pixels: int | None = None,
     max_pixels: int | None = None,
-    padding_side: str = "left",
 ) -> Any:
     """The model's processor (tokenizer + image and video processors), left-padded.
 
@@ -229,7 +228,7 @@ def load_processor(
                 "processor.save_pretrained(folder) or copy it from the base model"
             )
     try:
-        processor = AutoProcessor.from_pretrained(str(path), padding_side=padding_side)
+        processor = AutoProcessor.from_pretrained(str(path), padding_side="left")
     except ImportError as exc:  # pragma: no cover - environment problem
         raise ModelLoadError(f"cannot load the processor of {path}: {exc}") from exc
     if not isinstance(processor, ProcessorMixin) or not hasattr(processor, "image_processor"):
@@ -237,7 +236,7 @@ def load_processor(
             f"{path} loads as {type(processor).__name__}, not a multimodal processor: Qwen-VL "
             "processors also need a video processor, which needs torchvision installed"
         )
-    processor.tokenizer.padding_side = padding_side
+    processor.tokenizer.padding_side = "left"
     set_pixel_caps(processor, min_pixels, max_pixels)
     return processor
 
@@ -279,7 +278,6 @@ def load_model_and_processor(
     dtype: Any = "auto",
     device_map: Any = None,
     attn_implementation: str | None = None,
-    padding_side: str = "left",
     model_kwargs: dict | None = None,
 ) -> LoadedModel:
     """Load a model folder (or hub name) with its processor, family and profile; a LoRA
@@ -291,11 +289,7 @@ def load_model_and_processor(
     p = Path(path_str)
     if _is_local(p) and not (p / "config.json").is_file():
         if (p / "adapter_config.json").is_file():
-            caps = {
-                "min_pixels": min_pixels,
-                "max_pixels": max_pixels,
-                "padding_side": padding_side,
-            }
+            caps = {"min_pixels": min_pixels, "max_pixels": max_pixels}
             return _load_adapter(p, caps, profile=profile, dtype=dtype, device_map=device_map)
         raise ModelLoadError(
             f"{p} is not a model folder (no config.json)"
@@ -305,9 +299,7 @@ def load_model_and_processor(
     family = find_family(path_str)
     model_type = model_config(path_str).get("model_type")
     prof = resolve_profile(family, profile, what=f"model {path_str} ({model_type})")
-    processor = load_processor(
-        path_str, min_pixels=min_pixels, max_pixels=max_pixels, padding_side=padding_side
-    )
+    processor = load_processor(path_str, min_pixels=min_pixels, max_pixels=max_pixels)
     kwargs: dict[str, Any] = {"dtype": dtype, **(model_kwargs or {})}
     if device_map is not None:
         kwargs["device_map"] = device_map
@@ -339,8 +331,6 @@ def generation_inputs(
     processor: Any,
     messages: Sequence[list[dict]],
     images: Sequence[Sequence[Any]],
-    *,
-    return_tensors: str = "pt",
 ) -> Any:
     """Processor outputs for a batch of prompts, ready for ``model.generate(**inputs)``.
 
@@ -353,7 +343,7 @@ def generation_inputs(
         for m in messages
     ]
     flat = [list(imgs) for imgs in images]
-    kwargs: dict[str, Any] = {"text": texts, "padding": True, "return_tensors": return_tensors}
+    kwargs: dict[str, Any] = {"text": texts, "padding": True, "return_tensors": "pt"}
     if any(flat):
         kwargs["images"] = flat
     return processor(**kwargs)

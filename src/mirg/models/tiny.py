@@ -8,7 +8,6 @@ so that SFT, GRPO and evaluation run the same code path on it as on Qwen2.5-VL-7
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import json
 import random
 from collections.abc import Sequence
@@ -18,7 +17,7 @@ from typing import Any
 
 from mirg.core.profiles import PROFILES
 from mirg.core.prompts import system_prompt
-from mirg.errors import MirgError
+from mirg.errors import MirgError, did_you_mean
 from mirg.files import write_json
 from mirg.models.families import CONFIG_KEY, ModelFamily, get_family
 from mirg.models.families import FAMILIES as BUILT_IN_FAMILIES
@@ -138,8 +137,7 @@ def load_spec(path: str | Path) -> tuple[str, TinySpec]:
     values: dict[str, Any] = {}
     for key, value in data["spec"].items():
         if key not in fields:
-            close = difflib.get_close_matches(key, fields, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
+            hint = did_you_mean(key, fields)
             raise MirgError(f"stand-in spec {p}: field 'spec.{key}' is not a TinySpec field{hint}")
         plain = isinstance(value, (int, float)) and not isinstance(value, bool)
         if not (value is None or plain or isinstance(value, (bool, list))):
@@ -197,11 +195,8 @@ def corpus_from_files(paths: Sequence[str | Path]) -> list[str]:
         if isinstance(value, str):
             if value and not value.endswith((".png", ".jpg", ".jpeg")):
                 texts.append(value)
-        elif isinstance(value, dict):
-            for v in value.values():
-                strings(v)
-        elif isinstance(value, list):
-            for v in value:
+        elif isinstance(value, (dict, list)):
+            for v in value.values() if isinstance(value, dict) else value:
                 strings(v)
 
     for path in paths:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import difflib
 import enum
 import types
 import typing
@@ -17,7 +16,7 @@ from typing import Any, TypeVar
 from trl import TrlParser
 
 from mirg.core.rewards import REWARDS
-from mirg.errors import MirgError, shown
+from mirg.errors import MirgError, did_you_mean, shown
 from mirg.registry import resolve_function
 
 
@@ -44,8 +43,7 @@ def _reject_unknown(keys: Sequence[str], cls: type, where: str) -> None:
     known = {f.name for f in dataclasses.fields(cls) if f.init}
     for key in keys:
         if key not in known:
-            close = difflib.get_close_matches(key, known, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
+            hint = did_you_mean(key, known)
             raise ConfigError(f"unknown config key {shown(key)} {where} for {cls.__name__}{hint}")
 
 
