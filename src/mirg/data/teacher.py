@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, Protocol
 
 from mirg.core.profiles import CoordinateProfile, get_profile
@@ -150,28 +151,6 @@ class Choice:
     iou: float | None = None
 
 
-def judge_answer(
-    text: str,
-    sample: Sample,
-    profile: str,
-    frames: Sequence[Sequence[int]] | None,
-    threshold: float,
-) -> float | None:
-    """The answer's image-gated IoU when mirg's rewards give it full marks (image 1,
-    format 1, IoU >= ``threshold``), else None."""
-    reward = score_completion(
-        text,
-        sample.target_image,
-        sample.target_box,
-        profile=profile,
-        input_sizes=frames,
-        n_images=sample.n_images,
-    )
-    if reward.image == 1.0 and reward.format == 1.0 and reward.object >= threshold:
-        return reward.object
-    return None
-
-
 def select(
     answers: Sequence[Any],
     sample: Sample,
@@ -179,21 +158,28 @@ def select(
     frames: Sequence[Sequence[int]] | None,
     threshold: float,
 ) -> Choice:
-    """Keep the accepted answer with the highest IoU (the first, on a tie); none accepted
-    leaves the template. ``answers`` are texts or ``Generation``s."""
+    """Keep the accepted answer (full marks from mirg's rewards: image 1, format 1, IoU >=
+    ``threshold``) with the highest IoU (the first, on a tie); none accepted leaves the
+    template. ``answers`` are texts or ``Generation``s."""
     best: tuple[float, str] | None = None
     accepted = 0
     for answer in answers:
         text = answer if isinstance(answer, str) else answer.text
-        overlap = judge_answer(text, sample, profile, frames, threshold)
-        if overlap is None:
+        reward = score_completion(
+            text,
+            sample.target_image,
+            sample.target_box,
+            profile=profile,
+            input_sizes=frames,
+            n_images=sample.n_images,
+        )
+        if not (reward.image == 1.0 and reward.format == 1.0 and reward.object >= threshold):
             continue
         accepted += 1
-        if best is None or overlap > best[0]:
-            best = (overlap, text)
-    if best is None:
-        return Choice(None, len(answers), 0)
-    return Choice(best[1], len(answers), accepted, best[0])
+        if best is None or reward.object > best[0]:
+            best = (reward.object, text)
+    iou, kept = best or (None, None)
+    return Choice(kept, len(answers), accepted, iou)
 
 
 def record(sample: Sample, exporter: Exporter, choice: Choice) -> dict[str, Any]:
@@ -282,14 +268,6 @@ def choose_all(
         if progress is not None:
             progress.update(len(group))
     return [choices[i] for i in order]
-
-
-@dataclass(frozen=True)
-class _Position:
-    """What ``batches_by_shape`` sorts: a sample's place in the file and its images."""
-
-    index: int
-    images: list[str]
 
 
 def summary_path(out: str | Path) -> Path:
@@ -381,7 +359,8 @@ def teacher_trajectories(
         batch_size = cfg.batch_size
 
     def batches(order: Sequence[int]) -> Any:
-        positions = [_Position(i, samples[i].images) for i in order]
+        # what batches_by_shape sorts: a sample's place in the file and its images
+        positions = [SimpleNamespace(index=i, images=samples[i].images) for i in order]
         for batch in batches_by_shape(positions, batch_size, lambda p: length(p.index)):
             yield [p.index for p in batch]
 

@@ -62,10 +62,6 @@ def varying_groups(rewards_per_func: Any, weights: Any, num_generations: int) ->
     return spread > 1e-6
 
 
-def _width(batch: dict[str, Any], key: str) -> int:
-    return batch[key].shape[1]
-
-
 def select_rows(batch: dict[str, Any], rows: list[int]) -> dict[str, Any]:
     """The given rows of a generation batch in split form (every value per row, or a
     scalar, as after TRL's ``split_pixel_values_by_grid``)."""
@@ -99,8 +95,8 @@ def concat_batches(batches: list[dict[str, Any]], pad_token_id: int) -> dict[str
     import torch
 
     first = batches[0]
-    prompt_width = max(_width(b, "prompt_ids") for b in batches)
-    completion_width = max(_width(b, "completion_ids") for b in batches)
+    prompt_width = max(b["prompt_ids"].shape[1] for b in batches)
+    completion_width = max(b["completion_ids"].shape[1] for b in batches)
     out: dict[str, Any] = {}
     for key, value in first.items():
         values = [b[key] for b in batches]
@@ -121,7 +117,7 @@ def concat_batches(batches: list[dict[str, Any]], pad_token_id: int) -> dict[str
         elif key in SPANNING:  # prompt part left-padded, completion part right-padded
             parts = []
             for b, v in zip(batches, values, strict=True):
-                p = _width(b, "prompt_ids")
+                p = b["prompt_ids"].shape[1]
                 prompt = _pad(v[:, :p], prompt_width, 0, True)
                 parts.append(torch.cat([prompt, _pad(v[:, p:], completion_width, 0, False)], 1))
             out[key] = torch.cat(parts)

@@ -144,12 +144,7 @@ def prepare(config: Any, model: Any, processor: Any, rows: Sequence[dict]) -> di
     args = engine_args(config, processor, rows, str(folder))
     config.vllm_max_model_length = args["max_model_len"]
     dtype = "bfloat16" if config.bf16 else "float16" if config.fp16 else "auto"
-    extra = {
-        "model": args["model"],
-        "limit_mm_per_prompt": args["limit_mm_per_prompt"],
-        "mm_processor_kwargs": args["mm_processor_kwargs"],
-        "dtype": dtype,
-    }
+    extra = {k: args[k] for k in ("model", "limit_mm_per_prompt", "mm_processor_kwargs")}
     sequences = (
         config.per_device_train_batch_size
         * config.vllm_tensor_parallel_size
@@ -179,7 +174,7 @@ def prepare(config: Any, model: Any, processor: Any, rows: Sequence[dict]) -> di
             folder,
             args["max_model_len"],
         )
-    return extra
+    return extra | {"dtype": dtype}
 
 
 def _stale(marker: Path, processor: Any, model: str) -> bool:

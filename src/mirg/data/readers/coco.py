@@ -49,12 +49,6 @@ class CocoImage:
     objects: list[dict[str, Any]] = field(default_factory=list)
 
 
-def _size_word(area_pixels: float) -> str:
-    if area_pixels < 32 * 32:
-        return "small"
-    return "medium" if area_pixels < 96 * 96 else "large"
-
-
 def read_coco(
     annotation_file: str | Path,
     image_root: str | Path,
@@ -192,7 +186,10 @@ def coco_images(
                 f"field 'bbox': {bbox} lies outside the {image.width}x{image.height} image",
             )
             continue
-        attributes = {"size": _size_word(bw * bh)}
+        area = bw * bh  # COCO's size words: under 32x32 pixels small, under 96x96 medium
+        attributes = {
+            "size": "small" if area < 32 * 32 else "medium" if area < 96 * 96 else "large"
+        }
         extra = ann.get("attributes")
         if isinstance(extra, dict):
             attributes |= {str(k): v for k, v in extra.items() if isinstance(v, str)}

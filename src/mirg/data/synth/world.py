@@ -249,49 +249,37 @@ def write_dataset(
     # One writer per folder: a second run (another seed) is refused, naming this one.
     with folder_lock(out, f"mirg synth (seed {seed}, n {n})"):
         _claim_folder(out, identity, overwrite)
-        return _write(out, n, seed, config, sizes, identity, preset)
+        # the in-progress marker first and the manifest last
+        write_json(out / IN_PROGRESS, identity)
+        counts: dict[str, dict[str, int]] = {}
+        layouts: dict[str, set[str]] = {}
+        for split in SPLITS:
+            (out / "images" / split).mkdir(parents=True, exist_ok=True)
+            per_family = family_counts(config, sizes[split])
+            order = [f for f, c in per_family.items() for _ in range(c)]
+            random.Random(f"{seed}/{split}/order").shuffle(order)
+            layouts[split] = set()
 
+            def samples(split: str = split, order: list[str] = order) -> Iterator[Sample]:
+                for index, family in enumerate(order):
+                    sample, images = generate_sample(config, family, seed, split, index)
+                    for rel, image in zip(sample.images, images, strict=True):
+                        image.save(out / rel, format="PNG", compress_level=1)
+                    layouts[split].add(layout_key(sample))
+                    yield sample
 
-def _write(
-    out: Path,
-    n: int,
-    seed: int,
-    config: WorldConfig,
-    sizes: dict[str, int],
-    identity: dict[str, Any],
-    preset: str | None,
-) -> dict[str, Any]:
-    """The dataset's files, the in-progress marker first and the manifest last."""
-    write_json(out / IN_PROGRESS, identity)
-    counts: dict[str, dict[str, int]] = {}
-    layouts: dict[str, set[str]] = {}
-    for split in SPLITS:
-        (out / "images" / split).mkdir(parents=True, exist_ok=True)
-        per_family = family_counts(config, sizes[split])
-        order = [f for f, c in per_family.items() for _ in range(c)]
-        random.Random(f"{seed}/{split}/order").shuffle(order)
-        layouts[split] = set()
-
-        def samples(split: str = split, order: list[str] = order) -> Iterator[Sample]:
-            for index, family in enumerate(order):
-                sample, images = generate_sample(config, family, seed, split, index)
-                for rel, image in zip(sample.images, images, strict=True):
-                    image.save(out / rel, format="PNG", compress_level=1)
-                layouts[split].add(layout_key(sample))
-                yield sample
-
-        write_samples(out / f"{split}.jsonl", samples())
-        counts[split] = {f: c for f, c in per_family.items() if c}
-    manifest = {
-        "generator": "mirg synth",
-        "seed": seed,
-        "n": n,
-        "preset": preset,
-        "knobs": asdict(config),
-        "splits": sizes,
-        "counts": counts,
-        "test_layouts_seen_in_train": len(layouts["test"] & layouts["train"]),
-    }
-    write_json(out / "manifest.json", manifest)
-    (out / IN_PROGRESS).unlink()
-    return manifest
+            write_samples(out / f"{split}.jsonl", samples())
+            counts[split] = {f: c for f, c in per_family.items() if c}
+        manifest = {
+            "generator": "mirg synth",
+            "seed": seed,
+            "n": n,
+            "preset": preset,
+            "knobs": asdict(config),
+            "splits": sizes,
+            "counts": counts,
+            "test_layouts_seen_in_train": len(layouts["test"] & layouts["train"]),
+        }
+        write_json(out / "manifest.json", manifest)
+        (out / IN_PROGRESS).unlink()
+        return manifest
