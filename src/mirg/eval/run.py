@@ -151,16 +151,14 @@ def claim_output(out: Path, cfg: EvalConfig) -> None:
             f"{out} holds {PREDICTIONS} without a {RUN} of mirg eval: cannot tell which model "
             "made them; use a new --out folder, or pass --overwrite to start afresh there"
         )
-    ours = record is not None
-    found = claim_folder(
+    if claim_folder(
         out,
         command="mirg eval",
         record=RUN,
-        ours=ours,
+        ours=record is not None,
         writes=cfg.writes(),
         overwrite=cfg.overwrite,
-    )
-    if found:
+    ):
         _clear_run(out, cfg)
 
 
@@ -214,17 +212,10 @@ def score_run(out: Path, items: Sequence[EvalItem], protocol: str, profile: str)
     scores), with how many answers were cut at the token limit (``truncated``)."""
     predictions = read_predictions(out / PREDICTIONS)
     metrics = items[0].benchmark.score(items, predictions, protocol, profile, out)
-    metrics["truncated"] = _truncated(out / PREDICTIONS)
+    lines = (out / PREDICTIONS).read_text(encoding="utf-8").splitlines()
+    metrics["truncated"] = sum(bool(json.loads(x).get("truncated")) for x in lines if x.strip())
     write_json(out / METRICS, metrics)
     return metrics
-
-
-def _truncated(path: Path) -> int:
-    return sum(
-        bool(json.loads(line).get("truncated"))
-        for line in path.read_text(encoding="utf-8").splitlines()
-        if line.strip()
-    )
 
 
 def preflight(items: Sequence[EvalItem], show: int = 5) -> dict[str, tuple[int, int]]:
