@@ -114,7 +114,6 @@ QUICK = DemoPlan(
     sft_batch=4,
     num_generations=4,
     grpo_batch=8,
-    max_new_tokens=104,
     model_spec={},
 )
 
@@ -280,7 +279,6 @@ def _run_stages(out: Path, plan: DemoPlan, model: str | None, seed: int) -> dict
     from mirg.train.grpo import run_grpo
     from mirg.train.sft import run_sft
 
-    out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     log = out / "logs" / "train.log"
     t_start = time.perf_counter()

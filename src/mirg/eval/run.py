@@ -181,19 +181,6 @@ def _check_same_run(out: Path, cfg: EvalConfig) -> None:
         )
 
 
-def kept(out: str | Path) -> str:
-    """What an interrupted run left in ``out``, in words (for the line Ctrl-C prints)."""
-    path = Path(out) / PREDICTIONS
-    try:
-        with path.open("rb") as handle:
-            n = sum(1 for line in handle if line.endswith(b"\n") and line.strip())
-    except OSError:
-        n = 0
-    if not n:
-        return f"no predictions written yet in {out}; rerun the same command to start"
-    return f"{n} prediction(s) kept in {path}; rerun the same command to resume"
-
-
 def repair_predictions(path: Path) -> int:
     """Drop a last line cut short by a killed run; returns the bytes removed."""
     if not path.is_file():
