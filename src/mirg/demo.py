@@ -389,10 +389,9 @@ def _run_stages(out: Path, plan: DemoPlan, model: str | None, seed: int) -> dict
     timed("grpo", t0)
     stages["grpo"] = evaluate_stage("grpo", grpo_result.output_dir)
 
-    chance_row = {**chance["average"], "tasks": chance["tasks"]}
     summary = {
         **{s: stages[s] for s in STAGES},
-        "chance": chance_row,
+        "chance": {**chance["average"], "tasks": chance["tasks"]},
         "test_items": len(items),
         "test_items_unseen_layout": sum(it.key in unseen for it in items),
         # small worlds repeat: how many test samples share a train sample's question and

@@ -124,17 +124,6 @@ class EvalConfig:
         }
 
 
-def eval_record(out: Path) -> dict | None:
-    """``out/run.json`` when it is a record mirg eval wrote (a mapping with an
-    ``identity``), else None: the folder is not, or not yet, mirg eval's."""
-    try:
-        record = json.loads((out / RUN).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    ok = isinstance(record, dict) and isinstance(record.get("identity"), dict)
-    return record if ok else None
-
-
 def _clear_run(out: Path, cfg: EvalConfig) -> None:
     """Remove what a run writes in ``out`` (``--overwrite``: start afresh), nothing else."""
     for name in cfg.writes():
@@ -143,10 +132,14 @@ def _clear_run(out: Path, cfg: EvalConfig) -> None:
 
 def claim_output(out: Path, cfg: EvalConfig) -> None:
     """Refuse ``out`` when it holds files mirg eval did not write (no ``run.json`` of its
-    own) that a run would replace, unless ``--overwrite``, which removes them first so no
-    foreign predictions are resumed."""
-    record = eval_record(out)
-    if record is None and (out / PREDICTIONS).exists() and not cfg.overwrite:
+    own: a mapping with an ``identity``) that a run would replace, unless ``--overwrite``,
+    which removes them first so no foreign predictions are resumed."""
+    try:
+        record = json.loads((out / RUN).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        record = None
+    ours = isinstance(record, dict) and isinstance(record.get("identity"), dict)
+    if not ours and (out / PREDICTIONS).exists() and not cfg.overwrite:
         raise MirgError(
             f"{out} holds {PREDICTIONS} without a {RUN} of mirg eval: cannot tell which model "
             "made them; use a new --out folder, or pass --overwrite to start afresh there"
@@ -155,7 +148,7 @@ def claim_output(out: Path, cfg: EvalConfig) -> None:
         out,
         command="mirg eval",
         record=RUN,
-        ours=record is not None,
+        ours=ours,
         writes=cfg.writes(),
         overwrite=cfg.overwrite,
     ):
