@@ -348,6 +348,9 @@ def _run_stages(out: Path, plan: DemoPlan, model: str | None, seed: int) -> dict
 
     stages: dict[str, Any] = {"base": evaluate_stage("base", model)}
 
+    # the trainers' settings both stages share
+    common = dict(seed=seed, disable_tqdm=True, use_cpu=plan.device == "cpu")
+
     # 3. SFT on the trajectories
     t0 = time.perf_counter()
     sft = demo_config(
@@ -358,10 +361,8 @@ def _run_stages(out: Path, plan: DemoPlan, model: str | None, seed: int) -> dict
         max_steps=plan.sft_steps,
         learning_rate=plan.sft_lr,
         per_device_train_batch_size=plan.sft_batch,
-        seed=seed,
         logging_steps=max(1, plan.sft_steps // 50),
-        disable_tqdm=True,
-        use_cpu=plan.device == "cpu",
+        **common,
     )
     with _stage("sft", log, plan.sft_steps) as bar:
         sft_result = run_sft(sft, callbacks=[_bar_callback(bar)])
@@ -380,9 +381,7 @@ def _run_stages(out: Path, plan: DemoPlan, model: str | None, seed: int) -> dict
         num_generations=plan.num_generations,
         per_device_train_batch_size=plan.grpo_batch,
         max_completion_length=plan.max_new_tokens,
-        seed=seed,
-        disable_tqdm=True,
-        use_cpu=plan.device == "cpu",
+        **common,
     )
     with _stage("grpo", log, plan.grpo_steps) as bar:
         grpo_result = run_grpo(grpo, callbacks=[_bar_callback(bar)])
