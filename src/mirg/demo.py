@@ -348,7 +348,6 @@ def _run_stages(out: Path, plan: DemoPlan, model: str | None, seed: int) -> dict
 
     stages: dict[str, Any] = {"base": evaluate_stage("base", model)}
 
-    # the trainers' settings both stages share
     common = dict(seed=seed, disable_tqdm=True, use_cpu=plan.device == "cpu")
 
     # 3. SFT on the trajectories
