@@ -279,7 +279,6 @@ def _run_stages(out: Path, plan: DemoPlan, model: str | None, seed: int) -> dict
     from mirg.train.grpo import run_grpo
     from mirg.train.sft import run_sft
 
-    out.mkdir(parents=True, exist_ok=True)
     log = out / "logs" / "train.log"
     t_start = time.perf_counter()
     timings: dict[str, float] = {}

@@ -40,9 +40,7 @@ def eval_messages(
         content = [{"type": "image"} for _ in range(n_images)] + [{"type": "text", "text": text}]
         check_prompt_text(question)
         return [{"role": "user", "content": content}]
-    if prompt == "reasoning":
-        return build_messages(question, n_images, profile)
-    raise MirgError(f"unknown prompt {prompt!r}; known: {', '.join(PROMPTS)}")
+    return build_messages(question, n_images, profile)  # EvalConfig refuses other prompts
 
 
 def load_images(paths: Sequence[str]) -> list[Any]:
