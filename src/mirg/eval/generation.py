@@ -1,9 +1,8 @@
 """Prompts for evaluation and the generation backends (Hugging Face and vLLM).
 
 Generation itself is the libraries' (``model.generate``, ``vllm.LLM.generate``); mirg
-builds the prompts, batches items sensibly and decodes the new tokens. Both backends
-decode greedily (``generate``, evaluation) or draw several answers per prompt
-(``sample`` with a :class:`Sampling`, teacher trajectories by rejection sampling).
+builds the prompts, batches items sensibly and decodes the new tokens; ``sample`` (with a
+:class:`Sampling`) serves teacher trajectories by rejection sampling.
 """
 
 from __future__ import annotations

@@ -5,11 +5,8 @@ by line as answers come, the format ``mirg score`` reads), ``metrics.json`` (the
 benchmark's scorer: :mod:`mirg.eval.benchmarks`), ``report.html`` and the benchmark's own
 files (MC-Bench's ``mcbench_results.json``). Rerunning over the same folder resumes: items
 already predicted are skipped, and a line cut short by a killed run is discarded and
-predicted again, so every item ends with exactly one line.
-
-``run.json`` is also what makes a folder mirg eval's own: a folder without it that holds
-any file a run writes (a ``report.html`` or ``metrics.json`` of the user's) is refused
-unless ``--overwrite`` (:func:`mirg.outputs.claim_folder`).
+predicted again, so every item ends with exactly one line. ``run.json`` also makes a
+folder mirg eval's own (:func:`claim_output`).
 """
 
 from __future__ import annotations
