@@ -114,7 +114,6 @@ QUICK = DemoPlan(
     sft_batch=4,
     num_generations=4,
     grpo_batch=8,
-    max_new_tokens=104,
     model_spec={},
 )
 
@@ -280,8 +279,6 @@ def _run_stages(out: Path, plan: DemoPlan, model: str | None, seed: int) -> dict
     from mirg.train.grpo import run_grpo
     from mirg.train.sft import run_sft
 
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     log = out / "logs" / "train.log"
     t_start = time.perf_counter()
     timings: dict[str, float] = {}
@@ -350,6 +347,8 @@ def _run_stages(out: Path, plan: DemoPlan, model: str | None, seed: int) -> dict
 
     stages: dict[str, Any] = {"base": evaluate_stage("base", model)}
 
+    common = dict(seed=seed, disable_tqdm=True, use_cpu=plan.device == "cpu")
+
     # 3. SFT on the trajectories
     t0 = time.perf_counter()
     sft = demo_config(
@@ -360,10 +359,8 @@ def _run_stages(out: Path, plan: DemoPlan, model: str | None, seed: int) -> dict
         max_steps=plan.sft_steps,
         learning_rate=plan.sft_lr,
         per_device_train_batch_size=plan.sft_batch,
-        seed=seed,
         logging_steps=max(1, plan.sft_steps // 50),
-        disable_tqdm=True,
-        use_cpu=plan.device == "cpu",
+        **common,
     )
     with _stage("sft", log, plan.sft_steps) as bar:
         sft_result = run_sft(sft, callbacks=[_bar_callback(bar)])
@@ -382,19 +379,16 @@ def _run_stages(out: Path, plan: DemoPlan, model: str | None, seed: int) -> dict
         num_generations=plan.num_generations,
         per_device_train_batch_size=plan.grpo_batch,
         max_completion_length=plan.max_new_tokens,
-        seed=seed,
-        disable_tqdm=True,
-        use_cpu=plan.device == "cpu",
+        **common,
     )
     with _stage("grpo", log, plan.grpo_steps) as bar:
         grpo_result = run_grpo(grpo, callbacks=[_bar_callback(bar)])
     timed("grpo", t0)
     stages["grpo"] = evaluate_stage("grpo", grpo_result.output_dir)
 
-    chance_row = {**chance["average"], "tasks": chance["tasks"]}
     summary = {
         **{s: stages[s] for s in STAGES},
-        "chance": chance_row,
+        "chance": {**chance["average"], "tasks": chance["tasks"]},
         "test_items": len(items),
         "test_items_unseen_layout": sum(it.key in unseen for it in items),
         # small worlds repeat: how many test samples share a train sample's question and

@@ -144,14 +144,14 @@ def pretrain_base(
                 "qwen3-vl",
                 "minimal",
             )
-    curriculum = write_base_curriculum(out / "3-curriculum" / "data", samples, seed + 3, BASE_WORLD)
+    write_base_curriculum(out / "3-curriculum" / "data", samples, seed + 3, BASE_WORLD)
     save_tiny_model(out / "random-init", "qwen3-vl", TinySpec(**DEMO_MODEL))
 
-    def stage(start: Path, folder: Path, data: Path, n_steps: int, lr: float) -> Path:
+    def stage(start: Path, folder: Path, n_steps: int, lr: float) -> Path:
         config = demo_config(
             "sft",
             model_name_or_path=str(start),
-            dataset_path=str(data),
+            dataset_path=str(folder / "data" / "trajectories.jsonl"),
             output_dir=str(folder / "model"),
             max_steps=n_steps,
             learning_rate=lr,
@@ -162,12 +162,10 @@ def pretrain_base(
         run_sft(config)
         return folder / "model"
 
-    model = stage(
-        out / "random-init", single, single / "data" / "trajectories.jsonl", steps[0], 3e-4
-    )
+    model = stage(out / "random-init", single, steps[0], 3e-4)
     sinusoidal_positions(model, next((single / "data" / "images" / "train").glob("*.png")))
-    model = stage(model, gaps, gaps / "data" / "trajectories.jsonl", steps[1], 3e-4)
-    model = stage(model, out / "3-curriculum", curriculum, steps[2], 2e-4)
+    model = stage(model, gaps, steps[1], 3e-4)
+    model = stage(model, out / "3-curriculum", steps[2], 2e-4)
     probe = probe_model(model, out / "probe", items=probe_items, device=device)
     (out / "probe.json").write_text(json.dumps(probe, indent=2) + "\n", encoding="utf-8")
     print(f"base model: {model}; position-gap probe: {probe}")

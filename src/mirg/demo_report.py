@@ -120,18 +120,16 @@ def write_demo_report(out: str | Path, summary: dict) -> Path:
     run, items, metrics, predictions = report.read_run(out / "eval-grpo")
     views = item_views(items, predictions, "strict", run["profile_used"])
     chance = {"tasks": summary["chance"]["tasks"], "average": summary["chance"]}
-    per_stage = {s: summary[s]["acc@0.5"] for s in ("base", "sft", "grpo")}
-    per_stage_image = {s: summary[s]["image_acc"] for s in ("base", "sft", "grpo")}
-    ref = dict.fromkeys(per_stage, summary["chance"]["acc@0.5"])
-    ref_image = dict.fromkeys(per_stage, summary["chance"]["image_acc"])
     curves = summary["curves"]
+
+    def per_stage(key: str) -> str:
+        values = {s: summary[s][key] for s in ("base", "sft", "grpo")}
+        return svg_bars(values, reference=dict.fromkeys(values, summary["chance"][key]))
+
     sections = [
         ("Summary", verdict(summary) + stage_table(summary)),
-        ("Strict Acc@0.5 per stage (dashed: chance)", svg_bars(per_stage, reference=ref)),
-        (
-            "Image accuracy per stage, all families (dashed: chance)",
-            svg_bars(per_stage_image, reference=ref_image),
-        ),
+        ("Strict Acc@0.5 per stage (dashed: chance)", per_stage("acc@0.5")),
+        ("Image accuracy per stage, all families (dashed: chance)", per_stage("image_acc")),
         *_binding_section(summary),
         *_unseen_section(summary),
         ("SFT training loss", svg_lines({k: v for k, v in curves["sft"].items() if k == "loss"})),

@@ -4,12 +4,13 @@ or one of your own, :mod:`mirg.eval.benchmarks`)."""
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from mirg.cli import add_output_arguments, config_from_args
 from mirg.core.scoring import PROTOCOLS
 from mirg.eval.benchmarks import BENCHMARKS
 from mirg.eval.generation import PROMPTS
-from mirg.eval.run import BACKENDS, EvalConfig, evaluate, kept
+from mirg.eval.run import BACKENDS, PREDICTIONS, EvalConfig, evaluate
 from mirg.models.placement import add_placement_arguments
 
 
@@ -72,4 +73,12 @@ def run(args: argparse.Namespace) -> int:
 
 def interrupted(args: argparse.Namespace) -> str:
     """What Ctrl-C left: the predictions written so far, which a rerun resumes."""
-    return kept(args.out)
+    path = Path(args.out) / PREDICTIONS
+    try:
+        with path.open("rb") as handle:
+            n = sum(1 for line in handle if line.endswith(b"\n") and line.strip())
+    except OSError:
+        n = 0
+    if not n:
+        return f"no predictions written yet in {args.out}; rerun the same command to start"
+    return f"{n} prediction(s) kept in {path}; rerun the same command to resume"

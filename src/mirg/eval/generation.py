@@ -1,9 +1,8 @@
 """Prompts for evaluation and the generation backends (Hugging Face and vLLM).
 
 Generation itself is the libraries' (``model.generate``, ``vllm.LLM.generate``); mirg
-builds the prompts, batches items sensibly and decodes the new tokens. Both backends
-decode greedily (``generate``, evaluation) or draw several answers per prompt
-(``sample`` with a :class:`Sampling`, teacher trajectories by rejection sampling).
+builds the prompts, batches items sensibly and decodes the new tokens; ``sample`` (with a
+:class:`Sampling`) serves teacher trajectories by rejection sampling.
 """
 
 from __future__ import annotations
@@ -40,9 +39,7 @@ def eval_messages(
         content = [{"type": "image"} for _ in range(n_images)] + [{"type": "text", "text": text}]
         check_prompt_text(question)
         return [{"role": "user", "content": content}]
-    if prompt == "reasoning":
-        return build_messages(question, n_images, profile)
-    raise MirgError(f"unknown prompt {prompt!r}; known: {', '.join(PROMPTS)}")
+    return build_messages(question, n_images, profile)  # EvalConfig refuses other prompts
 
 
 def load_images(paths: Sequence[str]) -> list[Any]:
@@ -314,9 +311,9 @@ class VLLMGenerator:
                 **extra,
             )
 
-    def _requests(
-        self, messages: Sequence[list[dict]], images: Sequence[Sequence[Any]]
-    ) -> list[dict[str, Any]]:
+    def _run(
+        self, messages: Sequence[list[dict]], images: Sequence[Sequence[Any]], params: Any
+    ) -> list[list[Generation]]:
         requests = []
         for m, imgs in zip(messages, images, strict=True):
             text = self.processor.apply_chat_template(m, add_generation_prompt=True, tokenize=False)
@@ -324,17 +321,17 @@ class VLLMGenerator:
             if imgs:
                 request["multi_modal_data"] = {"image": list(imgs)}
             requests.append(request)
-        return requests
+        outputs = self.llm.generate(requests, params, use_tqdm=False)
+        return [
+            [Generation(c.text, truncated=c.finish_reason == "length") for c in o.outputs]
+            for o in outputs
+        ]
 
     def generate(
         self, messages: Sequence[list[dict]], images: Sequence[Sequence[Any]]
     ) -> list[Generation]:
         """One greedy answer per prompt."""
-        outputs = self.llm.generate(self._requests(messages, images), self.params, use_tqdm=False)
-        return [
-            Generation(o.outputs[0].text, truncated=o.outputs[0].finish_reason == "length")
-            for o in outputs
-        ]
+        return [answers[0] for answers in self._run(messages, images, self.params)]
 
     def sample(
         self, messages: Sequence[list[dict]], images: Sequence[Sequence[Any]]
@@ -342,9 +339,4 @@ class VLLMGenerator:
         """``sampling.n`` sampled answers per prompt."""
         if self.sampling is None:
             raise MirgError("VLLMGenerator.sample needs a Sampling (samples, temperature)")
-        requests = self._requests(messages, images)
-        outputs = self.llm.generate(requests, self.sampling_params, use_tqdm=False)
-        return [
-            [Generation(c.text, truncated=c.finish_reason == "length") for c in o.outputs]
-            for o in outputs
-        ]
+        return self._run(messages, images, self.sampling_params)

@@ -63,18 +63,14 @@ def gap_accuracy(
     result = {}
     for k in shifts:
         with shifted_text_positions(loaded.model, k):
-            metrics = evaluate(
-                EvalConfig(
-                    model=str(loaded.path),
-                    data=str(data),
-                    out=str(Path(out) / f"shift-{k}"),
-                    max_new_tokens=160,
-                ),
-                loaded=loaded,
-                progress=False,
-            )
-        result[k] = metrics["average"]["acc@0.5"]
+            result[k] = _evaluate(loaded, data, Path(out) / f"shift-{k}")["average"]["acc@0.5"]
     return result
+
+
+def _evaluate(loaded: Any, data: str | Path, out: Path) -> dict:
+    """``mirg eval`` of ``data`` into ``out`` with the model already in memory."""
+    cfg = EvalConfig(model=str(loaded.path), data=str(data), out=str(out), max_new_tokens=160)
+    return evaluate(cfg, loaded=loaded, progress=False)
 
 
 #: Two images, one object each, the question names the image ("Locate the small red circle
@@ -109,13 +105,7 @@ def probe_model(
             result["single_chance"] = chance
             continue
         folder = out / name
-        evaluate(
-            EvalConfig(
-                model=str(model), data=str(data / "test.jsonl"), out=str(folder), max_new_tokens=160
-            ),
-            loaded=loaded,
-            progress=False,
-        )
+        _evaluate(loaded, data / "test.jsonl", folder)
         scores = score_items(
             test, read_predictions(folder / "predictions.jsonl"), "strict", loaded.profile.name
         )

@@ -5,11 +5,8 @@ by line as answers come, the format ``mirg score`` reads), ``metrics.json`` (the
 benchmark's scorer: :mod:`mirg.eval.benchmarks`), ``report.html`` and the benchmark's own
 files (MC-Bench's ``mcbench_results.json``). Rerunning over the same folder resumes: items
 already predicted are skipped, and a line cut short by a killed run is discarded and
-predicted again, so every item ends with exactly one line.
-
-``run.json`` is also what makes a folder mirg eval's own: a folder without it that holds
-any file a run writes (a ``report.html`` or ``metrics.json`` of the user's) is refused
-unless ``--overwrite`` (:func:`mirg.outputs.claim_folder`).
+predicted again, so every item ends with exactly one line. ``run.json`` also makes a
+folder mirg eval's own (:func:`claim_output`).
 """
 
 from __future__ import annotations
@@ -124,17 +121,6 @@ class EvalConfig:
         }
 
 
-def eval_record(out: Path) -> dict | None:
-    """``out/run.json`` when it is a record mirg eval wrote (a mapping with an
-    ``identity``), else None: the folder is not, or not yet, mirg eval's."""
-    try:
-        record = json.loads((out / RUN).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    ok = isinstance(record, dict) and isinstance(record.get("identity"), dict)
-    return record if ok else None
-
-
 def _clear_run(out: Path, cfg: EvalConfig) -> None:
     """Remove what a run writes in ``out`` (``--overwrite``: start afresh), nothing else."""
     for name in cfg.writes():
@@ -143,24 +129,26 @@ def _clear_run(out: Path, cfg: EvalConfig) -> None:
 
 def claim_output(out: Path, cfg: EvalConfig) -> None:
     """Refuse ``out`` when it holds files mirg eval did not write (no ``run.json`` of its
-    own) that a run would replace, unless ``--overwrite``, which removes them first so no
-    foreign predictions are resumed."""
-    record = eval_record(out)
-    if record is None and (out / PREDICTIONS).exists() and not cfg.overwrite:
+    own: a mapping with an ``identity``) that a run would replace, unless ``--overwrite``,
+    which removes them first so no foreign predictions are resumed."""
+    try:
+        record = json.loads((out / RUN).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        record = None
+    ours = isinstance(record, dict) and isinstance(record.get("identity"), dict)
+    if not ours and (out / PREDICTIONS).exists() and not cfg.overwrite:
         raise MirgError(
             f"{out} holds {PREDICTIONS} without a {RUN} of mirg eval: cannot tell which model "
             "made them; use a new --out folder, or pass --overwrite to start afresh there"
         )
-    ours = record is not None
-    found = claim_folder(
+    if claim_folder(
         out,
         command="mirg eval",
         record=RUN,
         ours=ours,
         writes=cfg.writes(),
         overwrite=cfg.overwrite,
-    )
-    if found:
+    ):
         _clear_run(out, cfg)
 
 
@@ -183,19 +171,6 @@ def _check_same_run(out: Path, cfg: EvalConfig) -> None:
         )
 
 
-def kept(out: str | Path) -> str:
-    """What an interrupted run left in ``out``, in words (for the line Ctrl-C prints)."""
-    path = Path(out) / PREDICTIONS
-    try:
-        with path.open("rb") as handle:
-            n = sum(1 for line in handle if line.endswith(b"\n") and line.strip())
-    except OSError:
-        n = 0
-    if not n:
-        return f"no predictions written yet in {out}; rerun the same command to start"
-    return f"{n} prediction(s) kept in {path}; rerun the same command to resume"
-
-
 def repair_predictions(path: Path) -> int:
     """Drop a last line cut short by a killed run; returns the bytes removed."""
     if not path.is_file():
@@ -214,17 +189,10 @@ def score_run(out: Path, items: Sequence[EvalItem], protocol: str, profile: str)
     scores), with how many answers were cut at the token limit (``truncated``)."""
     predictions = read_predictions(out / PREDICTIONS)
     metrics = items[0].benchmark.score(items, predictions, protocol, profile, out)
-    metrics["truncated"] = _truncated(out / PREDICTIONS)
+    lines = (out / PREDICTIONS).read_text(encoding="utf-8").splitlines()
+    metrics["truncated"] = sum(bool(json.loads(x).get("truncated")) for x in lines if x.strip())
     write_json(out / METRICS, metrics)
     return metrics
-
-
-def _truncated(path: Path) -> int:
-    return sum(
-        bool(json.loads(line).get("truncated"))
-        for line in path.read_text(encoding="utf-8").splitlines()
-        if line.strip()
-    )
 
 
 def preflight(items: Sequence[EvalItem], show: int = 5) -> dict[str, tuple[int, int]]:

@@ -32,12 +32,11 @@ BENCH_FILE_NOTE = (
 def _migbench_image(root: Path, relative: str) -> Path:
     """MIG-Bench paths read ``./MIG-Bench/images/…``: accept a root that holds the
     ``MIG-Bench`` folder or that is the ``MIG-Bench`` folder itself."""
-    rel = Path(relative)
+    rel = Path(relative)  # pathlib drops the leading "./"
     candidate = root / rel
-    if candidate.exists() or not rel.parts or rel.parts[0] not in (".", "MIG-Bench"):
+    if candidate.exists() or rel.parts[:1] != ("MIG-Bench",):
         return candidate
-    parts = rel.parts[1:] if rel.parts[0] == "." else rel.parts
-    inner = root / Path(*parts[1:]) if parts and parts[0] == "MIG-Bench" else candidate
+    inner = root.joinpath(*rel.parts[1:])
     return inner if inner.exists() else candidate
 
 
