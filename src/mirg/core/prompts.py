@@ -92,20 +92,15 @@ def user_content(question: str, n_images: int) -> list[dict]:
     return [*images, {"type": "text", "text": question}]
 
 
-def build_messages(
-    question: str, n_images: int, profile: str | CoordinateProfile, *, system: bool = True
-) -> list[dict]:
+def build_messages(question: str, n_images: int, profile: str | CoordinateProfile) -> list[dict]:
     """The prompt messages for one sample (no assistant turn). A question holding Qwen-VL's
     reserved tokens is refused here too, the last place before the processor; the readers
     refuse it first, naming the file, record and field."""
     check_prompt_text(question)
-    messages: list[dict] = []
-    if system:
-        messages.append(
-            {"role": "system", "content": [{"type": "text", "text": system_prompt(profile)}]}
-        )
-    messages.append({"role": "user", "content": user_content(question, n_images)})
-    return messages
+    return [
+        {"role": "system", "content": [{"type": "text", "text": system_prompt(profile)}]},
+        {"role": "user", "content": user_content(question, n_images)},
+    ]
 
 
 def assistant_message(text: str) -> list[dict]:
