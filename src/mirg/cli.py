@@ -223,10 +223,8 @@ def _kept(command: str, module: Any, args: argparse.Namespace) -> str | None:
     """What an interrupted command kept, in words (None: say nothing, e.g. not the main
     process of a distributed run)."""
     note = getattr(module, "interrupted", None) or _KEPT.get(command)
-    if note is None:
-        return _KEPT_DEFAULT
     try:
-        return note(args)
+        return _KEPT_DEFAULT if note is None else note(args)
     except Exception:  # the note must never hide the interruption itself
         return _KEPT_DEFAULT
 

@@ -50,12 +50,12 @@ PICTURE_TAG = "mirg predict"
 
 #: Whole-file JSON is parsed only below this size (a metrics or sharegpt file).
 _WHOLE_JSON_LIMIT = 64 << 20
-_TRAINING_MARKERS = (
+_TRAINING_MARKERS = {
     "mirg_run.json",
     "training_args.bin",
     "trainer_state.json",
     "adapter_config.json",
-)
+}
 
 
 class OutputError(MirgError):
@@ -137,9 +137,7 @@ def _folder_kind(path: Path) -> str | None:
     names = {child.name for child in path.iterdir()} - {LOCK_FILE}
     if not names:
         return None
-    if any(n in names for n in _TRAINING_MARKERS) or any(
-        n.startswith("checkpoint-") for n in names
-    ):
+    if names & _TRAINING_MARKERS or any(n.startswith("checkpoint-") for n in names):
         return TRAINED
     if "manifest.json" in names or ".mirg-synth.json" in names:
         return DATASET

@@ -41,6 +41,7 @@ import json
 import math
 import operator
 import re
+from collections import Counter
 from collections.abc import Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -538,8 +539,7 @@ def _evaluate_image(gts: Sequence[McTarget], dts: Sequence[Detection]) -> ImageR
     gt_ignored = [g.iscrowd or not lo <= g.area <= hi for g in gts]
     dts = sorted(dts, key=lambda d: -d.score)[:MAX_DETECTIONS]  # sorted() is stable
     taken = [False] * len(gts)
-    matched = [False] * len(dts)
-    dt_ignored = [False] * len(dts)
+    matched, dt_ignored = [False] * len(dts), [False] * len(dts)
     for d, det in enumerate(dts):
         best, m = min(IOU_THRESHOLD, 1 - 1e-10), -1
         for g, gt in enumerate(gts):
@@ -584,13 +584,10 @@ def _average_precision(results: Sequence[ImageResult]) -> float | None:
             fp += 1
         recall.append(tp / positives)
         precision.append(tp / (fp + tp + _EPS))
-    for i in range(len(precision) - 1, 0, -1):
-        if precision[i] > precision[i - 1]:
-            precision[i - 1] = precision[i]
-    points = []
-    for r in RECALL_POINTS:  # recall never falls: np.searchsorted(recall, r, side="left")
-        i = bisect.bisect_left(recall, r)
-        points.append(precision[i] if i < len(recall) else 0.0)
+    precision = list(itertools.accumulate(reversed(precision), max))[::-1]  # never rises
+    # recall never falls: np.searchsorted(recall, r, side="left")
+    found = (bisect.bisect_left(recall, r) for r in RECALL_POINTS)
+    points = [precision[i] if i < len(recall) else 0.0 for i in found]
     return _pairwise_sum(points) / len(points)
 
 
@@ -607,9 +604,7 @@ def weighted_ap50(
     """
     dts, targets = _by_group(detections), _targets(samples)
     images = sorted({img.id for s in samples for img in s.images})
-    counts: dict[int, int] = {}
-    for (_, group), found in targets.items():
-        counts[group] = counts.get(group, 0) + len(found)
+    counts = Counter(t.group for s in samples for t in s.targets)
     total = sum(counts.values())
     order = sorted(counts) if categories is None else list(categories)
     weighted = 0.0

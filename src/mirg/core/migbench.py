@@ -35,18 +35,6 @@ from mirg.core.boxes import Box, finite_box
 from mirg.core.prompts import reserved_tokens_problem
 from mirg.errors import MirgError
 
-TASKS: tuple[str, ...] = (
-    "diff",
-    "view_diff",
-    "common_object",
-    "object_tracking",
-    "multi_view",
-    "region",
-    "refer_grounding",
-    "group_grounding",
-    "reasoning",
-    "correspondence",
-)
 #: Column names of the published tables, in their order.
 TASK_COLUMNS: dict[str, str] = {
     "diff": "static",
@@ -60,6 +48,7 @@ TASK_COLUMNS: dict[str, str] = {
     "reasoning": "reason",
     "correspondence": "co_re",
 }
+TASKS: tuple[str, ...] = tuple(TASK_COLUMNS)
 #: Items per task of the public ``MIG_data.json`` (4,295 items).
 PUBLIC_COUNTS: dict[str, int] = {
     "diff": 528,

@@ -14,7 +14,6 @@ A profile converts between the numbers a model reads and writes and mirg's relat
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -111,10 +110,10 @@ class CoordinateProfile:
 
     def render_native(self, box: Sequence[float], frame: Sequence[int] | None = None) -> str:
         """The box the way the family's pretraining wrote it (for prompts that quote boxes)."""
+        if self.native == "json":
+            return f'{{"bbox_2d": {self.render_box(box, frame)}}}'
         x1, y1, x2, y2 = (_fmt(v) for v in self.from_relative(box, frame))
-        if self.native == "box_tokens":
-            return f"<|box_start|>({x1},{y1}),({x2},{y2})<|box_end|>"
-        return json.dumps({"bbox_2d": json.loads(f"[{x1}, {y1}, {x2}, {y2}]")})
+        return f"<|box_start|>({x1},{y1}),({x2},{y2})<|box_end|>"
 
     def render_answer(
         self, image: int, box: Sequence[float], frame: Sequence[int] | None = None

@@ -64,11 +64,10 @@ def reserved_tokens_problem(text: str) -> str | None:
     )
 
 
-def check_prompt_text(text: str, what: str = "question") -> None:
-    """PromptError unless ``text`` may go into a prompt (see :data:`RESERVED_TOKENS`)."""
-    problem = reserved_tokens_problem(text)
-    if problem is not None:
-        raise PromptError(f"{what}: {problem}")
+def check_prompt_text(question: str) -> None:
+    """PromptError unless ``question`` may go into a prompt (see :data:`RESERVED_TOKENS`)."""
+    if (problem := reserved_tokens_problem(question)) is not None:
+        raise PromptError(f"question: {problem}")
 
 
 def system_prompt(profile: str | CoordinateProfile) -> str:
@@ -88,28 +87,20 @@ def image_label(k: int) -> str:
 
 def user_content(question: str, n_images: int) -> list[dict]:
     """User turn: each image after its label, then the question."""
-    parts: list[dict] = []
-    for k in range(1, n_images + 1):
-        parts.append({"type": "text", "text": f"{image_label(k)}:"})
-        parts.append({"type": "image"})
-    parts.append({"type": "text", "text": question})
-    return parts
+    labelled = ({"type": "text", "text": f"{image_label(k)}:"} for k in range(1, n_images + 1))
+    images = [part for label in labelled for part in (label, {"type": "image"})]
+    return [*images, {"type": "text", "text": question}]
 
 
-def build_messages(
-    question: str, n_images: int, profile: str | CoordinateProfile, *, system: bool = True
-) -> list[dict]:
+def build_messages(question: str, n_images: int, profile: str | CoordinateProfile) -> list[dict]:
     """The prompt messages for one sample (no assistant turn). A question holding Qwen-VL's
     reserved tokens is refused here too, the last place before the processor; the readers
     refuse it first, naming the file, record and field."""
     check_prompt_text(question)
-    messages: list[dict] = []
-    if system:
-        messages.append(
-            {"role": "system", "content": [{"type": "text", "text": system_prompt(profile)}]}
-        )
-    messages.append({"role": "user", "content": user_content(question, n_images)})
-    return messages
+    return [
+        {"role": "system", "content": [{"type": "text", "text": system_prompt(profile)}]},
+        {"role": "user", "content": user_content(question, n_images)},
+    ]
 
 
 def assistant_message(text: str) -> list[dict]:

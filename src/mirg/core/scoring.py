@@ -114,14 +114,15 @@ def score_official(item: ScorableItem, prediction: Prediction) -> ItemScore:
 
 
 def score_strict(item: ScorableItem, prediction: Prediction, profile: str) -> ItemScore:
-    verdict = judge(
-        parse_answer(prediction.response),
-        item.target_image,
-        item.target_box,
-        profile,
-        prediction.input_sizes,
-        len(item.images),
-    )
+    sizes, n_images = prediction.input_sizes, len(item.images)
+    if sizes is not None and len(sizes) != n_images:
+        where = f"{prediction.where}: " if prediction.where else f"item {shown(item.key)}: "
+        raise PredictionError(
+            f"{where}field 'input_sizes': {len(sizes)} frame(s) for {n_images} images; give "
+            "one [w, h] per image, in order"
+        )
+    response = parse_answer(prediction.response)
+    verdict = judge(response, item.target_image, item.target_box, profile, sizes, n_images)
     return ItemScore(
         item.key, item.task, verdict.iou, verdict.image_ok, box=verdict.box, image=verdict.image
     )
@@ -161,17 +162,6 @@ def score_items(
     scores = []
     for item in items:
         pred = predictions.get(item.key)
-        if (
-            protocol == "strict"
-            and pred is not None
-            and pred.input_sizes is not None
-            and len(pred.input_sizes) != len(item.images)
-        ):
-            where = f"{pred.where}: " if pred.where else f"item {shown(item.key)}: "
-            raise PredictionError(
-                f"{where}field 'input_sizes': {len(pred.input_sizes)} frame(s) for "
-                f"{len(item.images)} images; give one [w, h] per image, in order"
-            )
         if pred is None:
             scores.append(ItemScore(item.key, item.task, 0.0, False, missing=True))
         elif protocol == "official":
