@@ -234,19 +234,19 @@ def _orientation(image: Image.Image, source: Path | bytes, loaded: bool = False)
     return value if isinstance(value, int) else 1
 
 
-def _not_a_file(path: Path, where: str) -> DataError | None:
-    """Why ``path`` cannot be an image file (missing, a folder, a broken link, a device or
-    pipe), or None when it is a regular file."""
+def _require_file(path: Path, where: str) -> None:
+    """Raise DataError saying why ``path`` cannot be an image file (missing, a folder, a
+    broken link, a device or pipe) unless it is a regular file."""
     if path.is_file():
-        return None
+        return
     link = f" (a symbolic link to {os.readlink(path)})" if path.is_symlink() else ""
     if path.is_dir():
-        return DataError(f"{where}: image path {path}{link} is a folder, not an image file")
+        raise DataError(f"{where}: image path {path}{link} is a folder, not an image file")
     if path.exists():
-        return DataError(f"{where}: image path {path}{link} is not a regular file")
+        raise DataError(f"{where}: image path {path}{link} is not a regular file")
     if link:
-        return DataError(f"{where}: image file {path} does not exist{link[:-1]}, which is missing)")
-    return DataError(f"{where}: image file {path} does not exist")
+        raise DataError(f"{where}: image file {path} does not exist{link[:-1]}, which is missing)")
+    raise DataError(f"{where}: image file {path} does not exist")
 
 
 @contextlib.contextmanager
@@ -257,8 +257,7 @@ def _image(source: Path | bytes, where: str, max_pixels: int) -> Iterator[Image.
     if isinstance(source, bytes):
         name, stream = "image", io.BytesIO(source)
     else:
-        if (problem := _not_a_file(source, where)) is not None:
-            raise problem
+        _require_file(source, where)
         name, stream = f"image {source}", source
     try:
         with warnings.catch_warnings():
@@ -340,10 +339,7 @@ def check_image(
     if check == "none":
         return None
     if check == "exists":
-        problem = _not_a_file(Path(path), where)
-        if problem is not None:
-            raise problem
-        return None
+        return _require_file(Path(path), where)
     return image_size(path, where, max_pixels, decode=True)
 
 

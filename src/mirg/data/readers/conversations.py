@@ -70,8 +70,7 @@ class LeftOut(Exception):
 
     def __init__(self, reason: str, detail: str = "") -> None:
         super().__init__(reason)
-        self.reason = reason
-        self.detail = detail
+        self.reason, self.detail = reason, detail
 
 
 @dataclass(frozen=True)
@@ -192,11 +191,8 @@ def question_reference(question: str, where: str) -> Reference | None:
         or _REF_TAG_RE.search(question)
         or _DESCRIBES_RE.search(question)
     )
-    if found:
-        text = found.group(1).strip()
-        if text:
-            return Description(text=text)
-    return None
+    text = found.group(1).strip() if found else ""
+    return Description(text=text) if text else None
 
 
 def target_only_sample(
