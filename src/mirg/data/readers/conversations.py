@@ -318,7 +318,7 @@ def read_conversations(
     def turn_sample(opened: tuple, turn: Turn, where: str, sample_id: str) -> Sample:
         record, here, key, paths, sizes = opened
         named, numbers = answer_numbers(turn.answer, where)
-        target = _target_image(named, turn.question, len(paths), where)
+        target = target_image(named, turn.question, len(paths), where)
         size = None
         if needs_size:
             k = target - 1
@@ -386,8 +386,15 @@ def read_turns(
             yield sample
 
 
-def _target_image(named: int | None, question: str, n_images: int, where: str) -> int:
-    """The image the answer names, else the only one, else the last the question names."""
+def target_image(
+    named: int | None,
+    question: str,
+    n_images: int,
+    where: str,
+    unnamed: str = "neither the answer nor the question names one",
+) -> int:
+    """The image the answer names, else the only one, else the last the question names;
+    LeftOut with the detail ``unnamed`` when none is."""
     if named is not None:
         if named > n_images:
             raise _bad(where, "answer", f"names image {named} of {n_images}")
@@ -396,7 +403,7 @@ def _target_image(named: int | None, question: str, n_images: int, where: str) -
         return 1
     target = parse_image_reference(question)
     if target is None or not 1 <= target <= n_images:
-        raise LeftOut("no target image", "neither the answer nor the question names one")
+        raise LeftOut("no target image", unnamed)
     return target
 
 
