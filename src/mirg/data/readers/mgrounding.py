@@ -89,10 +89,7 @@ def task_of(subset: str) -> str:
     """The mirg task of an MGrounding ``type`` ("gg_train" -> "group_grounding"); an
     unknown type is kept as written."""
     words = set(_WORD_RE.findall(subset.lower()))
-    for keys, task in _SUBSETS:
-        if words & keys:
-            return task
-    return subset or "grounding"
+    return next((task for keys, task in _SUBSETS if words & keys), subset or "grounding")
 
 
 def _target_image(task: str, named: int | None, question: str, n: int, where: str) -> int | None:
