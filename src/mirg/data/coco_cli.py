@@ -50,12 +50,11 @@ def run(args: argparse.Namespace) -> int:
     captions = read_captions(args.captions) if args.captions else None
     skips = SkipLog() if args.skip_bad else None
     images = read_coco(args.annotations, args.images, check_images=args.check_images, skips=skips)
-    families = tuple(f for f in args.families.split(",") if f)
     samples = coco_samples(
         images,
         args.n,
         seed=args.seed,
-        families=families,
+        families=tuple(f for f in args.families.split(",") if f),
         images_per_sample=args.images_per_sample,
         min_area=args.min_area,
     )

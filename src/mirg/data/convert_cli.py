@@ -25,9 +25,6 @@ from mirg.errors import MirgError
 from mirg.models.loading import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS
 from mirg.outputs import SAMPLES, check_output
 
-#: Options naming a source file (beside --input): the output may not overwrite them.
-_SOURCES = ("refs", "instances", "captions", "data")
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
@@ -142,8 +139,9 @@ def run(args: argparse.Namespace) -> int:
         raise MirgError(
             f"--format {args.format} takes no --option {', '.join(unknown)} (its options: {takes})"
         )
+    sources = ("refs", "instances", "captions", "data")  # beside --input: never overwritten
     inputs = [("--input", p) for p in args.input or []] + [
-        (f"--{name}", getattr(args, name)) for name in _SOURCES if getattr(args, name)
+        (f"--{name}", getattr(args, name)) for name in sources if getattr(args, name)
     ]
     out = check_output(args.out, SAMPLES, inputs=inputs, overwrite=args.overwrite)
     # A reader that needs the caption file (coco-captions) reads it itself.

@@ -169,7 +169,6 @@ def export(
 ) -> int:
     """Write ``samples`` in format ``fmt`` to ``out``; returns the number of records."""
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     if fmt in ("sft", "grpo"):
         return write_jsonl(out, map(getattr(exporter, fmt), samples))
     if fmt == "sharegpt":

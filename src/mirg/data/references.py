@@ -127,12 +127,8 @@ KINDS: dict[str, type[Reference]] = {
 
 
 def reference_to_json(reference: Reference) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for f in fields(reference):
-        value = getattr(reference, f.name)
-        if value is not None:
-            out[f.name] = list(value) if f.name == "box" else value
-    return out
+    values = {f.name: getattr(reference, f.name) for f in fields(reference)}
+    return {k: list(v) if k == "box" else v for k, v in values.items() if v is not None}
 
 
 def _is_image(value: object, n_images: int) -> bool:

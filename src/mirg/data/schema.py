@@ -190,7 +190,7 @@ def resolve_image_path(root: Path, relative: str, where: str) -> Path:
 # shows (browser-based annotation tools draw on the turned image), and Hugging Face
 # ``datasets``, which TRL trains from, decodes images turned (``ImageOps.exif_transpose``);
 # any other choice would let one ``target_box`` cover different pixels in training and
-# evaluation. :func:`open_image` and :func:`image_size` are the only readers.
+# evaluation.
 
 #: EXIF orientations that turn an image a quarter (its width and height swap).
 _QUARTER_TURNS = frozenset({5, 6, 7, 8})
@@ -234,19 +234,19 @@ def _orientation(image: Image.Image, source: Path | bytes, loaded: bool = False)
     return value if isinstance(value, int) else 1
 
 
-def _not_a_file(path: Path, where: str) -> DataError | None:
-    """Why ``path`` cannot be an image file (missing, a folder, a broken link, a device or
-    pipe), or None when it is a regular file."""
+def _require_file(path: Path, where: str) -> None:
+    """Raise DataError saying why ``path`` cannot be an image file (missing, a folder, a
+    broken link, a device or pipe) unless it is a regular file."""
     if path.is_file():
-        return None
+        return
     link = f" (a symbolic link to {os.readlink(path)})" if path.is_symlink() else ""
     if path.is_dir():
-        return DataError(f"{where}: image path {path}{link} is a folder, not an image file")
+        raise DataError(f"{where}: image path {path}{link} is a folder, not an image file")
     if path.exists():
-        return DataError(f"{where}: image path {path}{link} is not a regular file")
+        raise DataError(f"{where}: image path {path}{link} is not a regular file")
     if link:
-        return DataError(f"{where}: image file {path} does not exist{link[:-1]}, which is missing)")
-    return DataError(f"{where}: image file {path} does not exist")
+        raise DataError(f"{where}: image file {path} does not exist{link[:-1]}, which is missing)")
+    raise DataError(f"{where}: image file {path} does not exist")
 
 
 @contextlib.contextmanager
@@ -257,8 +257,7 @@ def _image(source: Path | bytes, where: str, max_pixels: int) -> Iterator[Image.
     if isinstance(source, bytes):
         name, stream = "image", io.BytesIO(source)
     else:
-        if (problem := _not_a_file(source, where)) is not None:
-            raise problem
+        _require_file(source, where)
         name, stream = f"image {source}", source
     try:
         with warnings.catch_warnings():
@@ -340,10 +339,7 @@ def check_image(
     if check == "none":
         return None
     if check == "exists":
-        problem = _not_a_file(Path(path), where)
-        if problem is not None:
-            raise problem
-        return None
+        return _require_file(Path(path), where)
     return image_size(path, where, max_pixels, decode=True)
 
 
@@ -358,12 +354,9 @@ def sample_from_json(
     check_images: str = "decode",
     max_pixels: int = MAX_IMAGE_PIXELS,
 ) -> Sample:
-    """Validate one decoded JSON object and build a :class:`Sample`.
-
-    ``where`` locates the sample (``file:line``); every error names it and the field.
-    ``root`` is where the relative image paths point; with ``check_images`` other than
-    ``"none"`` the files are checked there.
-    """
+    """The :class:`Sample` of one decoded JSON object, validated: errors name ``where``
+    (``file:line``) and the field. Image paths are relative to ``root``, their files
+    checked there as ``check_images`` says."""
     if not isinstance(raw, dict):
         raise DataError(f"{where}: expected a JSON object, got {type(raw).__name__}")
     for name in ("id", "task", "images", "question", "target_image", "target_box"):
@@ -502,13 +495,9 @@ def sample_from_json(
 
 
 def iter_jsonl(path: str | Path) -> Iterator[tuple[int, object | DataError]]:
-    """(line number, decoded object) for each non-blank line (a leading UTF-8 byte order
-    mark is skipped).
-
-    A line that is not valid JSON, or not UTF-8, yields a :class:`DataError` naming it
-    instead of an object, so callers can skip it and go on reading (``--skip-bad``) or
-    raise it. A path that is a folder, or missing, raises DataError.
-    """
+    """(line number, decoded object) for each non-blank line. A line that is not JSON or
+    not UTF-8 yields a :class:`DataError` in place of the object, so callers can skip it and
+    go on reading (``--skip-bad``) or raise it; a folder or a missing path raises."""
     path = Path(path)
     if path.is_dir():
         raise DataError(f"{path}: is a folder; expected a JSONL file (e.g. {path}/train.jsonl)")
@@ -568,12 +557,9 @@ def read_samples(
     max_pixels: int = MAX_IMAGE_PIXELS,
     skips: SkipLog | None = None,
 ) -> list[Sample]:
-    """Load and validate a samples JSONL file.
-
-    ``root`` defaults to the file's folder (where ``mirg synth`` puts ``images/``). Without
-    ``skips`` the first bad sample raises :class:`DataError`; with it, each bad sample
-    (including malformed JSON lines) is recorded there and skipped.
-    """
+    """The validated samples of a JSONL file, their images under ``root`` (default: the
+    file's folder, where ``mirg synth`` puts ``images/``). The first bad sample or line
+    raises :class:`DataError`, or with ``skips`` is recorded there and skipped."""
     path = Path(path)
     base = Path(root) if root is not None else path.parent
     samples: list[Sample] = []
@@ -626,12 +612,9 @@ def nested_as_json(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def to_hf_dataset(samples: list[Sample], root: str | Path, *, decode_images: bool = False):
-    """Samples as a Hugging Face ``datasets.Dataset``.
-
-    ``images`` become absolute paths (or, with ``decode_images``, an ``Image`` feature
-    that yields PIL images); the nested annotations are JSON strings, since their keys
-    vary between samples and Arrow needs one schema.
-    """
+    """Samples as a Hugging Face ``datasets.Dataset``: ``images`` as absolute paths (or,
+    with ``decode_images``, an ``Image`` feature that yields PIL images), the
+    :data:`NESTED_FIELDS` as JSON text."""
     import datasets
 
     base = Path(root).resolve()

@@ -104,13 +104,10 @@ def coco_images(
         categories[cat["id"]] = cat["name"]
 
     # An id used twice cannot say which image its annotations belong to: refuse all holders.
-    first: dict[object, int] = {}
-    duplicated: dict[object, int] = {}
+    holders: dict[int, list[int]] = defaultdict(list)
     for i, raw in enumerate(data["images"]):
         if isinstance(raw, dict) and isinstance(raw.get("id"), int):
-            if raw["id"] in first:
-                duplicated.setdefault(raw["id"], i)
-            first.setdefault(raw["id"], i)
+            holders[raw["id"]].append(i)
 
     images: dict[int, CocoImage] = {}
     for i, raw in enumerate(data["images"]):
@@ -119,8 +116,8 @@ def coco_images(
             fail(where, "field 'id': expected an integer id")
             continue
         where = f"images[{i}] (id {raw['id']})"
-        if raw["id"] in duplicated:
-            j, k = first[raw["id"]], duplicated[raw["id"]]
+        if len(holders[raw["id"]]) > 1:
+            j, k = holders[raw["id"]][:2]
             fail(
                 where,
                 f"field 'id': duplicate image id {raw['id']} (images[{j}] and images[{k}]); "

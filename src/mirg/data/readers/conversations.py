@@ -70,8 +70,7 @@ class LeftOut(Exception):
 
     def __init__(self, reason: str, detail: str = "") -> None:
         super().__init__(reason)
-        self.reason = reason
-        self.detail = detail
+        self.reason, self.detail = reason, detail
 
 
 @dataclass(frozen=True)
@@ -192,11 +191,8 @@ def question_reference(question: str, where: str) -> Reference | None:
         or _REF_TAG_RE.search(question)
         or _DESCRIBES_RE.search(question)
     )
-    if found:
-        text = found.group(1).strip()
-        if text:
-            return Description(text=text)
-    return None
+    text = found.group(1).strip() if found else ""
+    return Description(text=text) if text else None
 
 
 def target_only_sample(
@@ -322,7 +318,7 @@ def read_conversations(
     def turn_sample(opened: tuple, turn: Turn, where: str, sample_id: str) -> Sample:
         record, here, key, paths, sizes = opened
         named, numbers = answer_numbers(turn.answer, where)
-        target = _target_image(named, turn.question, len(paths), where)
+        target = target_image(named, turn.question, len(paths), where)
         size = None
         if needs_size:
             k = target - 1
@@ -390,8 +386,15 @@ def read_turns(
             yield sample
 
 
-def _target_image(named: int | None, question: str, n_images: int, where: str) -> int:
-    """The image the answer names, else the only one, else the last the question names."""
+def target_image(
+    named: int | None,
+    question: str,
+    n_images: int,
+    where: str,
+    unnamed: str = "neither the answer nor the question names one",
+) -> int:
+    """The image the answer names, else the only one, else the last the question names;
+    LeftOut with the detail ``unnamed`` when none is."""
     if named is not None:
         if named > n_images:
             raise _bad(where, "answer", f"names image {named} of {n_images}")
@@ -400,7 +403,7 @@ def _target_image(named: int | None, question: str, n_images: int, where: str) -
         return 1
     target = parse_image_reference(question)
     if target is None or not 1 <= target <= n_images:
-        raise LeftOut("no target image", "neither the answer nor the question names one")
+        raise LeftOut("no target image", unnamed)
     return target
 
 

@@ -47,7 +47,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from mirg.core.answers import ORDINALS, parse_image_reference
+from mirg.core.answers import ORDINALS
 from mirg.data.readers import Reader
 from mirg.data.readers.conversations import (
     LeftOut,
@@ -59,6 +59,7 @@ from mirg.data.readers.conversations import (
     read_turns,
     record_images,
     relative_box,
+    target_image,
     target_only_sample,
 )
 from mirg.data.readers.records import ImageFiles, Tally, input_files, source_where
@@ -88,28 +89,16 @@ def task_of(subset: str) -> str:
     """The mirg task of an MGrounding ``type`` ("gg_train" -> "group_grounding"); an
     unknown type is kept as written."""
     words = set(_WORD_RE.findall(subset.lower()))
-    for keys, task in _SUBSETS:
-        if words & keys:
-            return task
-    return subset or "grounding"
+    return next((task for keys, task in _SUBSETS if words & keys), subset or "grounding")
 
 
 def _target_image(task: str, named: int | None, question: str, n: int, where: str) -> int | None:
-    if named is not None:
-        if not 1 <= named <= n:
-            raise DataError(f"{where}: field 'answer': names image {named} of {n}")
-        return named
-    if task == "region":
-        return 1
-    if task == "diff":
-        return None
-    if n == 1:
-        return 1
-    if task in _NAMED_IN_QUESTION:
-        found = parse_image_reference(question)
-        if found is not None and 1 <= found <= n:
-            return found
-    raise LeftOut("no target image", f"the answer names no image and {task} implies none")
+    if named is None and task in ("region", "diff"):
+        return 1 if task == "region" else None
+    unnamed = f"the answer names no image and {task} implies none"
+    if named is None and n > 1 and task not in _NAMED_IN_QUESTION:
+        raise LeftOut("no target image", unnamed)
+    return target_image(named, question, n, where, unnamed)
 
 
 def _image_facts(

@@ -283,7 +283,6 @@ def refcoco_samples(
             rng = random.Random(zlib.crc32(f"{name}/{seed}/{ref.ref_id}/{j}".encode()))
             family = families[count % len(families)]
             n = rng.randint(lo, hi)
-            chosen, why_not = None, ""
             if family == "group_grounding":
                 chosen, why_not = composer.group(ref, category, text, n, rng)  # type: ignore[arg-type]
                 if chosen is None:
