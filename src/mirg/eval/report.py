@@ -21,7 +21,6 @@ from mirg.errors import MirgError
 from mirg.files import write_text
 
 GALLERY_LIMIT = 200
-THUMB_SIDE = 256
 
 
 @dataclass
@@ -197,7 +196,7 @@ def thumbnail(path: str) -> tuple[str, tuple[int, int]]:
     except DataError as exc:
         raise OSError(str(exc)) from None
     size = image.size
-    image.thumbnail((THUMB_SIDE, THUMB_SIDE))
+    image.thumbnail((256, 256))
     buf = io.BytesIO()
     image.save(buf, format="JPEG", quality=80)
     return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii"), size
