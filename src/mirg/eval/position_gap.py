@@ -62,11 +62,6 @@ def _evaluate(loaded: Any, data: str | Path, out: Path) -> dict:
     return evaluate(cfg, loaded=loaded, progress=False)
 
 
-#: Two images, one object each, the question names the image ("Locate the small red circle
-#: in Image-2."): localisation wherever the image sits in the prompt.
-TWO_IMAGE_WORLD = replace(SMALL_WORLD, families=("referring",), images=(2, 2))
-
-
 def probe_model(
     model: str | Path,
     out: str | Path,
@@ -81,7 +76,10 @@ def probe_model(
     out = Path(out)
     loaded = load_model_and_processor(str(model), **placement_kwargs(device))
     result: dict[str, Any] = {"items": items, "seed": seed}
-    for name, world in (("single", PRESETS["single"]), ("two_image", TWO_IMAGE_WORLD)):
+    # Two images, one object each, the question names the image ("Locate the small red
+    # circle in Image-2."): localisation wherever the image sits in the prompt.
+    two_image = replace(SMALL_WORLD, families=("referring",), images=(2, 2))
+    for name, world in (("single", PRESETS["single"]), ("two_image", two_image)):
         data = out / f"data-{name}"
         if not (data / "test.jsonl").is_file():
             write_dataset(data, items * 2, seed, world, fractions=(1, 0, 1))
