@@ -10,7 +10,7 @@ from mirg.cli import add_output_arguments, config_from_args
 from mirg.core.scoring import PROTOCOLS
 from mirg.eval.benchmarks import BENCHMARKS
 from mirg.eval.generation import PROMPTS
-from mirg.eval.run import BACKENDS, PREDICTIONS, EvalConfig, evaluate
+from mirg.eval.run import BACKENDS, METRICS, PREDICTIONS, REPORT, EvalConfig, evaluate
 from mirg.models.placement import add_placement_arguments
 
 
@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
     metrics = evaluate(cfg, progress=not args.no_progress)
     bench = cfg.benchmark()
     print(bench.table(metrics))
-    written = ("predictions.jsonl", "metrics.json", *bench.writes, "report.html")
+    written = (PREDICTIONS, METRICS, *bench.writes, REPORT)
     print(f"wrote {args.out}/{', '.join(written)}")
     return 0
 

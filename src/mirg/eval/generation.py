@@ -249,20 +249,19 @@ def vllm_engine_args(
     """
     from mirg.models.loading import pixel_caps
 
-    needed = None
     if longest_prompt is not None and max_new_tokens is not None:
         needed = longest_prompt + max_new_tokens
-    if max_model_len is None:
-        if needed is None:
+        if max_model_len is None:
+            max_model_len = needed
+        elif max_model_len < needed:
             raise MirgError(
-                "vLLM's max_model_len: give it, or the longest prompt and the answer length"
+                f"vLLM max_model_len {max_model_len} is shorter than the longest prompt "
+                f"({longest_prompt} tokens) plus the answer ({max_new_tokens} tokens); raise "
+                f"it to at least {needed} or leave it unset"
             )
-        max_model_len = needed
-    elif needed is not None and max_model_len < needed:
+    if max_model_len is None:
         raise MirgError(
-            f"vLLM max_model_len {max_model_len} is shorter than the longest prompt "
-            f"({longest_prompt} tokens) plus the answer ({max_new_tokens} tokens); raise it to "
-            f"at least {needed} or leave it unset"
+            "vLLM's max_model_len: give it, or the longest prompt and the answer length"
         )
     lo, hi = pixel_caps(processor)
     return {

@@ -56,26 +56,10 @@ def shifted_text_positions(model: Any, k: int) -> Iterator[None]:
         inner.rope_deltas = None
 
 
-def gap_accuracy(
-    loaded: Any, data: str | Path, out: str | Path, shifts: Sequence[int]
-) -> dict[int, float]:
-    """Strict Acc@0.5 on ``data`` (a mirg split) at each position shift."""
-    result = {}
-    for k in shifts:
-        with shifted_text_positions(loaded.model, k):
-            result[k] = _evaluate(loaded, data, Path(out) / f"shift-{k}")["average"]["acc@0.5"]
-    return result
-
-
 def _evaluate(loaded: Any, data: str | Path, out: Path) -> dict:
     """``mirg eval`` of ``data`` into ``out`` with the model already in memory."""
     cfg = EvalConfig(model=str(loaded.path), data=str(data), out=str(out), max_new_tokens=160)
     return evaluate(cfg, loaded=loaded, progress=False)
-
-
-#: Two images, one object each, the question names the image ("Locate the small red circle
-#: in Image-2."): localisation wherever the image sits in the prompt.
-TWO_IMAGE_WORLD = replace(SMALL_WORLD, families=("referring",), images=(2, 2))
 
 
 def probe_model(
@@ -91,9 +75,11 @@ def probe_model(
     chance level of each set, in one dict."""
     out = Path(out)
     loaded = load_model_and_processor(str(model), **placement_kwargs(device))
-    worlds = {"single": PRESETS["single"], "two_image": TWO_IMAGE_WORLD}
     result: dict[str, Any] = {"items": items, "seed": seed}
-    for name, world in worlds.items():
+    # Two images, one object each, the question names the image ("Locate the small red
+    # circle in Image-2."): localisation wherever the image sits in the prompt.
+    two_image = replace(SMALL_WORLD, families=("referring",), images=(2, 2))
+    for name, world in (("single", PRESETS["single"]), ("two_image", two_image)):
         data = out / f"data-{name}"
         if not (data / "test.jsonl").is_file():
             write_dataset(data, items * 2, seed, world, fractions=(1, 0, 1))
@@ -101,19 +87,21 @@ def probe_model(
         prior = [it.target_box for it in load_eval_items(data / "train.jsonl")]
         chance = chance_metrics(test, prior, seed=seed)["average"]["acc@0.5"]
         if name == "single":
-            result["single"] = gap_accuracy(loaded, data / "test.jsonl", out / name, shifts)
-            result["single_chance"] = chance
-            continue
-        folder = out / name
-        _evaluate(loaded, data / "test.jsonl", folder)
-        scores = score_items(
-            test, read_predictions(folder / "predictions.jsonl"), "strict", loaded.profile.name
-        )
-        by_image: dict[int, list[bool]] = {}
-        for item, score in zip(test, scores, strict=True):
-            by_image.setdefault(item.target_image, []).append(score.iou >= 0.5)
-        result["two_image"] = {
-            k: 100.0 * sum(hits) / len(hits) for k, hits in sorted(by_image.items())
-        }
-        result["two_image_chance"] = chance
+            result["single"] = {}
+            for k in shifts:
+                with shifted_text_positions(loaded.model, k):
+                    metrics = _evaluate(loaded, data / "test.jsonl", out / name / f"shift-{k}")
+                result["single"][k] = metrics["average"]["acc@0.5"]
+        else:
+            folder = out / name
+            _evaluate(loaded, data / "test.jsonl", folder)
+            predictions = read_predictions(folder / "predictions.jsonl")
+            scores = score_items(test, predictions, "strict", loaded.profile.name)
+            by_image: dict[int, list[bool]] = {}
+            for item, score in zip(test, scores, strict=True):
+                by_image.setdefault(item.target_image, []).append(score.iou >= 0.5)
+            result["two_image"] = {
+                k: 100.0 * sum(hits) / len(hits) for k, hits in sorted(by_image.items())
+            }
+        result[f"{name}_chance"] = chance
     return result

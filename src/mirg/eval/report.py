@@ -17,11 +17,13 @@ from typing import Any
 
 from mirg.core.boxes import Box
 from mirg.core.scoring import read_predictions, score_items
+from mirg.data.schema import DataError, open_image, read_json
 from mirg.errors import MirgError
+from mirg.eval.benchmarks import load_eval_items
+from mirg.eval.run import METRICS, PREDICTIONS, REPORT, RUN
 from mirg.files import write_text
 
 GALLERY_LIMIT = 200
-THUMB_SIDE = 256
 
 
 @dataclass
@@ -190,14 +192,12 @@ def thumbnail(path: str) -> tuple[str, tuple[int, int]]:
     pixels the boxes were scored on: :func:`mirg.data.schema.open_image`), and its
     (width, height) as shown. An image that cannot be used (missing, unreadable, over the
     data pipeline's pixel limit) raises OSError (drawn as unavailable)."""
-    from mirg.data.schema import DataError, open_image
-
     try:
         image = open_image(path)
     except DataError as exc:
         raise OSError(str(exc)) from None
     size = image.size
-    image.thumbnail((THUMB_SIDE, THUMB_SIDE))
+    image.thumbnail((256, 256))
     buf = io.BytesIO()
     image.save(buf, format="JPEG", quality=80)
     return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii"), size
@@ -312,8 +312,6 @@ def evaluation_sections(
 def write_report(out: str | Path, gallery_limit: int = GALLERY_LIMIT) -> Path:
     """(Re)build ``out/report.html`` from an evaluation folder (``mirg report DIR``) with
     its benchmark's sections."""
-    from mirg.eval.run import REPORT
-
     run, items, metrics, predictions = read_run(Path(out))
     cfg = run["config"]
     bench = items[0].benchmark
@@ -333,10 +331,6 @@ def read_run(out: Path) -> tuple[dict, list, dict, dict]:
     """An evaluation folder's run.json, items (of the benchmark run.json names, else the one
     recognising the data file), metrics.json and predictions; the JSON files are checked
     for the fields the report reads, the metrics for those its benchmark's rows hold."""
-    from mirg.data.schema import read_json
-    from mirg.eval.benchmarks import load_eval_items
-    from mirg.eval.run import METRICS, PREDICTIONS, RUN
-
     if not out.is_dir():
         raise MirgError(f"{out}: not a folder; give a mirg eval --out folder")
     for name in (RUN, PREDICTIONS, METRICS):
@@ -364,8 +358,6 @@ def read_run(out: Path) -> tuple[dict, list, dict, dict]:
 def _fields(path: Path, obj: object, needs: Mapping[str, Any], prefix: str = "") -> None:
     """DataError naming ``path`` and the field when ``obj`` lacks one of ``needs`` (name ->
     type) or holds another type: a run killed while writing it, or an edit gone wrong."""
-    from mirg.data.schema import DataError
-
     for name, kind in needs.items():
         if not isinstance(obj, dict) or not isinstance(obj.get(name), kind):
             raise DataError(

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from mirg.core.scoring import PROTOCOLS, read_predictions
-from mirg.data.schema import read_json
+from mirg.data.schema import DataError, check_image, read_json
 from mirg.errors import MirgError, shown
 from mirg.eval.benchmarks import (
     BENCHMARKS,
@@ -202,8 +202,6 @@ def preflight(items: Sequence[EvalItem], show: int = 5) -> dict[str, tuple[int, 
     Returns each image's (width, height). Raises FileNotFoundError with the count and the
     first few bad paths (one line), rather than a crash an hour into the run.
     """
-    from mirg.data.schema import DataError, check_image
-
     sizes: dict[str, tuple[int, int]] = {}
     bad: list[str] = []
     for path in sorted({p for it in items for p in it.images}):
@@ -293,12 +291,10 @@ def _evaluate(cfg: EvalConfig, loaded: Any, progress: bool) -> dict:
     run = {"identity": cfg.identity(), "config": asdict(cfg), "profile_used": profile.name}
     write_json(out / RUN, run)
 
-    def messages(it: EvalItem) -> list[dict]:
-        return bench.messages(it, cfg.prompt, profile)
-
+    msgs = {it.key: bench.messages(it, cfg.prompt, profile) for it in todo}
     max_new_tokens = cfg.max_new_tokens or REASONING_MAX_NEW_TOKENS
     lengths = {
-        it.key: prompt_tokens(processor, messages(it), image_sizes(it.images)) for it in todo
+        it.key: prompt_tokens(processor, msgs[it.key], image_sizes(it.images)) for it in todo
     }
     generator: Any = None
     batch_size = cfg.batch_size
@@ -321,7 +317,7 @@ def _evaluate(cfg: EvalConfig, loaded: Any, progress: bool) -> dict:
     t0 = time.perf_counter()
     with _appending(pred_path) as fh:
         for batch in batches_by_shape(todo, batch_size, lambda it: lengths[it.key]):
-            for record in answer_batch(generator, processor, batch, [messages(it) for it in batch]):
+            for record in answer_batch(generator, processor, batch, [msgs[it.key] for it in batch]):
                 fh.write(json.dumps(record, ensure_ascii=False) + "\n")
             fh.flush()
             os.fsync(fh.fileno())

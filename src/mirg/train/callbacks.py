@@ -15,6 +15,11 @@ from typing import Any
 
 from transformers import Trainer, TrainerCallback
 
+from mirg.core.scoring import Prediction
+from mirg.eval.benchmarks import load_eval_items
+from mirg.eval.generation import HFGenerator, answer_batch
+from mirg.train.recipes import ConfigError
+
 
 @dataclass(eq=False)
 class GroundingEvalCallback(TrainerCallback):
@@ -37,9 +42,6 @@ class GroundingEvalCallback(TrainerCallback):
     def measure(self, step: int) -> dict[str, float]:
         from accelerate.utils import gather_object
         from trl.models import unwrap_model_for_generation
-
-        from mirg.core.scoring import Prediction
-        from mirg.eval.generation import HFGenerator, answer_batch
 
         accelerator = self.trainer.accelerator
         processor = self.trainer.processing_class
@@ -94,15 +96,11 @@ def add_grounding_eval(
 
 def grounding_items(config: Any) -> list[Any]:
     """The held-out items of ``grounding_eval_path``, read before any model loads."""
-    from mirg.eval.benchmarks import load_eval_items
-
     items = load_eval_items(
         config.grounding_eval_path,
         config.grounding_eval_image_root,
         limit=config.grounding_eval_limit,
     )
     if not items:
-        from mirg.train.recipes import ConfigError
-
         raise ConfigError(f"grounding_eval_path {config.grounding_eval_path} holds no items")
     return items

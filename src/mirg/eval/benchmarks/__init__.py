@@ -8,8 +8,10 @@ How to write one: :mod:`mirg.eval.benchmarks.base`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
+from itertools import count
 from pathlib import Path
 
 from mirg.errors import MirgError, shown
@@ -74,11 +76,6 @@ def load_eval_items(
             raise MirgError(f"{data}: no items of task(s) {unknown}; tasks here: {known}")
         items = [it for it in items if it.task in set(tasks)]
     if limit is not None:
-        seen: dict[str, int] = {}
-        kept = []
-        for it in items:
-            if seen.get(it.task, 0) < limit:
-                seen[it.task] = seen.get(it.task, 0) + 1
-                kept.append(it)
-        items = kept
+        seen: defaultdict[str, Iterator[int]] = defaultdict(count)  # each task's items so far
+        items = [it for it in items if next(seen[it.task]) < limit]
     return items

@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from mirg.core.migbench import BenchError
+from mirg.core.scoring import aggregate, format_table, score_items
+from mirg.eval.generation import eval_messages
 
 NUMBER = (int, float)
 
@@ -68,20 +70,14 @@ class GroundingBenchmark:
         return None
 
     def messages(self, item: EvalItem, prompt: str, profile: Any) -> list[dict]:
-        from mirg.eval.generation import eval_messages
-
         return eval_messages(item.question, len(item.images), prompt, profile)
 
     def score(
         self, items: Items, predictions: Mapping, protocol: str, profile: str, out: Path | None
     ) -> dict:
-        from mirg.core.scoring import aggregate, score_items
-
         return aggregate(score_items(items, predictions, protocol, profile), protocol)
 
     def table(self, metrics: Mapping) -> str:
-        from mirg.core.scoring import format_table
-
         return format_table(metrics)
 
     def sections(

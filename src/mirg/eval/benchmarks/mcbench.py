@@ -27,8 +27,6 @@ from mirg.eval.benchmarks.base import (
 )
 from mirg.files import write_json
 
-#: Folders an MC-Bench image root may hold its images under (its archive unpacks to one).
-MCBENCH_IMAGE_FOLDERS = ("MC-Bench_images", "mc-bench_images")
 MCBENCH_RESULTS = "mcbench_results.json"
 
 
@@ -42,11 +40,9 @@ class McItem(EvalItem):
 
 def _mcbench_image(root: Path, file_name: str) -> Path:
     """MC-Bench's ``file_name`` is relative to its image folder: accept that folder as the
-    root, or the folder that holds it."""
-    candidates = [
-        root / file_name,
-        *(root / folder / file_name for folder in MCBENCH_IMAGE_FOLDERS),
-    ]
+    root, or the folder that holds it (its archive unpacks to one of these names)."""
+    folders = ("", "MC-Bench_images", "mc-bench_images")
+    candidates = [root / folder / file_name for folder in folders]
     return next((c for c in candidates if c.exists()), candidates[0])
 
 

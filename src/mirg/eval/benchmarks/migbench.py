@@ -18,6 +18,7 @@ from mirg.eval.benchmarks.base import (
     confined,
     require_images,
 )
+from mirg.eval.generation import eval_messages
 
 #: What the ``file`` column of the published table means.
 BENCH_FILE_NOTE = (
@@ -114,8 +115,6 @@ class MigBench(GroundingBenchmark):
         ]
 
     def messages(self, item: EvalItem, prompt: str, profile: CoordinateProfile) -> list[dict]:
-        from mirg.eval.generation import eval_messages
-
         need_format = item.record.need_format
         return eval_messages(item.question, len(item.images), prompt, profile, need_format)
 
