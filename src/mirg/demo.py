@@ -137,8 +137,7 @@ def write_trajectories(
     from mirg.data.exports import Exporter, export
     from mirg.data.schema import read_samples
 
-    samples = Path(samples)
-    exporter = Exporter(profile, root=samples.parent, seed=seed, detail=detail)
+    exporter = Exporter(profile, root=Path(samples).parent, seed=seed, detail=detail)
     export(read_samples(samples, check_images="none"), "sft", out, exporter)
     return Path(out)
 

@@ -52,10 +52,9 @@ def write_base_curriculum(
             replace(world, fixed_layout=fixed),
             fractions=(1, 0, 0),
         )
-        part_samples = read_samples(out / part / "train.jsonl", check_images="none")
         samples += [
             replace(s, id=f"{part}-{s.id}", images=[f"{part}/{i}" for i in s.images])
-            for s in part_samples
+            for s in read_samples(out / part / "train.jsonl", check_images="none")
         ]
     trajectories = out / "trajectories.jsonl"
     with atomic_write(trajectories) as handle:

@@ -158,9 +158,8 @@ def select(
     frames: Sequence[Sequence[int]] | None,
     threshold: float,
 ) -> Choice:
-    """Keep the accepted answer (full marks from mirg's rewards: image 1, format 1, IoU >=
-    ``threshold``) with the highest IoU (the first, on a tie); none accepted leaves the
-    template. ``answers`` are texts or ``Generation``s."""
+    """Keep the accepted answer (the rule: the module's docstring) with the highest IoU (the
+    first, on a tie). ``answers`` are texts or ``Generation``s."""
     best: tuple[float, str] | None = None
     accepted = 0
     for answer in answers:
@@ -210,10 +209,8 @@ def summarize(samples: Sequence[Sample], choices: Sequence[Choice]) -> dict[str,
 
     def rates(row: dict[str, float]) -> dict[str, float]:
         return row | {
-            "acceptance": row["from_teacher"] / row["records"] if row["records"] else 0.0,
-            "answer_acceptance": row["answers_accepted"] / row["answers"]
-            if row["answers"]
-            else 0.0,
+            "acceptance": row["from_teacher"] / max(row["records"], 1),
+            "answer_acceptance": row["answers_accepted"] / max(row["answers"], 1),
         }
 
     total = {k: sum(r[k] for r in tasks.values()) for k in counts}
@@ -318,7 +315,6 @@ def teacher_trajectories(
             f"({exporter.frame_rule}); pass --model with the student's folder, or "
             "--min-pixels/--max-pixels, so that both see the same frames"
         )
-    loaded = None
     if cfg.backend == "hf":
         from mirg.models.placement import placement_kwargs
 
@@ -330,6 +326,8 @@ def teacher_trajectories(
             **placement_kwargs(cfg.device, cfg.dtype, cfg.attention),
         )
         processor = loaded.processor
+        sampler: Sampler = HFGenerator(loaded.model, processor, cfg.max_new_tokens, sampling)
+        batch_size = cfg.batch_size
 
     @functools.cache
     def length(i: int) -> int:
@@ -351,12 +349,8 @@ def teacher_trajectories(
             gpu_memory_utilization=cfg.gpu_memory_utilization,
             tensor_parallel_size=cfg.tensor_parallel_size,
         )
-        sampler: Sampler = VLLMGenerator(processor, cfg.max_new_tokens, engine, sampling)
+        sampler = VLLMGenerator(processor, cfg.max_new_tokens, engine, sampling)
         batch_size = len(samples)  # the engine schedules the whole set itself
-    else:
-        assert loaded is not None
-        sampler = HFGenerator(loaded.model, processor, cfg.max_new_tokens, sampling)
-        batch_size = cfg.batch_size
 
     def batches(order: Sequence[int]) -> Any:
         # what batches_by_shape sorts: a sample's place in the file and its images

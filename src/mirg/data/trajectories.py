@@ -246,9 +246,8 @@ class _Writer:
         differ: dict[str, object],
     ) -> None:
         """Each candidate of each image, ruled in or out by the first deciding feature."""
-        objects = self.sample.objects
         for i in images:
-            candidates = objects[i - 1][:MAX_CANDIDATES] if objects else []
+            candidates = self.sample.objects[i - 1][:MAX_CANDIDATES]
             if not candidates:
                 self.say(_NO_CANDIDATES, i=i)
                 continue
@@ -351,7 +350,7 @@ def _lookup_table(w: _Writer, match: dict[str, object], scope: Sequence[int]) ->
 
 
 def _marked_object(sample: Sample, ref: MarkedObject | TwoHop) -> dict[str, Any] | None:
-    if ref.object is None or not sample.objects or not 1 <= ref.image <= len(sample.objects):
+    if ref.object is None or not 1 <= ref.image <= len(sample.objects):
         return None
     annotated = sample.objects[ref.image - 1]
     return annotated[ref.object] if 0 <= ref.object < len(annotated) else None

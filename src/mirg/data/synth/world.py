@@ -142,8 +142,6 @@ def layout_key(sample: Sample) -> str:
 
 #: Written first and removed last: a folder holding it holds a dataset being written.
 IN_PROGRESS = ".mirg-synth.json"
-#: What makes two datasets the same (the manifest's other fields follow from these).
-_IDENTITY = ("generator", "seed", "n", "knobs", "splits")
 
 
 def _previous_dataset(out: Path) -> dict[str, Any] | None:
@@ -158,7 +156,7 @@ def _previous_dataset(out: Path) -> dict[str, Any] | None:
             except (ValueError, OSError):
                 recorded = None
             if isinstance(recorded, dict) and recorded.get("generator") == "mirg synth":
-                return {k: recorded.get(k) for k in _IDENTITY}
+                return {k: recorded.get(k) for k in ("generator", "seed", "n", "knobs", "splits")}
             return {"foreign": str(path)}
     return None
 
