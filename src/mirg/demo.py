@@ -48,11 +48,6 @@ DEMO_WORLD = replace(
     same_place_look_alike=0.5,
 )
 
-#: GRPO's prompts weight the families by how much signal their groups carry for the image
-#: reward: only binding questions leave the image to the model (the other two families name
-#: it or have one image), so 8 in 10 prompts are binding and the rest keep localisation.
-GRPO_FAMILY_WEIGHTS = (1.0, 1.0, 8.0)
-
 
 @dataclass
 class DemoPlan:
@@ -76,12 +71,10 @@ class DemoPlan:
     device: str = "cpu"  # the documented figures are CPU figures; "cuda"/"auto" for a GPU
     model_spec: dict = field(default_factory=lambda: dict(DEMO_MODEL))
     world: WorldConfig = field(default_factory=lambda: DEMO_WORLD)
-    grpo_family_weights: tuple[float, ...] = GRPO_FAMILY_WEIGHTS
-
-    @property
-    def grpo_world(self) -> WorldConfig:
-        """The world GRPO's prompts are drawn from: the demo's, weighted towards binding."""
-        return replace(self.world, weights=self.grpo_family_weights)
+    # GRPO's prompts weight the families by how much signal their groups carry for the image
+    # reward: only binding questions leave the image to the model (the other two families
+    # name it or have one image), so 8 in 10 prompts are binding, the rest keep localisation.
+    grpo_family_weights: tuple[float, ...] = (1.0, 1.0, 8.0)
 
 
 #: The tiny model the demo builds: wider than the test models so that it learns to read
@@ -144,9 +137,11 @@ def write_trajectories(
 
 def write_grpo_prompts(out: Path, plan: DemoPlan, seed: int) -> Path:
     """GRPO's prompts: fresh samples (world seed ``seed + 1``), not the ones SFT already
-    learned from, drawn from ``plan.grpo_world``; written once into ``out/data-grpo``."""
+    learned from, the demo's world weighted by ``plan.grpo_family_weights``; written once
+    into ``out/data-grpo``."""
     folder = Path(out) / "data-grpo"
-    write_world(folder, plan.grpo_samples, seed + 1, plan.grpo_world)
+    world = replace(plan.world, weights=plan.grpo_family_weights)
+    write_world(folder, plan.grpo_samples, seed + 1, world)
     return folder / "train.jsonl"
 
 
@@ -262,9 +257,8 @@ def run_demo(
 
     out = Path(out)
     check_free(out)
-    ours = (out / DEMO_RECORD).is_file()
-    claim_folder(out, command="mirg demo", record=DEMO_RECORD, ours=ours, writes=DEMO_WRITES,
-                 overwrite=overwrite)  # fmt: skip
+    claim_folder(out, command="mirg demo", record=DEMO_RECORD, writes=DEMO_WRITES,
+                 ours=(out / DEMO_RECORD).is_file(), overwrite=overwrite)  # fmt: skip
     with folder_lock(out, "mirg demo"):
         write_json(out / DEMO_RECORD, {"command": "mirg demo", "seed": seed})
         return _run_stages(out, plan, model, seed)

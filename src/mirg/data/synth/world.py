@@ -83,10 +83,9 @@ def generate_sample(
         target = {"image": k, "object": next(j for j, o in enumerate(orders[k - 1]) if o is obj)}
         x1, y1, x2, y2 = objects[k - 1][target["object"]]["box"]
         target_box = (x1, y1, x2, y2)
-    elif built.region is not None:
-        target_box = built.region
     else:
-        raise AssertionError(f"family {family!r} drew neither a target object nor a region")
+        assert built.region is not None  # every family draws a target object or a region
+        target_box = built.region
     reference = built.reference
     if built.marked is not None and isinstance(reference, (MarkedObject, TwoHop)):
         j = orders[0].index(built.marked)  # point at the marked object's annotation
