@@ -84,12 +84,6 @@ class Sampler(Protocol):
     ) -> list[list[Any]]: ...
 
 
-def _named(obj: dict[str, Any]) -> str:
-    """'a small blue triangle (marked with a red box)', in the trajectories' words."""
-    marked = " (marked with a red box)" if obj.get("marked") else ""
-    return _a(_words(obj)) + marked
-
-
 def facts_text(
     sample: Sample, profile: str | CoordinateProfile, frames: Sequence[Sequence[int]] | None
 ) -> str:
@@ -99,8 +93,10 @@ def facts_text(
     lines = []
     for i, objects in enumerate(sample.objects, 1):
         frame = frames[i - 1] if frames is not None else None
-        listed = [
-            f"{_named(o)} at {prof.render_box(o['box'], frame)}" for o in objects[:MAX_FACT_OBJECTS]
+        listed = [  # in the trajectories' words: 'a small blue triangle (marked …) at [box]'
+            f"{_a(_words(o))}{' (marked with a red box)' if o.get('marked') else ''} at "
+            f"{prof.render_box(o['box'], frame)}"
+            for o in objects[:MAX_FACT_OBJECTS]
         ]
         if listed:
             lines.append(f"Image-{i} holds " + "; ".join(listed) + ".")

@@ -276,15 +276,6 @@ def _caption_text(caption: str) -> str:
     return text
 
 
-def _caption_facts(w: _Writer) -> None:
-    """Image-level facts before the object-level search: what each image shows, from
-    captions people wrote (``meta.caption_source``; synthetic captions only repeat the
-    objects, so they are not written here)."""
-    for i, caption in enumerate(w.sample.captions, 1):
-        if caption.strip():
-            w.say(_CAPTION, i=i, caption=_caption_text(caption))
-
-
 def _walk_expression(w: _Writer, ref: Expression, scope: Sequence[int]) -> None:
     """Per image: no object of the category rules it out; else each object of the
     category, the one the annotation picks fitting the expression."""
@@ -374,8 +365,12 @@ def _reasoning(w: _Writer, detail: str) -> None:
     if not any(s.objects) or s.meta.get("annotations") == "target_only":
         _image_level(w)
         return
+    # Image-level facts before the object-level search, from captions people wrote
+    # (synthetic captions only repeat the objects).
     if full and s.meta.get("caption_source"):
-        _caption_facts(w)
+        for i, caption in enumerate(s.captions, 1):
+            if caption.strip():
+                w.say(_CAPTION, i=i, caption=_caption_text(caption))
     if isinstance(ref, Expression):
         w.say(_INTRO_EXPRESSION, text=ref.text, a=_a(ref.category))
         if choosing:

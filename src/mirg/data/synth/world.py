@@ -210,9 +210,8 @@ def dataset_identity(
     }
 
 
-def holds_dataset(out: str | Path, identity: dict[str, Any]) -> bool:
+def holds_dataset(out: Path, identity: dict[str, Any]) -> bool:
     """Whether ``out`` holds a finished dataset of this identity (nothing to write again)."""
-    out = Path(out)
     return (out / "manifest.json").is_file() and _previous_dataset(out) == identity
 
 
