@@ -41,11 +41,8 @@ def _caption(canvas: Canvas) -> str:
 def _filler(config: WorldConfig, seed: int, split: str, index: int) -> str:
     """Unrelated words to put before the question, from their own generator: the world's
     stream stays as without filler."""
-    lo, hi = config.filler_words
-    if not hi:
-        return ""
     rng = random.Random(f"{seed}/{split}/{index}/filler")
-    words = [rng.choice(FILLER_WORDS) for _ in range(rng.randint(lo, hi))]
+    words = [rng.choice(FILLER_WORDS) for _ in range(rng.randint(*config.filler_words))]
     return " ".join(words).capitalize() + ". " if words else ""
 
 
