@@ -21,7 +21,8 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from mirg.data.synth import SMALL_WORLD, WorldConfig
+from mirg.data.synth import SMALL_WORLD, WorldConfig, layout_key, write_dataset
+from mirg.data.synth.world import dataset_identity, holds_dataset
 
 STAGES = ("base", "sft", "grpo")
 #: The shipped base: a tiny Qwen3-VL that mirg pre-trained (mirg.demo_base.pretrain_base;
@@ -148,9 +149,6 @@ def write_grpo_prompts(out: Path, plan: DemoPlan, seed: int) -> Path:
 def write_world(folder: Path, n: int, seed: int, world: WorldConfig) -> None:
     """A synthetic dataset, written unless ``folder`` already holds this very one (another
     one there is refused, as ``mirg synth`` refuses it)."""
-    from mirg.data.synth import write_dataset
-    from mirg.data.synth.world import dataset_identity, holds_dataset
-
     if not holds_dataset(folder, dataset_identity(n, seed, world)):
         write_dataset(folder, n, seed, world)
 
@@ -202,7 +200,6 @@ def unseen_layout_ids(data: Path, *trained_on: Path) -> set[str]:
     (or in the ``trained_on`` splits): small worlds repeat layouts; these items measure
     more than recall."""
     from mirg.data.schema import read_samples
-    from mirg.data.synth import layout_key
 
     seen = set()
     for split in trained_on or (data / "train.jsonl",):
