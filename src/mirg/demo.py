@@ -21,7 +21,8 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from mirg.data.synth import SMALL_WORLD, WorldConfig
+from mirg.data.synth import SMALL_WORLD, WorldConfig, layout_key, write_dataset
+from mirg.data.synth.world import dataset_identity, holds_dataset
 
 STAGES = ("base", "sft", "grpo")
 #: The shipped base: a tiny Qwen3-VL that mirg pre-trained (mirg.demo_base.pretrain_base;
@@ -48,11 +49,6 @@ DEMO_WORLD = replace(
     same_place_look_alike=0.5,
 )
 
-#: GRPO's prompts weight the families by how much signal their groups carry for the image
-#: reward: only binding questions leave the image to the model (the other two families name
-#: it or have one image), so 8 in 10 prompts are binding and the rest keep localisation.
-GRPO_FAMILY_WEIGHTS = (1.0, 1.0, 8.0)
-
 
 @dataclass
 class DemoPlan:
@@ -76,12 +72,10 @@ class DemoPlan:
     device: str = "cpu"  # the documented figures are CPU figures; "cuda"/"auto" for a GPU
     model_spec: dict = field(default_factory=lambda: dict(DEMO_MODEL))
     world: WorldConfig = field(default_factory=lambda: DEMO_WORLD)
-    grpo_family_weights: tuple[float, ...] = GRPO_FAMILY_WEIGHTS
-
-    @property
-    def grpo_world(self) -> WorldConfig:
-        """The world GRPO's prompts are drawn from: the demo's, weighted towards binding."""
-        return replace(self.world, weights=self.grpo_family_weights)
+    # GRPO's prompts weight the families by how much signal their groups carry for the image
+    # reward: only binding questions leave the image to the model (the other two families
+    # name it or have one image), so 8 in 10 prompts are binding, the rest keep localisation.
+    grpo_family_weights: tuple[float, ...] = (1.0, 1.0, 8.0)
 
 
 #: The tiny model the demo builds: wider than the test models so that it learns to read
@@ -137,26 +131,24 @@ def write_trajectories(
     from mirg.data.exports import Exporter, export
     from mirg.data.schema import read_samples
 
-    samples = Path(samples)
-    exporter = Exporter(profile, root=samples.parent, seed=seed, detail=detail)
+    exporter = Exporter(profile, root=Path(samples).parent, seed=seed, detail=detail)
     export(read_samples(samples, check_images="none"), "sft", out, exporter)
     return Path(out)
 
 
 def write_grpo_prompts(out: Path, plan: DemoPlan, seed: int) -> Path:
     """GRPO's prompts: fresh samples (world seed ``seed + 1``), not the ones SFT already
-    learned from, drawn from ``plan.grpo_world``; written once into ``out/data-grpo``."""
+    learned from, the demo's world weighted by ``plan.grpo_family_weights``; written once
+    into ``out/data-grpo``."""
     folder = Path(out) / "data-grpo"
-    write_world(folder, plan.grpo_samples, seed + 1, plan.grpo_world)
+    world = replace(plan.world, weights=plan.grpo_family_weights)
+    write_world(folder, plan.grpo_samples, seed + 1, world)
     return folder / "train.jsonl"
 
 
 def write_world(folder: Path, n: int, seed: int, world: WorldConfig) -> None:
     """A synthetic dataset, written unless ``folder`` already holds this very one (another
     one there is refused, as ``mirg synth`` refuses it)."""
-    from mirg.data.synth import write_dataset
-    from mirg.data.synth.world import dataset_identity, holds_dataset
-
     if not holds_dataset(folder, dataset_identity(n, seed, world)):
         write_dataset(folder, n, seed, world)
 
@@ -208,7 +200,6 @@ def unseen_layout_ids(data: Path, *trained_on: Path) -> set[str]:
     (or in the ``trained_on`` splits): small worlds repeat layouts; these items measure
     more than recall."""
     from mirg.data.schema import read_samples
-    from mirg.data.synth import layout_key
 
     seen = set()
     for split in trained_on or (data / "train.jsonl",):
@@ -263,9 +254,8 @@ def run_demo(
 
     out = Path(out)
     check_free(out)
-    ours = (out / DEMO_RECORD).is_file()
-    claim_folder(out, command="mirg demo", record=DEMO_RECORD, ours=ours, writes=DEMO_WRITES,
-                 overwrite=overwrite)  # fmt: skip
+    claim_folder(out, command="mirg demo", record=DEMO_RECORD, writes=DEMO_WRITES,
+                 ours=(out / DEMO_RECORD).is_file(), overwrite=overwrite)  # fmt: skip
     with folder_lock(out, "mirg demo"):
         write_json(out / DEMO_RECORD, {"command": "mirg demo", "seed": seed})
         return _run_stages(out, plan, model, seed)

@@ -8,7 +8,7 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
-from mirg.data.synth import WorldConfig
+from mirg.data.synth import PRESETS, WorldConfig, write_dataset
 from mirg.demo import DEMO_MODEL, demo_config, write_trajectories
 
 #: The shipped base's curriculum: what a pretrained VLM brings to the demo, at toy scale.
@@ -39,7 +39,6 @@ def write_base_curriculum(
     sentence, then the conclusion) for naming; returns the JSONL path."""
     from mirg.data.exports import Exporter
     from mirg.data.schema import read_samples
-    from mirg.data.synth import write_dataset
     from mirg.files import atomic_write
 
     out = Path(out)
@@ -52,10 +51,9 @@ def write_base_curriculum(
             replace(world, fixed_layout=fixed),
             fractions=(1, 0, 0),
         )
-        part_samples = read_samples(out / part / "train.jsonl", check_images="none")
         samples += [
             replace(s, id=f"{part}-{s.id}", images=[f"{part}/{i}" for i in s.images])
-            for s in part_samples
+            for s in read_samples(out / part / "train.jsonl", check_images="none")
         ]
     trajectories = out / "trajectories.jsonl"
     with atomic_write(trajectories) as handle:
@@ -124,7 +122,6 @@ def pretrain_base(
     ``steps`` per stage. Writes ``out/model`` and ``out/probe.json`` (the position-gap probe,
     :mod:`mirg.eval.position_gap`).
     """
-    from mirg.data.synth import PRESETS, write_dataset
     from mirg.eval.position_gap import probe_model
     from mirg.models.tiny import TinySpec, save_tiny_model
     from mirg.train.sft import run_sft

@@ -16,9 +16,7 @@ def stage_table(summary: dict) -> str:
     rows = []
     for stage in ("base", "sft", "grpo", "chance"):
         r = summary[stage]
-        cells = "".join(
-            f"<td>{r[k]:.3f}</td>" if k == "miou" else f"<td>{r[k]:.1f}</td>" for k in KEYS
-        )
+        cells = "".join(f"<td>{r[k]:.{3 if k == 'miou' else 1}f}</td>" for k in KEYS)
         rows.append(
             f'<tr class="{"avg" if stage == "chance" else ""}"><td>{esc(stage)}</td>{cells}</tr>'
         )

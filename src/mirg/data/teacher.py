@@ -84,12 +84,6 @@ class Sampler(Protocol):
     ) -> list[list[Any]]: ...
 
 
-def _named(obj: dict[str, Any]) -> str:
-    """'a small blue triangle (marked with a red box)', in the trajectories' words."""
-    marked = " (marked with a red box)" if obj.get("marked") else ""
-    return _a(_words(obj)) + marked
-
-
 def facts_text(
     sample: Sample, profile: str | CoordinateProfile, frames: Sequence[Sequence[int]] | None
 ) -> str:
@@ -99,8 +93,10 @@ def facts_text(
     lines = []
     for i, objects in enumerate(sample.objects, 1):
         frame = frames[i - 1] if frames is not None else None
-        listed = [
-            f"{_named(o)} at {prof.render_box(o['box'], frame)}" for o in objects[:MAX_FACT_OBJECTS]
+        listed = [  # in the trajectories' words: 'a small blue triangle (marked …) at [box]'
+            f"{_a(_words(o))}{' (marked with a red box)' if o.get('marked') else ''} at "
+            f"{prof.render_box(o['box'], frame)}"
+            for o in objects[:MAX_FACT_OBJECTS]
         ]
         if listed:
             lines.append(f"Image-{i} holds " + "; ".join(listed) + ".")
@@ -158,9 +154,8 @@ def select(
     frames: Sequence[Sequence[int]] | None,
     threshold: float,
 ) -> Choice:
-    """Keep the accepted answer (full marks from mirg's rewards: image 1, format 1, IoU >=
-    ``threshold``) with the highest IoU (the first, on a tie); none accepted leaves the
-    template. ``answers`` are texts or ``Generation``s."""
+    """Keep the accepted answer (the rule: the module's docstring) with the highest IoU (the
+    first, on a tie). ``answers`` are texts or ``Generation``s."""
     best: tuple[float, str] | None = None
     accepted = 0
     for answer in answers:
@@ -210,10 +205,8 @@ def summarize(samples: Sequence[Sample], choices: Sequence[Choice]) -> dict[str,
 
     def rates(row: dict[str, float]) -> dict[str, float]:
         return row | {
-            "acceptance": row["from_teacher"] / row["records"] if row["records"] else 0.0,
-            "answer_acceptance": row["answers_accepted"] / row["answers"]
-            if row["answers"]
-            else 0.0,
+            "acceptance": row["from_teacher"] / max(row["records"], 1),
+            "answer_acceptance": row["answers_accepted"] / max(row["answers"], 1),
         }
 
     total = {k: sum(r[k] for r in tasks.values()) for k in counts}
@@ -318,7 +311,6 @@ def teacher_trajectories(
             f"({exporter.frame_rule}); pass --model with the student's folder, or "
             "--min-pixels/--max-pixels, so that both see the same frames"
         )
-    loaded = None
     if cfg.backend == "hf":
         from mirg.models.placement import placement_kwargs
 
@@ -330,6 +322,8 @@ def teacher_trajectories(
             **placement_kwargs(cfg.device, cfg.dtype, cfg.attention),
         )
         processor = loaded.processor
+        sampler: Sampler = HFGenerator(loaded.model, processor, cfg.max_new_tokens, sampling)
+        batch_size = cfg.batch_size
 
     @functools.cache
     def length(i: int) -> int:
@@ -351,12 +345,8 @@ def teacher_trajectories(
             gpu_memory_utilization=cfg.gpu_memory_utilization,
             tensor_parallel_size=cfg.tensor_parallel_size,
         )
-        sampler: Sampler = VLLMGenerator(processor, cfg.max_new_tokens, engine, sampling)
+        sampler = VLLMGenerator(processor, cfg.max_new_tokens, engine, sampling)
         batch_size = len(samples)  # the engine schedules the whole set itself
-    else:
-        assert loaded is not None
-        sampler = HFGenerator(loaded.model, processor, cfg.max_new_tokens, sampling)
-        batch_size = cfg.batch_size
 
     def batches(order: Sequence[int]) -> Any:
         # what batches_by_shape sorts: a sample's place in the file and its images

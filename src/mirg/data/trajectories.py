@@ -246,9 +246,8 @@ class _Writer:
         differ: dict[str, object],
     ) -> None:
         """Each candidate of each image, ruled in or out by the first deciding feature."""
-        objects = self.sample.objects
         for i in images:
-            candidates = objects[i - 1][:MAX_CANDIDATES] if objects else []
+            candidates = self.sample.objects[i - 1][:MAX_CANDIDATES]
             if not candidates:
                 self.say(_NO_CANDIDATES, i=i)
                 continue
@@ -275,15 +274,6 @@ def _caption_text(caption: str) -> str:
     if text[:1].isupper() and not text[1:2].isupper():
         text = text[:1].lower() + text[1:]
     return text
-
-
-def _caption_facts(w: _Writer) -> None:
-    """Image-level facts before the object-level search: what each image shows, from
-    captions people wrote (``meta.caption_source``; synthetic captions only repeat the
-    objects, so they are not written here)."""
-    for i, caption in enumerate(w.sample.captions, 1):
-        if caption.strip():
-            w.say(_CAPTION, i=i, caption=_caption_text(caption))
 
 
 def _walk_expression(w: _Writer, ref: Expression, scope: Sequence[int]) -> None:
@@ -351,7 +341,7 @@ def _lookup_table(w: _Writer, match: dict[str, object], scope: Sequence[int]) ->
 
 
 def _marked_object(sample: Sample, ref: MarkedObject | TwoHop) -> dict[str, Any] | None:
-    if ref.object is None or not sample.objects or not 1 <= ref.image <= len(sample.objects):
+    if ref.object is None or not 1 <= ref.image <= len(sample.objects):
         return None
     annotated = sample.objects[ref.image - 1]
     return annotated[ref.object] if 0 <= ref.object < len(annotated) else None
@@ -375,8 +365,12 @@ def _reasoning(w: _Writer, detail: str) -> None:
     if not any(s.objects) or s.meta.get("annotations") == "target_only":
         _image_level(w)
         return
+    # Image-level facts before the object-level search, from captions people wrote
+    # (synthetic captions only repeat the objects).
     if full and s.meta.get("caption_source"):
-        _caption_facts(w)
+        for i, caption in enumerate(s.captions, 1):
+            if caption.strip():
+                w.say(_CAPTION, i=i, caption=_caption_text(caption))
     if isinstance(ref, Expression):
         w.say(_INTRO_EXPRESSION, text=ref.text, a=_a(ref.category))
         if choosing:

@@ -47,10 +47,6 @@ class Obj:
     occluded: bool = False
     truncated: bool = False
 
-    @property
-    def kind(self) -> tuple[str, str]:
-        return (self.shape, self.colour)
-
     def annotation(self, width: int, height: int) -> dict[str, Any]:
         x1, y1, x2, y2 = self.box
         ann: dict[str, Any] = {
@@ -106,7 +102,7 @@ class Canvas:
         self.crop_of: tuple[int, PixelBox] | None = None  # (source image, box)
 
     def kinds(self) -> set[tuple[str, str]]:
-        return {o.kind for o in self.objects}
+        return {(o.shape, o.colour) for o in self.objects}
 
     def try_place(
         self,
@@ -236,7 +232,7 @@ def render(canvas: Canvas, size: int) -> Image.Image:
     """Background, then objects in placement order (later ones may cover earlier ones)."""
     image = _render_background(canvas.background, size)
     draw = ImageDraw.Draw(image)
-    margin = max(2, canvas.config.cell // 14) if canvas.config.cell else 2
+    margin = max(2, canvas.config.cell // 14)
     for obj in canvas.objects:
         _draw(draw, obj, margin)
     return image

@@ -60,8 +60,7 @@ class WorldConfig:
             len(self.weights) != len(self.families) or any(w < 0 for w in self.weights)
         ):
             raise MirgError("weights: one non-negative weight per family")
-        lo, hi = self.images
-        if not 1 <= lo <= hi <= 6:
+        if not 1 <= self.images[0] <= self.images[1] <= 6:
             raise MirgError(f"images: need 1 <= min <= max <= 6, got {self.images}")
         if not 0 <= self.distractors[0] <= self.distractors[1]:
             raise MirgError(f"distractors: need 0 <= min <= max, got {self.distractors}")

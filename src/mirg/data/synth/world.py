@@ -41,11 +41,8 @@ def _caption(canvas: Canvas) -> str:
 def _filler(config: WorldConfig, seed: int, split: str, index: int) -> str:
     """Unrelated words to put before the question, from their own generator: the world's
     stream stays as without filler."""
-    lo, hi = config.filler_words
-    if not hi:
-        return ""
     rng = random.Random(f"{seed}/{split}/{index}/filler")
-    words = [rng.choice(FILLER_WORDS) for _ in range(rng.randint(lo, hi))]
+    words = [rng.choice(FILLER_WORDS) for _ in range(rng.randint(*config.filler_words))]
     return " ".join(words).capitalize() + ". " if words else ""
 
 
@@ -83,10 +80,9 @@ def generate_sample(
         target = {"image": k, "object": next(j for j, o in enumerate(orders[k - 1]) if o is obj)}
         x1, y1, x2, y2 = objects[k - 1][target["object"]]["box"]
         target_box = (x1, y1, x2, y2)
-    elif built.region is not None:
-        target_box = built.region
     else:
-        raise AssertionError(f"family {family!r} drew neither a target object nor a region")
+        assert built.region is not None  # every family draws a target object or a region
+        target_box = built.region
     reference = built.reference
     if built.marked is not None and isinstance(reference, (MarkedObject, TwoHop)):
         j = orders[0].index(built.marked)  # point at the marked object's annotation
@@ -142,8 +138,6 @@ def layout_key(sample: Sample) -> str:
 
 #: Written first and removed last: a folder holding it holds a dataset being written.
 IN_PROGRESS = ".mirg-synth.json"
-#: What makes two datasets the same (the manifest's other fields follow from these).
-_IDENTITY = ("generator", "seed", "n", "knobs", "splits")
 
 
 def _previous_dataset(out: Path) -> dict[str, Any] | None:
@@ -158,7 +152,7 @@ def _previous_dataset(out: Path) -> dict[str, Any] | None:
             except (ValueError, OSError):
                 recorded = None
             if isinstance(recorded, dict) and recorded.get("generator") == "mirg synth":
-                return {k: recorded.get(k) for k in _IDENTITY}
+                return {k: recorded.get(k) for k in ("generator", "seed", "n", "knobs", "splits")}
             return {"foreign": str(path)}
     return None
 
@@ -213,9 +207,8 @@ def dataset_identity(
     }
 
 
-def holds_dataset(out: str | Path, identity: dict[str, Any]) -> bool:
+def holds_dataset(out: Path, identity: dict[str, Any]) -> bool:
     """Whether ``out`` holds a finished dataset of this identity (nothing to write again)."""
-    out = Path(out)
     return (out / "manifest.json").is_file() and _previous_dataset(out) == identity
 
 
