@@ -58,8 +58,7 @@ def varying_groups(rewards_per_func: Any, weights: Any, num_generations: int) ->
     total = (rewards_per_func * weights.to(rewards_per_func.device).unsqueeze(0)).nansum(dim=1)
     high = total.masked_fill(unscored, float("-inf")).view(-1, num_generations).amax(dim=1)
     low = total.masked_fill(unscored, float("inf")).view(-1, num_generations).amin(dim=1)
-    spread = high - low  # -inf where no completion was scored
-    return spread > 1e-6
+    return high - low > 1e-6  # high - low: -inf where no completion was scored
 
 
 def select_rows(batch: dict[str, Any], rows: list[int]) -> dict[str, Any]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -146,21 +146,6 @@ def freeze_vision_tower(model: Any, *names: str) -> int:
     return n
 
 
-@contextlib.contextmanager
-def whole_model_loading() -> Iterator[None]:
-    """Inside a DeepSpeed ZeRO-3 run, ``from_pretrained`` partitions every weight it loads
-    across all processes (``zero.Init``), which waits for all of them; loading on one
-    process alone would hang. This loads whole models on the calling process instead."""
-    from transformers.integrations import deepspeed
-
-    saved = deepspeed._hf_deepspeed_config_weak_ref  # transformers keeps only this reference
-    deepspeed.unset_hf_deepspeed_config()
-    try:
-        yield
-    finally:
-        deepspeed._hf_deepspeed_config_weak_ref = saved
-
-
 def merge_adapter(adapter_dir: str | Path, out: str | Path, dtype: Any = "auto") -> None:
     """Write base model + the adapter in ``adapter_dir``, merged, to ``out``. The base loads
     afresh from disk: under DeepSpeed ZeRO-3 each process holds only a shard of the trained
@@ -172,8 +157,16 @@ def merge_adapter(adapter_dir: str | Path, out: str | Path, dtype: Any = "auto")
             "zero3_save_16bit_model: true in the accelerate config (recipes/accelerate/"
             "deepspeed_zero3.yaml does), or merge later with load_model_and_processor(adapter)"
         )
-    with whole_model_loading():
+    from transformers.integrations import deepspeed
+
+    # Inside a ZeRO-3 run, from_pretrained would partition every weight it loads across all
+    # processes (zero.Init), waiting for all of them: on one process alone it would hang.
+    saved = deepspeed._hf_deepspeed_config_weak_ref  # transformers keeps only this reference
+    deepspeed.unset_hf_deepspeed_config()
+    try:
         merged = load_model_and_processor(adapter_dir, dtype=dtype)
+    finally:
+        deepspeed._hf_deepspeed_config_weak_ref = saved
     merged.model.save_pretrained(str(out))
     merged.processor.save_pretrained(str(out))
     for stray in ("adapter_config.json", "adapter_model.safetensors"):

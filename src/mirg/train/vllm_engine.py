@@ -186,8 +186,8 @@ def _stale(marker: Path, processor: Any, model: str) -> bool:
     except (OSError, json.JSONDecodeError):
         return True
     lo, hi = pixel_caps(processor)
-    source = _source_folder(model, None) if Path(model).expanduser().is_dir() else None
-    same_source = source is None or info.get("source") == str(source)
+    local = Path(model).expanduser()
+    same_source = not local.is_dir() or info.get("source") == str(local.absolute())
     return not same_source or (info.get("min_pixels"), info.get("max_pixels")) != (lo, hi)
 
 
