@@ -101,7 +101,6 @@ def load_for_training(config: Any) -> LoadedModel:
     check_trainable_dtypes(config, loaded.model)  # dtype: auto may have loaded bf16 weights
     if config.lora_target_modules is None and loaded.model_family:
         config.lora_target_modules = loaded.model_family.lora_targets
-    lo, hi = loaded.pixel_caps
     logger.info(
         "model %s (%s): %s attention (asked: %s), weights in %s, pixel caps %d-%d",
         config.model_name_or_path,
@@ -109,8 +108,7 @@ def load_for_training(config: Any) -> LoadedModel:
         attention_of(loaded.model),
         config.attn_implementation,
         str(next(loaded.model.parameters()).dtype).replace("torch.", ""),
-        lo,
-        hi,
+        *loaded.pixel_caps,
     )
     return loaded
 
