@@ -115,6 +115,4 @@ def interrupted(args: argparse.Namespace) -> str | None:
     if not is_main_process():
         return None
     config = _running.get("config")
-    if config is None:
-        return "nothing was written"
-    return kept(config)
+    return "nothing was written" if config is None else kept(config)
