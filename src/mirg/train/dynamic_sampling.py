@@ -93,11 +93,10 @@ def concat_batches(batches: list[dict[str, Any]], pad_token_id: int) -> dict[str
     padded it (prompts on the left, completions on the right)."""
     import torch
 
-    first = batches[0]
     prompt_width = max(b["prompt_ids"].shape[1] for b in batches)
     completion_width = max(b["completion_ids"].shape[1] for b in batches)
     out: dict[str, Any] = {}
-    for key, value in first.items():
+    for key, value in batches[0].items():
         values = [b[key] for b in batches]
         if value is None or (isinstance(value, torch.Tensor) and value.ndim == 0):
             out[key] = value  # num_items_in_batch: recounted by the caller

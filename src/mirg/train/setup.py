@@ -137,11 +137,9 @@ def freeze_vision_tower(model: Any, *names: str) -> int:
     if tower is None:
         logger.warning("no vision tower found (looked for %s); nothing frozen", names)
         return 0
-    n = 0
     for p in tower.parameters():
         p.requires_grad_(False)
-        n += int(getattr(p, "ds_numel", p.numel()))
-    return n
+    return sum(int(getattr(p, "ds_numel", p.numel())) for p in tower.parameters())
 
 
 def merge_adapter(adapter_dir: str | Path, out: str | Path, dtype: Any = "auto") -> None:
