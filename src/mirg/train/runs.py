@@ -158,8 +158,7 @@ def would_replace(out: Path, model: str | None = None) -> list[str]:
     if not out.is_dir():
         return []
     names = set(TRAINING_WRITES)
-    local = Path(model).expanduser() if model else None
-    if local is not None and local.is_dir():
+    if model and (local := Path(model).expanduser()).is_dir():
         names |= {child.name for child in local.iterdir()}
     return sorted(
         child.name

@@ -85,14 +85,13 @@ def load_for_training(config: Any) -> LoadedModel:
     """
     from trl import get_quantization_config
 
-    attention = training_attention(config)
     loaded = load_model_and_processor(
         config.model_name_or_path,
+        attn_implementation=training_attention(config),  # first: it may refuse the config
         profile=config.profile,
         min_pixels=config.min_pixels,
         max_pixels=config.max_pixels,
         dtype=torch_dtype(config),
-        attn_implementation=attention,
         model_kwargs={
             "revision": config.model_revision,
             "quantization_config": get_quantization_config(config),
