@@ -300,11 +300,9 @@ def load_model_and_processor(
     model_type = model_config(path_str).get("model_type")
     prof = resolve_profile(family, profile, what=f"model {path_str} ({model_type})")
     processor = load_processor(path_str, min_pixels=min_pixels, max_pixels=max_pixels)
+    placement = {"device_map": device_map, "attn_implementation": attn_implementation}
     kwargs: dict[str, Any] = {"dtype": dtype, **(model_kwargs or {})}
-    if device_map is not None:
-        kwargs["device_map"] = device_map
-    if attn_implementation is not None:
-        kwargs["attn_implementation"] = attn_implementation
+    kwargs |= {k: v for k, v in placement.items() if v is not None}
     model = AutoModelForImageTextToText.from_pretrained(path_str, **kwargs)
     return LoadedModel(model, processor, family, prof, path_str)
 

@@ -33,13 +33,14 @@ SIZE_OPTIONS = (
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    d = TinySpec()
     help = f"{' | '.join(FAMILIES)} (default: qwen3-vl) or my_pkg.module.FAMILY (a ModelFamily)"
     parser.add_argument("--family", default=None, help=help)
     parser.add_argument("--out", required=True, help="folder to write (save_pretrained layout)")
     add_output_arguments(parser, overwrite_help="replace --out even when it holds a trained model")
     for name in SIZE_OPTIONS:
-        parser.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(d, name))
+        parser.add_argument(
+            "--" + name.replace("_", "-"), type=int, default=getattr(TinySpec, name)
+        )
     parser.add_argument(
         "--spec",
         default=None,

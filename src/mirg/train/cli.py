@@ -14,7 +14,6 @@ import logging
 import sys
 from typing import Any
 
-STAGES = ("sft", "grpo")
 #: The config of the run in progress, for the line Ctrl-C prints (:func:`interrupted`).
 _running: dict[str, Any] = {}
 
@@ -25,7 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "rewards. Any config key can follow as --key value (e.g. --max_steps 10); "
         "'mirg train sft --list-keys' lists them."
     )
-    parser.add_argument("stage", choices=STAGES, help="training stage")
+    parser.add_argument("stage", choices=("sft", "grpo"), help="training stage")
     parser.add_argument(
         "options",
         nargs=argparse.REMAINDER,
@@ -116,6 +115,4 @@ def interrupted(args: argparse.Namespace) -> str | None:
     if not is_main_process():
         return None
     config = _running.get("config")
-    if config is None:
-        return "nothing was written"
-    return kept(config)
+    return "nothing was written" if config is None else kept(config)

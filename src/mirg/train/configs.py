@@ -13,7 +13,7 @@ from trl import GRPOConfig, ModelConfig, SFTConfig
 
 from mirg.core.rewards import DEFAULT_WEIGHTS, REWARDS
 from mirg.errors import shown
-from mirg.train.precision import env_flag, low_precision_error
+from mirg.train.precision import check_precision, env_flag
 from mirg.train.recipes import ConfigError, reward_function
 
 
@@ -142,9 +142,7 @@ class MirgArguments:
             raise ConfigError(
                 f"grounding_eval_steps must be at least 1, got {self.grounding_eval_steps}"
             )
-        error = low_precision_error(config, config.dtype)
-        if error:
-            raise error
+        check_precision(config, config.dtype)
         ModelConfig.__post_init__(config)
         super(ModelConfig, config).__post_init__()  # SFTConfig's / GRPOConfig's
 

@@ -241,10 +241,6 @@ def prompt_messages(
     return messages
 
 
-def _frame_like(value: object) -> bool:
-    return isinstance(value, list) and len(value) == 2 and all(type(v) is int for v in value)
-
-
 def _frames(
     record: dict,
     images: list[str],
@@ -260,7 +256,10 @@ def _frames(
     ``known`` holds them already."""
     given = record.get("input_sizes")
     pairs = isinstance(given, list) and len(given) == len(images)
-    if given is not None and not (pairs and all(_frame_like(s) for s in given)):
+    frame_like = pairs and all(
+        isinstance(s, list) and len(s) == 2 and all(type(v) is int for v in s) for s in given
+    )
+    if given is not None and not frame_like:
         raise DataError(f"{where}: field 'input_sizes': expected one [w, h] per image")
     if processor is None or check_images == "none":
         return given

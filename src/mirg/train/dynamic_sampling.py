@@ -58,8 +58,7 @@ def varying_groups(rewards_per_func: Any, weights: Any, num_generations: int) ->
     total = (rewards_per_func * weights.to(rewards_per_func.device).unsqueeze(0)).nansum(dim=1)
     high = total.masked_fill(unscored, float("-inf")).view(-1, num_generations).amax(dim=1)
     low = total.masked_fill(unscored, float("inf")).view(-1, num_generations).amin(dim=1)
-    spread = high - low  # -inf where no completion was scored
-    return spread > 1e-6
+    return high - low > 1e-6  # high - low: -inf where no completion was scored
 
 
 def select_rows(batch: dict[str, Any], rows: list[int]) -> dict[str, Any]:
@@ -94,11 +93,10 @@ def concat_batches(batches: list[dict[str, Any]], pad_token_id: int) -> dict[str
     padded it (prompts on the left, completions on the right)."""
     import torch
 
-    first = batches[0]
     prompt_width = max(b["prompt_ids"].shape[1] for b in batches)
     completion_width = max(b["completion_ids"].shape[1] for b in batches)
     out: dict[str, Any] = {}
-    for key, value in first.items():
+    for key, value in batches[0].items():
         values = [b[key] for b in batches]
         if value is None or (isinstance(value, torch.Tensor) and value.ndim == 0):
             out[key] = value  # num_items_in_batch: recounted by the caller

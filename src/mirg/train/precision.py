@@ -14,16 +14,16 @@ def env_flag(name: str) -> bool:
     return os.environ.get(name, "").lower() == "true"
 
 
-def low_precision_error(config: Any, dtype: str) -> ConfigError | None:
-    """Why a full fine-tune of ``dtype`` weights would not learn, or None when it would.
+def check_precision(config: Any, dtype: str) -> None:
+    """Refuse a full fine-tune of ``dtype`` weights that would not learn.
 
     The optimizer updates the weights in their own dtype unless something keeps fp32
     master weights: LoRA (PEFT trains adapters in fp32) or DeepSpeed ZeRO.
     """
     deepspeed = config.deepspeed or env_flag("ACCELERATE_USE_DEEPSPEED")
     if dtype not in ("bfloat16", "float16") or config.use_peft or deepspeed:
-        return None
-    return ConfigError(
+        return
+    raise ConfigError(
         f"a full fine-tune of {dtype} weights without fp32 master weights loses its updates: "
         "the smallest change a bfloat16 weight of 0.02 keeps is about 6e-5 (float16: about "
         "8e-6), above learning rates of 1e-6 to 5e-6, so most optimizer steps round to zero. "
@@ -37,6 +37,4 @@ def check_trainable_dtypes(config: Any, model: Any) -> None:
     """Refuse low-precision trainable weights without master weights (``dtype: auto``)."""
     for param in model.parameters():
         if param.requires_grad:
-            error = low_precision_error(config, str(param.dtype).removeprefix("torch."))
-            if error:
-                raise error
+            check_precision(config, str(param.dtype).removeprefix("torch."))

@@ -52,11 +52,6 @@ def _is_mirg(func: Any) -> bool:
     return module == "mirg" or module.startswith("mirg.")
 
 
-def _is_async(func: Any) -> bool:
-    func = _unwrapped(func)
-    return inspect.iscoroutinefunction(func) or inspect.iscoroutinefunction(type(func).__call__)
-
-
 def check_reward_output(name: str, values: Any, completions: Any, when: str) -> None:
     """Refuse what TRL could not use as rewards, or would silently misuse: anything but one
     number (or None: "does not apply") per completion, and NaN or infinity, which TRL would
@@ -113,13 +108,13 @@ def checked_reward(func: Callable[..., Any]) -> Callable[..., Any]:
     TRL logs under stays the function's."""
     if _is_mirg(func):
         return func
-    name = reward_name(func)
+    name, inner = reward_name(func), _unwrapped(func)
 
     def run(values_or_error: Any, kwargs: dict[str, Any]) -> Any:
         check_reward_output(name, values_or_error, kwargs.get("completions", ()), _when(kwargs))
         return values_or_error
 
-    if _is_async(func):
+    if inspect.iscoroutinefunction(inner) or inspect.iscoroutinefunction(type(inner).__call__):
 
         async def checked_async(*args: Any, **kwargs: Any) -> Any:
             try:
@@ -140,7 +135,7 @@ def checked_reward(func: Callable[..., Any]) -> Callable[..., Any]:
 
         checked = checked_sync
     with contextlib.suppress(AttributeError, TypeError):
-        functools.update_wrapper(checked, _unwrapped(func))
+        functools.update_wrapper(checked, inner)
     checked.__name__ = checked.__qualname__ = name
     checked.__wrapped__ = func
     return checked

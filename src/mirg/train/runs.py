@@ -29,10 +29,8 @@ from mirg.train.recipes import ConfigError
 from mirg.train.setup import logger
 
 RUN_FILE = "mirg_run.json"
-CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
-#: What ``resume_from_checkpoint`` may say instead of a path.
+#: What ``resume_from_checkpoint`` may say to resume the newest complete checkpoint.
 RESUME_AUTO = ("auto", "true", "last")
-RESUME_NEVER = ("", "false", "none")
 #: What transformers, TRL, PEFT, DeepSpeed and mirg write at the top of output_dir: the
 #: model card, the weights, the model's and processor's files, the Trainer's own files,
 #: checkpoints, TensorBoard logs and LoRA's adapter folder. The model's own file names
@@ -138,7 +136,7 @@ def checkpoints(out: Path) -> list[Path]:
     """``checkpoint-N`` folders, newest (highest N) first."""
     if not out.is_dir():
         return []
-    found = [p for p in out.iterdir() if p.is_dir() and CHECKPOINT.match(p.name)]
+    found = [p for p in out.iterdir() if p.is_dir() and re.fullmatch(r"checkpoint-\d+", p.name)]
     return sorted(found, key=lambda p: int(p.name.rpartition("-")[2]), reverse=True)
 
 
@@ -150,7 +148,7 @@ def _resume_value(config: Any) -> str:
 def explicit_checkpoint(config: Any) -> str | None:
     """The checkpoint path ``resume_from_checkpoint`` names, or None (auto, or never)."""
     value = _resume_value(config)
-    return None if value.lower() in RESUME_AUTO + RESUME_NEVER else value
+    return None if value.lower() in (*RESUME_AUTO, "", "false", "none") else value
 
 
 def would_replace(out: Path, model: str | None = None) -> list[str]:
@@ -160,8 +158,7 @@ def would_replace(out: Path, model: str | None = None) -> list[str]:
     if not out.is_dir():
         return []
     names = set(TRAINING_WRITES)
-    local = Path(model).expanduser() if model else None
-    if local is not None and local.is_dir():
+    if model and (local := Path(model).expanduser()).is_dir():
         names |= {child.name for child in local.iterdir()}
     return sorted(
         child.name

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -85,14 +85,13 @@ def load_for_training(config: Any) -> LoadedModel:
     """
     from trl import get_quantization_config
 
-    attention = training_attention(config)
     loaded = load_model_and_processor(
         config.model_name_or_path,
+        attn_implementation=training_attention(config),  # first: it may refuse the config
         profile=config.profile,
         min_pixels=config.min_pixels,
         max_pixels=config.max_pixels,
         dtype=torch_dtype(config),
-        attn_implementation=attention,
         model_kwargs={
             "revision": config.model_revision,
             "quantization_config": get_quantization_config(config),
@@ -101,7 +100,6 @@ def load_for_training(config: Any) -> LoadedModel:
     check_trainable_dtypes(config, loaded.model)  # dtype: auto may have loaded bf16 weights
     if config.lora_target_modules is None and loaded.model_family:
         config.lora_target_modules = loaded.model_family.lora_targets
-    lo, hi = loaded.pixel_caps
     logger.info(
         "model %s (%s): %s attention (asked: %s), weights in %s, pixel caps %d-%d",
         config.model_name_or_path,
@@ -109,8 +107,7 @@ def load_for_training(config: Any) -> LoadedModel:
         attention_of(loaded.model),
         config.attn_implementation,
         str(next(loaded.model.parameters()).dtype).replace("torch.", ""),
-        lo,
-        hi,
+        *loaded.pixel_caps,
     )
     return loaded
 
@@ -139,26 +136,9 @@ def freeze_vision_tower(model: Any, *names: str) -> int:
     if tower is None:
         logger.warning("no vision tower found (looked for %s); nothing frozen", names)
         return 0
-    n = 0
     for p in tower.parameters():
         p.requires_grad_(False)
-        n += int(getattr(p, "ds_numel", p.numel()))
-    return n
-
-
-@contextlib.contextmanager
-def whole_model_loading() -> Iterator[None]:
-    """Inside a DeepSpeed ZeRO-3 run, ``from_pretrained`` partitions every weight it loads
-    across all processes (``zero.Init``), which waits for all of them; loading on one
-    process alone would hang. This loads whole models on the calling process instead."""
-    from transformers.integrations import deepspeed
-
-    saved = deepspeed._hf_deepspeed_config_weak_ref  # transformers keeps only this reference
-    deepspeed.unset_hf_deepspeed_config()
-    try:
-        yield
-    finally:
-        deepspeed._hf_deepspeed_config_weak_ref = saved
+    return sum(int(getattr(p, "ds_numel", p.numel())) for p in tower.parameters())
 
 
 def merge_adapter(adapter_dir: str | Path, out: str | Path, dtype: Any = "auto") -> None:
@@ -172,8 +152,16 @@ def merge_adapter(adapter_dir: str | Path, out: str | Path, dtype: Any = "auto")
             "zero3_save_16bit_model: true in the accelerate config (recipes/accelerate/"
             "deepspeed_zero3.yaml does), or merge later with load_model_and_processor(adapter)"
         )
-    with whole_model_loading():
+    from transformers.integrations import deepspeed
+
+    # Inside a ZeRO-3 run, from_pretrained would partition every weight it loads across all
+    # processes (zero.Init), waiting for all of them: on one process alone it would hang.
+    saved = deepspeed._hf_deepspeed_config_weak_ref  # transformers keeps only this reference
+    deepspeed.unset_hf_deepspeed_config()
+    try:
         merged = load_model_and_processor(adapter_dir, dtype=dtype)
+    finally:
+        deepspeed._hf_deepspeed_config_weak_ref = saved
     merged.model.save_pretrained(str(out))
     merged.processor.save_pretrained(str(out))
     for stray in ("adapter_config.json", "adapter_model.safetensors"):

@@ -9,13 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from mirg.eval.generation import REASONING_MAX_NEW_TOKENS
 from mirg.train.callbacks import add_grounding_eval
 from mirg.train.configs import SFTTrainConfig
 from mirg.train.data import sft_records, to_dataset
 from mirg.train.setup import PreparedRun, TrainResult, prepare_run, train_and_save
-
-#: Longest answer while scoring the held-out split during SFT (evaluation's own default).
-SFT_EVAL_MAX_NEW_TOKENS = 1024
 
 
 def build_sft_trainer(
@@ -39,7 +37,7 @@ def build_sft_trainer(
     )
     if run.held_out:
         profile = run.loaded.profile.name
-        add_grounding_eval(trainer, config, run.held_out, profile, SFT_EVAL_MAX_NEW_TOKENS)
+        add_grounding_eval(trainer, config, run.held_out, profile, REASONING_MAX_NEW_TOKENS)
     return trainer
 
 

@@ -31,21 +31,6 @@ MARKER = "mirg_vllm_model.json"
 TRL_BATCHED_TOKENS = 4096
 
 
-def _source_folder(model: str, revision: str | None) -> Path:
-    """The local folder of a model: the path itself, or the hub cache's snapshot."""
-    local = Path(model).expanduser()
-    if local.is_dir():
-        return local.absolute()
-    from huggingface_hub import snapshot_download
-
-    try:
-        return Path(snapshot_download(model, revision=revision, local_files_only=True))
-    except Exception as exc:
-        raise ConfigError(
-            f"cannot find the local copy of {model} for vLLM: {exc}; download it first"
-        ) from None
-
-
 def write_vllm_model(
     model: str, processor: Any, folder: str | Path, revision: str | None = None
 ) -> Path:
@@ -56,8 +41,16 @@ def write_vllm_model(
     """
     from mirg.models.loading import pixel_caps
 
-    folder = Path(folder)
-    source = _source_folder(model, revision)
+    folder, source = Path(folder), Path(model).expanduser().absolute()
+    if not source.is_dir():  # a hub name: its snapshot in the hub cache
+        from huggingface_hub import snapshot_download
+
+        try:
+            source = Path(snapshot_download(model, revision=revision, local_files_only=True))
+        except Exception as exc:
+            raise ConfigError(
+                f"cannot find the local copy of {model} for vLLM: {exc}; download it first"
+            ) from None
     tmp = folder.with_name(f".{folder.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
@@ -186,8 +179,8 @@ def _stale(marker: Path, processor: Any, model: str) -> bool:
     except (OSError, json.JSONDecodeError):
         return True
     lo, hi = pixel_caps(processor)
-    source = _source_folder(model, None) if Path(model).expanduser().is_dir() else None
-    same_source = source is None or info.get("source") == str(source)
+    local = Path(model).expanduser()
+    same_source = not local.is_dir() or info.get("source") == str(local.absolute())
     return not same_source or (info.get("min_pixels"), info.get("max_pixels")) != (lo, hi)
 
 
