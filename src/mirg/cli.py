@@ -15,7 +15,7 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
@@ -182,12 +182,6 @@ def _one_line(message: str) -> str:
 #: Exit status after Ctrl-C, as shells report a process ended by SIGINT (128 + 2).
 INTERRUPTED = 130
 #: What Ctrl-C leaves, for commands whose module says nothing itself (``interrupted``).
-_KEPT: dict[str, Callable[[argparse.Namespace], str]] = {
-    "demo": lambda args: (
-        f"the stages finished so far are kept in {args.out}; rerun the same command: it "
-        "reuses the data and the finished evaluations, and trains again"
-    ),
-}
 _KEPT_DEFAULT = (
     "each output is written whole or not at all, so a file being written was left as it "
     "was; rerun the same command"
@@ -219,10 +213,10 @@ def _watch_ctrl_c() -> Iterator[list[int]]:
             signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
-def _kept(command: str, module: Any, args: argparse.Namespace) -> str | None:
+def _kept(module: Any, args: argparse.Namespace) -> str | None:
     """What an interrupted command kept, in words (None: say nothing, e.g. not the main
     process of a distributed run)."""
-    note = getattr(module, "interrupted", None) or _KEPT.get(command)
+    note = getattr(module, "interrupted", None)
     try:
         return _KEPT_DEFAULT if note is None else note(args)
     except Exception:  # the note must never hide the interruption itself
@@ -247,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
             # Ctrl-C: what was written is whole and a rerun resumes it; say so in one line.
             if not ctrl_c:
                 raise  # raised by code, not by the user: a bug keeps its traceback
-            kept = _kept(argv[0], module, args)
+            kept = _kept(module, args)
             if kept:
                 print(f"mirg {argv[0]}: interrupted; {kept}", file=sys.stderr)
             return INTERRUPTED

@@ -44,6 +44,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def interrupted(args: argparse.Namespace) -> str:
+    """What Ctrl-C left: the finished stages, which a rerun reuses."""
+    return (
+        f"the stages finished so far are kept in {args.out}; rerun the same command: it "
+        "reuses the data and the finished evaluations, and trains again"
+    )
+
+
 def run(args: argparse.Namespace) -> int:
     import torch
 

@@ -1,9 +1,9 @@
 """Finding an extension by name: a built-in by its short name, a user's own by dotted path.
 
 Every kind of extension (rewards, benchmarks, model families, data readers) has one table
-of built-ins, ``{short name: "module:attribute"}``, imported only when named, and accepts
-``my_pkg.module.NAME`` for anything importable, the way TRL's GRPO script takes reward
-functions. A user adds a benchmark or a reward without editing mirg. Pure Python: the core
+of built-ins by short name (a ``"module:attribute"`` entry is imported only when named),
+and accepts ``my_pkg.module.NAME`` for anything importable, the way TRL's GRPO script takes
+reward functions. A user adds a benchmark or a reward without editing mirg. Pure Python: the core
 (rewards, for verl) resolves through it too.
 """
 
@@ -47,18 +47,20 @@ def import_attribute(path: str, kind: str, error: type[MirgError]) -> object:
 
 def resolve(
     name: str,
-    table: Mapping[str, str],
+    table: Mapping[str, object],
     kind: str,
     error: type[MirgError] = MirgError,
     example: str = "my_pkg.module.NAME",
 ) -> object:
     """What ``name`` stands for: a built-in of ``table`` or an importable dotted path.
 
-    ``table`` maps short names to ``"module:attribute"``; ``kind`` names the extension in
-    errors (``reward``, ``benchmark``); ``example`` shows what a dotted path looks like.
+    ``table`` maps short names to built-ins, or to ``"module:attribute"`` for those imported
+    only when named; ``kind`` names the extension in errors (``reward``, ``benchmark``);
+    ``example`` shows what a dotted path looks like.
     """
-    if name in table:
-        return import_attribute(table[name], kind, error)
+    if name in table:  # a "module:attribute" string is imported; anything else is the built-in
+        found = table[name]
+        return import_attribute(found, kind, error) if isinstance(found, str) else found
     if "." not in name.strip(".:") and ":" not in name.strip(".:"):
         raise error(
             f"{kind}s must be built-in names ({', '.join(table)}) or dotted paths "
@@ -68,7 +70,7 @@ def resolve(
 
 
 def resolve_function(
-    name: str, table: Mapping[str, str], kind: str, error: type[MirgError], what: str
+    name: str, table: Mapping[str, object], kind: str, error: type[MirgError], what: str
 ) -> Callable:
     """:func:`resolve` for extensions that are functions; ``what`` says what it must do."""
     found = resolve(name, table, kind, error, example=f"my_pkg.module.my_{kind}")

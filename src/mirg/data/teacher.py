@@ -36,9 +36,9 @@ from mirg.data.exports import Exporter, image_paths
 from mirg.data.schema import Sample, write_jsonl
 from mirg.data.trajectories import _a, _words
 from mirg.errors import MirgError
+from mirg.eval.generation import BACKENDS
 from mirg.files import write_json
 
-BACKENDS = ("hf", "vllm")
 #: At most this many annotated objects per image are listed in the teacher's facts.
 MAX_FACT_OBJECTS = 8
 

@@ -15,6 +15,9 @@ from mirg.core.profiles import CoordinateProfile
 from mirg.core.prompts import build_messages, check_prompt_text
 from mirg.errors import MirgError
 
+#: The generation backends: transformers' generate, or vLLM on a GPU.
+BACKENDS = ("hf", "vllm")
+
 #: The published MIG-Bench evaluation instruction, verbatim (its repeated ``box_start``
 #: and its misspelling included), appended right after the question.
 OFFICIAL_FORMAT = (

@@ -31,6 +31,7 @@ from mirg.eval.benchmarks import (
     load_eval_items,
 )
 from mirg.eval.generation import (
+    BACKENDS,
     OFFICIAL_MAX_NEW_TOKENS,
     PROMPTS,
     REASONING_MAX_NEW_TOKENS,
@@ -48,7 +49,6 @@ from mirg.outputs import claim_folder
 PREDICTIONS, METRICS, RUN, REPORT = "predictions.jsonl", "metrics.json", "run.json", "report.html"
 #: Every file a run writes at the top of its folder (besides the lock and the benchmark's own).
 WRITES = (RUN, PREDICTIONS, METRICS, REPORT)
-BACKENDS = ("hf", "vllm")
 
 
 @dataclass

@@ -50,8 +50,8 @@ LM_LINEAR = r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj
 
 
 def _qwen(name: str, model_types: tuple[str, ...], frame_factor: int) -> ModelFamily:
-    """A built-in Qwen-VL family: it answers in its own profile, and its tiny builder and
-    its constant here are named after its first model_type."""
+    """A built-in Qwen-VL family: it answers in its own profile, and its tiny builder is
+    named after its first model_type."""
     tiny = f"mirg.models.tiny:{model_types[0]}"
     return ModelFamily(name, model_types, name, frame_factor, LM_LINEAR, ("visual",), tiny)
 
@@ -62,14 +62,13 @@ QWEN3_VL = _qwen("qwen3-vl", ("qwen3_vl", "qwen3_vl_moe"), 32)
 
 #: The families mirg ships, by name; a model's ``model_type`` is looked up among these.
 FAMILIES: dict[str, ModelFamily] = {f.name: f for f in (QWEN2_VL, QWEN2_5_VL, QWEN3_VL)}
-_BUILT_IN = {name: f"{__name__}:{f.model_types[0].upper()}" for name, f in FAMILIES.items()}
 
 
 def get_family(name: str | ModelFamily) -> ModelFamily:
     """The family called ``name`` (built-in) or at dotted path ``name`` (a record passes)."""
     if isinstance(name, ModelFamily):
         return name
-    found = resolve(name, _BUILT_IN, "family name", FamilyError, example="my_pkg.module.FAMILY")
+    found = resolve(name, FAMILIES, "family name", FamilyError, example="my_pkg.module.FAMILY")
     if not isinstance(found, ModelFamily):
         raise FamilyError(
             f"family {shown(name)} is {type(found).__name__}, not a ModelFamily "

@@ -26,10 +26,9 @@ class ConfigError(MirgError):
 
 def reward_function(name: str) -> Callable[..., list[float]]:
     """A built-in reward by short name (``object``) or any function by dotted path."""
-    table = {n: f"{r.function.__module__}:{r.function.__name__}" for n, r in REWARDS.items()}
     return resolve_function(
         name,
-        table,
+        {short: reward.function for short, reward in REWARDS.items()},
         "reward",
         ConfigError,
         "takes completions (and the dataset columns) and returns one number per completion",
