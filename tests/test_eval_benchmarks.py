@@ -123,3 +123,14 @@ def test_score_takes_another_benchmark(tmp_path, capsys):
     overall = json.loads(out.read_text())["overall"]
     assert overall["ap50"] == pytest.approx(100 * 0.7114568599717115, rel=1e-15)
     assert overall["accuracy"] == 75.0
+
+
+def test_score_of_another_benchmark_asks_for_the_profile_its_boxes_are_in(capsys):
+    """Only MIG-Bench's official protocol reads boxes without the model's profile: another
+    benchmark without --profile is refused in one line, naming the option."""
+    fixtures = Path(__file__).parent / "fixtures" / "mcbench"
+    code = main(["score", "--bench", str(fixtures / "MC-Bench.json"), "--benchmark", "mcbench",
+                 "--predictions", str(fixtures / "predictions.jsonl")])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "--benchmark mcbench needs --profile" in err and "Traceback" not in err

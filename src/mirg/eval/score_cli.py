@@ -30,17 +30,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--profile",
         choices=sorted(PROFILES),
-        help="coordinate profile of the responses (strict protocol only)",
+        help="coordinate profile of the responses (not needed for MIG-Bench's official protocol)",
     )
     parser.add_argument("--out", help="write the metrics JSON here")
     add_output_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.protocol == "strict" and args.profile is None:
-        raise PredictionError(
-            "--protocol strict needs --profile (the responses' coordinate profile)"
+    # MIG-Bench's official protocol alone reads boxes without knowing the model's profile.
+    if args.profile is None and (args.protocol == "strict" or args.benchmark != "migbench"):
+        needs = (
+            "--protocol strict" if args.protocol == "strict" else f"--benchmark {args.benchmark}"
         )
+        raise PredictionError(f"{needs} needs --profile (the responses' coordinate profile)")
     if args.out:
         inputs = [("--bench", args.bench), ("--predictions", args.predictions)]
         check_output(args.out, METRICS, inputs=inputs, overwrite=args.overwrite)
