@@ -103,6 +103,7 @@ def test_held_out_items_while_training_are_scored_by_their_benchmark(tmp_path):
         grounding_eval_path=str(bench_file),
         grounding_eval_image_root=str(tmp_path),
         grounding_eval_limit=None,
+        grounding_eval_bench=None,
     )
     items = grounding_items(config)
     bench = items[0].benchmark
@@ -134,3 +135,19 @@ def test_score_of_another_benchmark_asks_for_the_profile_its_boxes_are_in(capsys
     err = capsys.readouterr().err
     assert code == 2
     assert "--benchmark mcbench needs --profile" in err and "Traceback" not in err
+
+
+def test_held_out_items_while_training_can_be_a_users_benchmark(toy_csv):
+    """grounding_eval_bench names a benchmark no built-in rule recognises, by dotted path."""
+    from mirg.train.callbacks import grounding_items
+    from mirg.train.configs import SFTTrainConfig
+
+    config = SFTTrainConfig(
+        output_dir=str(toy_csv.parent / "run"),
+        use_cpu=True,
+        grounding_eval_path=str(toy_csv),
+        grounding_eval_bench="mirg_toys.bench.BENCH",
+    )
+    items = grounding_items(config)
+    assert [it.key for it in items] == ["t0", "t1", "t2"]
+    assert {it.benchmark.name for it in items} == {"toy CSV"}

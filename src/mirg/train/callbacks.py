@@ -100,6 +100,7 @@ def grounding_items(config: Any) -> list[Any]:
         config.grounding_eval_path,
         config.grounding_eval_image_root,
         limit=config.grounding_eval_limit,
+        bench=config.grounding_eval_bench,
     )
     if not items:
         raise ConfigError(f"grounding_eval_path {config.grounding_eval_path} holds no items")

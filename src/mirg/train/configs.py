@@ -81,6 +81,13 @@ class MirgArguments:
             "protocol while training: grounding/acc@0.5, miou, image_acc go to report_to."
         },
     )
+    grounding_eval_bench: str | None = field(
+        default=None,
+        metadata={
+            "help": "Which benchmark grounding_eval_path is: a name or dotted path, as mirg "
+            "eval's --bench (default: recognised from the file)."
+        },
+    )
     grounding_eval_image_root: str | None = field(
         default=None,
         metadata={"help": "Image folder of grounding_eval_path (needed for MIG_data.json)."},
