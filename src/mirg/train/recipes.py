@@ -28,7 +28,8 @@ def reward_function(name: str) -> Callable[..., list[float]]:
     """A built-in reward by short name (``object``) or any function by dotted path."""
     return resolve_function(
         name,
-        {short: reward.function for short, reward in REWARDS.items()},
+        # by module attribute, looked up when named (a patched or reloaded reward is seen)
+        {n: f"{r.function.__module__}:{r.function.__name__}" for n, r in REWARDS.items()},
         "reward",
         ConfigError,
         "takes completions (and the dataset columns) and returns one number per completion",
