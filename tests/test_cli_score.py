@@ -66,3 +66,24 @@ def test_core_imports_no_torch_or_model_code():
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_score_reads_no_image_so_no_folder_confines_the_items_paths(tmp_path, capsys):
+    """Scoring opens no image: a MIG-Bench folder that is a link elsewhere, or an item path
+    leading out of the file's folder, is scored (mirg eval, which opens them, refuses both);
+    a file with no items is refused in one line; --data is --bench's other name."""
+    real = tmp_path / "disk" / "MIG-Bench"
+    real.mkdir(parents=True)
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "MIG-Bench").symlink_to(real)
+    item = {"task": "region", "question": "Find it.", "answer": [0.1, 0.1, 0.5, 0.5]}
+    items = [item | {"images": ["./MIG-Bench/a.png", "../elsewhere/b.png"]}]
+    (data / "MIG_data.json").write_text(json.dumps(items))
+    preds = tmp_path / "p.jsonl"
+    preds.write_text(json.dumps({"index": 0, "response": "Image-1: [0.1, 0.1, 0.5, 0.5]"}) + "\n")
+    assert main(["score", "--data", str(data / "MIG_data.json"), "--predictions", str(preds)]) == 0
+    assert "region" in capsys.readouterr().out
+    (data / "empty.json").write_text("[]")
+    assert main(["score", "--bench", str(data / "empty.json"), "--predictions", str(preds)]) == 2
+    assert "empty.json: no items to score" in capsys.readouterr().err

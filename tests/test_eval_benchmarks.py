@@ -151,3 +151,18 @@ def test_held_out_items_while_training_can_be_a_users_benchmark(toy_csv):
     items = grounding_items(config)
     assert [it.key for it in items] == ["t0", "t1", "t2"]
     assert {it.benchmark.name for it in items} == {"toy CSV"}
+
+
+def test_recognition_asks_every_benchmark_before_the_migbench_fallback(toy_csv, monkeypatch):
+    """A benchmark added at the end of BENCHMARKS is still asked; a class named instead of its
+    instance is used; RefCOCO refs in JSONL beside instances.json are not taken for a split."""
+    import mirg.eval.benchmarks as benchmarks
+
+    monkeypatch.setitem(benchmarks.BENCHMARKS, "toy", "mirg_toys.bench:BENCH")
+    assert get_benchmark(None, toy_csv).name == "toy CSV"
+    assert get_benchmark("mirg_toys.bench.ToyBench", toy_csv).name == "toy CSV"
+    refs = toy_csv.parent / "refs.jsonl"
+    refs.write_text("")
+    (toy_csv.parent / "instances.json").write_text("{}")
+    assert get_benchmark(None, refs).name == get_benchmark("refcoco", refs).name
+    assert get_benchmark(None, toy_csv.parent / "other.jsonl").name == "mirg split"

@@ -16,12 +16,16 @@ from mirg.outputs import METRICS, check_output
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--bench", required=True, help="the benchmark's file (MIG-Bench: MIG_data.json)"
+        "--data",
+        "--bench",
+        dest="bench",
+        required=True,
+        help="the benchmark's file (MIG-Bench: MIG_data.json), as mirg eval's --data",
     )
     parser.add_argument(
         "--benchmark",
         default="migbench",
-        help=f"which benchmark --bench is: {', '.join(BENCHMARKS)} or a dotted path",
+        help=f"which benchmark --data is: {', '.join(BENCHMARKS)} or a dotted path",
     )
     parser.add_argument(
         "--predictions", required=True, help="JSONL: {index, response[, input_sizes]}"
@@ -46,8 +50,11 @@ def run(args: argparse.Namespace) -> int:
     if args.out:
         inputs = [("--bench", args.bench), ("--predictions", args.predictions)]
         check_output(args.out, METRICS, inputs=inputs, overwrite=args.overwrite)
-    # Scoring reads no image: the file's folder stands in for the images root.
-    items = load_eval_items(args.bench, Path(args.bench).parent, bench=args.benchmark)
+    # Scoring opens no image, so no folder confines the items' paths: the filesystem root.
+    root = Path(Path(args.bench).resolve().anchor)
+    items = load_eval_items(args.bench, root, bench=args.benchmark)
+    if not items:
+        raise PredictionError(f"{args.bench}: no items to score")
     predictions = read_predictions(args.predictions)
     bench = items[0].benchmark
     metrics = bench.score(items, predictions, args.protocol, args.profile, None)

@@ -2,7 +2,8 @@
 
 ``BENCHMARKS`` maps each built-in's short name to where it lives; a user's own is named by
 dotted path (:mod:`mirg.registry`). Without ``--bench``, each built-in is asked in this
-order whether it recognises the ``--data`` file; MIG-Bench, last, takes any other file.
+order whether it recognises the ``--data`` file; MIG-Bench (:data:`FALLBACK`) takes any file
+no other recognises, so a benchmark added anywhere in the table is asked before it.
 How to write one: :mod:`mirg.eval.benchmarks.base`.
 """
 
@@ -21,30 +22,36 @@ from mirg.registry import resolve
 __all__ = ["BENCHMARKS", "EvalItem", "GroundingBenchmark", "get_benchmark"]
 
 BENCHMARKS = {
+    "refcoco": "mirg.eval.benchmarks.refcoco:REFCOCO",
     "splits": "mirg.eval.benchmarks.splits:SPLITS",
     "mcbench": "mirg.eval.benchmarks.mcbench:MCBENCH",
-    "refcoco": "mirg.eval.benchmarks.refcoco:REFCOCO",
     "migbench": "mirg.eval.benchmarks.migbench:MIGBENCH",
 }
+FALLBACK = "migbench"  # its reader names what is wrong with a file that is no benchmark's
 
 
 def get_benchmark(name: str | None, data: str | Path) -> GroundingBenchmark:
     """The benchmark ``name`` (a short name or a dotted path), or without one the first
     built-in that recognises ``data``."""
-    if name:
-        bench = resolve(name, BENCHMARKS, "benchmark", example="my_pkg.module.BENCH")
-        missing = [m for m in ("recognises", "load", "score", "sections") if not hasattr(bench, m)]
-        if missing:
-            raise MirgError(
-                f"benchmark {shown(name)} is {type(bench).__name__}, not a benchmark (it has "
-                f"no {', '.join(missing)}); see mirg.eval.benchmarks.base"
-            )
-        return bench  # type: ignore[return-value]
-    for short in BENCHMARKS:
-        bench = resolve(short, BENCHMARKS, "benchmark")
-        if bench.recognises(Path(data)):  # type: ignore[attr-defined]
-            return bench  # type: ignore[return-value]
-    raise MirgError(f"{data}: no benchmark recognises this file; name one with --bench")
+    if not name:
+        recognising = (s for s in BENCHMARKS if s != FALLBACK and _get(s).recognises(Path(data)))
+        name = next(recognising, FALLBACK)
+    return _get(name)
+
+
+def _get(name: str) -> GroundingBenchmark:
+    bench = resolve(name, BENCHMARKS, "benchmark", example="my_pkg.module.BENCH")
+    if isinstance(bench, type) and issubclass(bench, GroundingBenchmark):
+        bench = bench()  # the class named instead of its instance
+    if not isinstance(bench, GroundingBenchmark):
+        methods = ("recognises", "load", "check", "messages", "score", "table", "sections")
+        missing = ", ".join(m for m in methods if not hasattr(bench, m))
+        raise MirgError(
+            f"benchmark {shown(name)} is {type(bench).__name__}, not a benchmark"
+            + (f" (it has no {missing})" if missing else "")
+            + ": name an instance of a mirg.eval.benchmarks.base.GroundingBenchmark subclass"
+        )
+    return bench
 
 
 def load_eval_items(

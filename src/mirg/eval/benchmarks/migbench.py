@@ -84,10 +84,6 @@ def published_table(metrics: Mapping, items: Items | None = None) -> str:
 class MigBench(GroundingBenchmark):
     name = "MIG-Bench"
 
-    def recognises(self, path: Path) -> bool:
-        """Asked last: any file no other benchmark took (its reader names what is wrong)."""
-        return True
-
     def load(self, data: Path, images: Path | None) -> list[EvalItem]:
         images = require_images(
             data,
