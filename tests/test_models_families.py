@@ -83,3 +83,17 @@ def test_a_recorded_family_that_cannot_be_imported_is_named(toy_model, tmp_path,
         load_model_and_processor(broken)
     assert main(["tiny-model", "--family", "llava", "--out", str(tmp_path / "x")]) == 2
     assert "llava" in capsys.readouterr().err and not (tmp_path / "x").exists()
+
+
+def test_a_mistyped_family_is_named_and_an_unrecorded_record_refused():
+    """A built-in's name mistyped with a dot in it gets the built-in it is closest to; a family
+    record of mirg's own making that config.json could not name is refused before building."""
+    from dataclasses import replace
+
+    from mirg.errors import MirgError
+    from mirg.models.tiny import build_tiny_model
+
+    with pytest.raises(FamilyError, match=r"cannot be imported.*did you mean 'qwen2.5-vl'\?"):
+        get_family("qwen2.5-v1")
+    with pytest.raises(MirgError, match="name it by dotted path"):
+        build_tiny_model(replace(FAMILIES["qwen2.5-vl"], name="toy"))

@@ -15,7 +15,7 @@ import sys
 import traceback
 from collections.abc import Callable, Mapping
 
-from mirg.errors import MirgError, shown
+from mirg.errors import MirgError, did_you_mean, shown
 
 
 def where_raised(exc: BaseException) -> str:
@@ -66,7 +66,12 @@ def resolve(
             f"{kind}s must be built-in names ({', '.join(table)}) or dotted paths "
             f"({example}); {shown(name)} is neither"
         )
-    return import_attribute(name, kind, error)
+    try:
+        return import_attribute(name, kind, error)
+    except error as exc:  # a built-in's name mistyped with a dot in it (qwen2.5-v1)
+        if not (hint := did_you_mean(name, table)):
+            raise
+        raise error(f"{exc}{hint}") from None
 
 
 def resolve_function(
