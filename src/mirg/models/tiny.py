@@ -427,7 +427,12 @@ def build_tiny_model(
         raise MirgError("hidden_size must divide by num_heads and num_heads by num_kv_heads")
     tokenizer = build_tokenizer(spec.vocab_size, spec.seed, corpus)
     config, processor = found.tiny_builder()(found, tokenizer, spec)
-    if family not in BUILT_IN_FAMILIES:
+    if found.name not in BUILT_IN_FAMILIES:  # config.json records where the family lives
+        if not isinstance(family, str):
+            raise MirgError(
+                f"family {found.name!r} is not mirg's: name it by dotted path "
+                "(my_pkg.module.FAMILY), which the model's config.json then records"
+            )
         setattr(config, CONFIG_KEY, family)
     torch.manual_seed(spec.seed)
     model = AutoModelForImageTextToText.from_config(config)
