@@ -45,6 +45,25 @@ def test_every_sample_column_reaches_the_dataset_nested_ones_as_json(tmp_path):
     assert set(dataset["profile"]) == {"qwen2-vl"}
 
 
+def test_a_column_trl_names_itself_or_of_mixed_types_is_refused_naming_it(tmp_path):
+    """Before training starts: a column named as one of TRL's reward arguments would clash
+    with it; a column holding an int in one record and text in another cannot be one Arrow
+    column. Each is one DataError naming the file and the column."""
+    from mirg.data.schema import DataError
+
+    world = make_world(tmp_path / "world", n=6, seed=3)
+    path = world / "train.jsonl"
+    samples = [json.loads(line) for line in path.read_text().splitlines()]
+    path.write_text("".join(json.dumps(s | {"completions": 1}) + "\n" for s in samples))
+    with pytest.raises(DataError, match=r"train.jsonl:1: .*column 'completions' is a name TRL"):
+        grpo_records(path, get_profile("qwen2-vl"))
+    mixed = [s | {"level": 3 if i % 2 else "hard"} for i, s in enumerate(samples)]
+    path.write_text("".join(json.dumps(s) + "\n" for s in mixed))
+    rows = grpo_records(path, get_profile("qwen2-vl"))
+    with pytest.raises(DataError, match=r"train.jsonl: column 'level' holds values of different"):
+        to_dataset(rows, str(path))
+
+
 def test_a_reward_outside_mirg_reads_passed_through_columns_through_the_cli(
     tmp_path, monkeypatch, capsys
 ):

@@ -39,6 +39,10 @@ from mirg.data.schema import (
 
 #: The columns GRPO's rewards read from every row (with ``profile`` and ``input_sizes``).
 REWARD_COLUMNS = ("target_image", "target_box")
+#: Names TRL gives reward functions itself: a dataset column of one of these names would
+#: clash with TRL's argument or be replaced by it.
+TRL_REWARD_ARGUMENTS = ("prompts", "completions", "completion_ids", "completion", "trainer_state",
+                        "log_extra", "log_metric", "environments")  # fmt: skip
 
 
 def image_bases(path: str | Path, image_root: str | Path | None) -> list[Path]:
@@ -309,6 +313,10 @@ def _grpo_row(
                 f"{where}: missing column {column!r}, which the rewards need "
                 "(target_image: 1-based or null; target_box: relative [x1, y1, x2, y2])"
             )
+    if clash := [c for c in TRL_REWARD_ARGUMENTS if c in record]:
+        raise DataError(
+            f"{where}: column {clash[0]!r} is a name TRL gives reward functions; rename it"
+        )
     prompt = prompt_messages(record, images, profile, where)
     target_image, target_box = check_targets(record, len(images), where)
     input_sizes = frames()
@@ -375,11 +383,23 @@ def grpo_records(
     return _rows(_grpo_row, path, profile, *args, **options)
 
 
-def to_dataset(rows: list[dict]) -> Any:
+def to_dataset(rows: list[dict], source: str = "training rows") -> Any:
     """A ``datasets.Dataset`` whose ``images`` column decodes to PIL images on access; a
-    column only some rows hold is None in the others (``from_list`` keeps the first row's)."""
+    column only some rows hold is None in the others (``from_list`` keeps the first row's).
+    A column Arrow cannot hold (values of different types) is named (``source``: the file)."""
     from datasets import Dataset, Image, List
 
-    columns = dict.fromkeys(name for row in rows for name in row)
-    dataset = Dataset.from_dict({name: [row.get(name) for row in rows] for name in columns})
+    columns = {name: [row.get(name) for row in rows] for row in rows for name in row}
+    try:
+        dataset = Dataset.from_dict(columns)
+    except (ValueError, TypeError) as exc:  # pyarrow's ArrowInvalid, ArrowTypeError
+        for name, values in columns.items():  # which column: each alone
+            try:
+                Dataset.from_dict({name: values})
+            except (ValueError, TypeError):
+                raise DataError(
+                    f"{source}: column {name!r} holds values of different types ({exc}); give "
+                    "it one type in every record"
+                ) from None
+        raise
     return dataset.cast_column("images", List(Image()))

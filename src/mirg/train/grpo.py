@@ -29,7 +29,7 @@ def build_grpo_trainer(
 
     run = run or prepare_run(config, "grpo", grpo_records)
     model, processor = run.loaded.model, run.loaded.processor
-    train = to_dataset(run.train_rows)
+    train = to_dataset(run.train_rows, config.dataset_path)
     funcs = [reward_function(name) for name in config.rewards]
     check_reward_columns(train, funcs, processor)
     funcs = [checked_reward(func) for func in funcs]  # NaN or a wrong count fails, named
@@ -49,7 +49,9 @@ def build_grpo_trainer(
             reward_funcs=funcs,
             args=config,
             train_dataset=train,
-            eval_dataset=to_dataset(run.eval_rows) if run.eval_rows else None,
+            eval_dataset=to_dataset(run.eval_rows, config.eval_dataset_path)
+            if run.eval_rows
+            else None,
             processing_class=processor,
             peft_config=get_peft_config(config),
             callbacks=callbacks,
