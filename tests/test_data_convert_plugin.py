@@ -83,6 +83,20 @@ def test_a_readers_own_options_and_errors(rows, tmp_path, capsys):
     assert not out.exists()
 
 
+def test_a_reader_may_need_one_of_its_own_options(rows, tmp_path, capsys, monkeypatch):
+    """``needs`` may name a reader's --option key: missing, it is asked for in one line."""
+    from dataclasses import replace
+
+    import mirg_toys.reader as toy
+
+    monkeypatch.setattr(toy, "STRICT", replace(toy.READER, needs=("input", "units")), raising=False)
+    out = tmp_path / "toy.jsonl"
+    argv = ["convert", "--format", "mirg_toys.reader.STRICT", "--input", str(rows), "--out"]
+    assert main([*argv, str(out)]) == 2
+    assert "needs --option units=…" in capsys.readouterr().err and not out.exists()
+    assert main([*argv, str(out), "--option", "units=pixels", "--skip-bad"]) == 0
+
+
 def test_format_names_a_reader_record():
     assert get_reader("llava").needs == ("input", "profile")
     assert set(READERS) == {"mgrounding", "llava", "refcoco", "coco-captions", "migbench"}

@@ -129,10 +129,14 @@ def _records(samples: Iterable[Sample | dict], captions: CaptionIndex | None) ->
 
 def run(args: argparse.Namespace) -> int:
     reader = get_reader(args.format)
-    missing = [f"--{name}" for name in reader.needs if not getattr(args, name)]
+    args.options = dict(args.options)
+    missing = [  # convert's own options, or the reader's --option keys
+        f"--{name}" if hasattr(args, name) else f"--option {name}=…"
+        for name in reader.needs
+        if not (getattr(args, name, None) or args.options.get(name))
+    ]
     if missing:
         raise MirgError(f"--format {args.format} needs {' and '.join(missing)}")
-    args.options = dict(args.options)
     unknown = sorted(set(args.options) - set(reader.options))
     if unknown:
         takes = ", ".join(reader.options) or "none"
