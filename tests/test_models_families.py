@@ -97,3 +97,16 @@ def test_a_mistyped_family_is_named_and_an_unrecorded_record_refused():
         get_family("qwen2.5-v1")
     with pytest.raises(MirgError, match="name it by dotted path"):
         build_tiny_model(replace(FAMILIES["qwen2.5-vl"], name="toy"))
+
+
+def test_a_processor_without_qwen_frames_is_refused_naming_it():
+    """mirg's frame rule is Qwen-VL's resize: another image processor is refused, named."""
+    from types import SimpleNamespace
+
+    from mirg.models.loading import frame_rule
+
+    class SiglipImageProcessor:  # no patch_size: frames of another kind
+        image_mean = (0.5, 0.5, 0.5)
+
+    with pytest.raises(ModelLoadError, match="SiglipImageProcessor has no patch_size"):
+        frame_rule(SimpleNamespace(image_processor=SiglipImageProcessor()))

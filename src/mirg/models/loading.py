@@ -171,6 +171,12 @@ class FrameRule:
 def frame_rule(processor: Any) -> FrameRule:
     """The frame rule of a loaded processor: its own patch size, merge size and caps."""
     ip = processor.image_processor
+    if getattr(ip, "patch_size", None) is None:
+        raise ModelLoadError(
+            f"{type(ip).__name__} has no patch_size: mirg's frame rule is Qwen-VL's resize "
+            "(a multiple of patch_size x merge_size between pixel caps), so a model family "
+            "must use a Qwen-VL-style image processor"
+        )
     merge = int(getattr(ip, "merge_size", 1) or 1)
     return FrameRule(int(ip.patch_size) * merge, *pixel_caps(processor))
 
