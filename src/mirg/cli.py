@@ -36,9 +36,12 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "score": (
         "mirg.eval.score_cli",
-        "score predictions on MIG-Bench (official or strict protocol)",
+        "score predictions on a benchmark (MIG-Bench: official or strict protocol)",
     ),
-    "eval": ("mirg.eval.eval_cli", "evaluate a model on MIG-Bench or a mirg dataset split"),
+    "eval": (
+        "mirg.eval.eval_cli",
+        "evaluate a model on MIG-Bench, MC-Bench, RefCOCO, a mirg split or your own benchmark",
+    ),
     "predict": ("mirg.eval.predict_cli", "ask a model about your own images; saves the drawn box"),
     "report": ("mirg.eval.report_cli", "rebuild report.html from an evaluation output folder"),
     "demo": ("mirg.demo_cli", "run the main job end to end on the built-in synthetic world"),
