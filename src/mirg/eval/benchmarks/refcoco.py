@@ -46,10 +46,6 @@ from typing import Any
 from mirg.core.migbench import BenchError
 from mirg.core.prompts import reserved_tokens_problem
 from mirg.core.scoring import ItemScore, Prediction, score_items
-from mirg.data.readers.coco import coco_images
-from mirg.data.readers.records import Tally
-from mirg.data.readers.refcoco import read_refs
-from mirg.data.schema import read_json, resolve_image_path
 from mirg.errors import MirgError
 from mirg.eval.benchmarks.base import NUMBER, EvalItem, GroundingBenchmark
 
@@ -75,6 +71,13 @@ def load_refcoco(
     instances: str | Path | None = None,
 ) -> list[EvalItem]:
     """One item per sentence of every ref outside ``train``, keyed ``"<ref_id>:<j>"``."""
+    # The data layer (Pillow; the COCO reader imports numpy) here, not where files are
+    # recognised: every run without --bench asks this module first.
+    from mirg.data.readers.coco import coco_images
+    from mirg.data.readers.records import Tally
+    from mirg.data.readers.refcoco import read_refs
+    from mirg.data.schema import read_json, resolve_image_path
+
     refs = Path(refs)
     if images is None:
         raise BenchError(
